@@ -1,0 +1,243 @@
+#include "cpu/magnitude_select.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace lth_fast::cpu {
+namespace {
+
+constexpr int64_t kChunk = int64_t(1) << 16;  // elements; a chunk index packs into 16 bits
+constexpr int kBuckets = 4096;
+constexpr int64_t kCollectCap = int64_t(1) << 14;  // most band entries held for the final sort
+constexpr int64_t kSampleBlocks = 1024, kSampleBlock = 16;
+constexpr int64_t kSampleMinTotal = int64_t(1) << 17;  // below this, count the whole key range
+
+int shift_for(uint64_t lo, uint64_t hi) {
+  int shift = 0;
+  while (((hi - lo - 1) >> shift) >= static_cast<uint64_t>(kBuckets)) ++shift;
+  return shift;
+}
+
+std::vector<Chunk> make_chunks(const std::vector<Run>& runs) {
+  std::vector<Chunk> chunks;
+  for (int64_t r = 0; r < static_cast<int64_t>(runs.size()); ++r)
+    for (int64_t s = 0; s < runs[r].n; s += kChunk)
+      chunks.push_back({r, s, std::min(kChunk, runs[r].n - s)});
+  return chunks;
+}
+
+int64_t element_size(simd::DType t) {
+  return t == simd::DType::f32 ? 4 : t == simd::DType::f64 ? 8 : 2;
+}
+
+const char* at(const Run& r, int64_t i, simd::DType t) {
+  return static_cast<const char*>(r.w) + i * element_size(t);
+}
+
+// Guesses [lo, hi) around the k-th smallest alive key from ~16K entries in 1024 strided blocks.
+void band_from_sample(SelectPlan& p, double amount, bool by_count) {
+  int64_t total = 0;
+  for (const Run& r : p.runs) total += r.n;
+  p.lo = 0;
+  p.hi = simd::key_end(p.dtype);
+  if (total < kSampleMinTotal) return;
+  std::vector<int64_t> offsets;
+  int64_t offset = 0;
+  for (const Run& r : p.runs) {
+    offsets.push_back(offset);
+    offset += r.n;
+  }
+  std::vector<uint64_t> keys;
+  keys.reserve(kSampleBlocks * kSampleBlock);
+  int64_t seen = 0;
+  for (int64_t b = 0; b < kSampleBlocks; ++b) {
+    const int64_t pos = static_cast<int64_t>(static_cast<__int128>(total) * b / kSampleBlocks);
+    const int64_t r = std::upper_bound(offsets.begin(), offsets.end(), pos) - offsets.begin() - 1;
+    const Run& run = p.runs[r];
+    const int64_t start = pos - offsets[r], len = std::min(kSampleBlock, run.n - start);
+    for (int64_t j = start; j < start + len; ++j)
+      if (run.m[j]) keys.push_back(simd::key_at(p.dtype, run.w, j));
+    seen += len;
+  }
+  const double n = static_cast<double>(keys.size());
+  if (keys.size() < 64) return;
+  // A count amount becomes a fraction of the alive entries this sample estimates.
+  double f = by_count ? amount / (total * n / seen) : amount;
+  f = std::min(1.0, std::max(0.0, f));
+  // Blocks of neighbours are correlated, so the margin is generous: a miss costs a pass, a
+  // wide band only a little histogram work.
+  const double margin = 6.0 * std::sqrt(n * f * (1.0 - f)) + 32.0;
+  const double lo_rank = std::floor(f * n - margin), hi_rank = std::ceil(f * n + margin);
+  if (lo_rank > 0) {
+    auto it = keys.begin() + static_cast<int64_t>(lo_rank);
+    std::nth_element(keys.begin(), it, keys.end());
+    p.lo = *it;
+  }
+  if (hi_rank < n) {
+    auto it = keys.begin() + static_cast<int64_t>(hi_rank);
+    std::nth_element(keys.begin(), it, keys.end());
+    p.hi = *it;
+  }
+  if (p.hi <= p.lo) p.hi = p.lo + 1;
+}
+
+// Counting pass over [p.lo, p.hi): alive, below, in_range, hist, nan_index.
+void count(SelectPlan& p, const simd::SelectKernels& kern) {
+  p.shift = shift_for(p.lo, p.hi);
+  const int threads = at::get_num_threads();
+  std::vector<int64_t> hists(static_cast<size_t>(threads) * kBuckets, 0);
+  std::vector<simd::BandCount> counts(threads);
+  std::vector<int64_t> nan_chunk(threads, std::numeric_limits<int64_t>::max());
+  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), 1, [&](int64_t b, int64_t e) {
+    const int t = at::get_thread_num();
+    for (int64_t c = b; c < e; ++c) {
+      const Chunk& ch = p.chunks[c];
+      const Run& r = p.runs[ch.run];
+      simd::BandCount bc;
+      kern.count_band(p.dtype, at(r, ch.start, p.dtype), r.m + ch.start, ch.len, p.lo, p.hi,
+                      p.shift, hists.data() + static_cast<size_t>(t) * kBuckets, &bc);
+      counts[t].alive += bc.alive;
+      counts[t].below += bc.below;
+      counts[t].in_band += bc.in_band;
+      if (bc.has_nan) nan_chunk[t] = std::min(nan_chunk[t], c);
+    }
+  });
+  p.hist.assign(kBuckets, 0);
+  p.alive = p.below = p.in_range = 0;
+  int64_t first_nan = std::numeric_limits<int64_t>::max();
+  for (int t = 0; t < threads; ++t) {
+    for (int b = 0; b < kBuckets; ++b) p.hist[b] += hists[static_cast<size_t>(t) * kBuckets + b];
+    p.alive += counts[t].alive;
+    p.below += counts[t].below;
+    p.in_range += counts[t].in_band;
+    first_nan = std::min(first_nan, nan_chunk[t]);
+  }
+  p.nan_index = first_nan == std::numeric_limits<int64_t>::max()
+                    ? -1 : p.runs[p.chunks[first_nan].run].index;
+}
+
+// Clears the masks of the first `r` alive entries with key == v, in position order, walking
+// chunks in order with their counts of such entries. Used when one tied key holds too many
+// entries to collect.
+void clear_ties(SelectPlan& p, uint64_t v, int64_t r,
+                                       const std::vector<int64_t>& per_chunk) {
+  int64_t c = 0, before = 0;
+  while (before + per_chunk[c] < r) before += per_chunk[c++];
+  auto clear = [&](int64_t ci, int64_t limit) {
+    const Chunk& ch = p.chunks[ci];
+    const Run& run = p.runs[ch.run];
+    int64_t done = 0;
+    for (int64_t i = ch.start; i < ch.start + ch.len && done < limit; ++i)
+      if (run.m[i] && simd::key_at(p.dtype, run.w, i) == v) {
+        run.m[i] = 0;
+        ++done;
+      }
+  };
+  at::parallel_for(0, c, 1, [&](int64_t b, int64_t e) {
+    for (int64_t ci = b; ci < e; ++ci)
+      if (per_chunk[ci]) clear(ci, per_chunk[ci]);
+  });
+  clear(c, r - before);
+}
+
+}  // namespace
+
+SelectPlan plan_selection(simd::DType dtype, std::vector<Run> runs, double amount,
+                          bool by_count, const simd::SelectKernels& kern) {
+  SelectPlan p;
+  p.dtype = dtype;
+  p.runs = std::move(runs);
+  p.chunks = make_chunks(p.runs);
+  band_from_sample(p, amount, by_count);
+  count(p, kern);
+  return p;
+}
+
+void narrow(SelectPlan& p) {
+  if (p.below >= p.k) {  // the sample's band was too high
+    p.hi = p.lo;
+    p.lo = 0;
+    p.below = 0;
+    p.in_range = -1;
+    p.hist.clear();
+  } else if (p.below + p.in_range < p.k) {  // too low
+    p.below += p.in_range;
+    p.lo = p.hi;
+    p.hi = simd::key_end(p.dtype);
+    p.in_range = -1;
+    p.hist.clear();
+  }
+  if (p.hist.empty()) return;
+  int64_t before = p.below;
+  for (int b = 0; b < kBuckets; ++b) {
+    if (before + p.hist[b] >= p.k) {
+      const uint64_t lo = p.lo + (static_cast<uint64_t>(b) << p.shift);
+      p.hi = std::min(p.hi, lo + (uint64_t(1) << p.shift));
+      p.lo = lo;
+      p.below = before;
+      p.in_range = p.hist[b];
+      break;
+    }
+    before += p.hist[b];
+  }
+  p.hist.clear();
+}
+
+SelectResult apply_selection(SelectPlan& p, const simd::SelectKernels& kern) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (p.k == 0) return {p.alive, 0, nan};
+  narrow(p);
+  while ((p.in_range < 0 || p.in_range > kCollectCap) && p.hi - p.lo > 1) {
+    count(p, kern);
+    narrow(p);
+  }
+  if (p.in_range < 0) {  // a single key never counted on its own
+    count(p, kern);
+  }
+  const int64_t r = p.k - p.below;  // how many of the in-range entries to prune, >= 1
+  const bool collect = p.in_range <= kCollectCap;
+  const int threads = at::get_num_threads();
+  const int64_t cap = collect ? p.in_range : 0;
+  std::vector<std::vector<int64_t>> found(threads, std::vector<int64_t>(cap));
+  std::vector<int64_t> used(threads, 0), per_chunk(p.chunks.size(), 0);
+  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), 1, [&](int64_t b, int64_t e) {
+    const int t = at::get_thread_num();
+    for (int64_t c = b; c < e; ++c) {
+      const Chunk& ch = p.chunks[c];
+      const Run& run = p.runs[ch.run];
+      int64_t* out = found[t].data() + used[t];
+      const int64_t n = kern.cut_below(p.dtype, at(run, ch.start, p.dtype), run.m + ch.start,
+                                       ch.len, p.lo, p.hi, out, cap - used[t]);
+      per_chunk[c] = n;
+      const int64_t kept = std::min(n, cap - used[t]);
+      for (int64_t j = 0; j < kept; ++j) out[j] |= c << 16;  // (chunk, index) sorts by position
+      used[t] += kept;
+    }
+  });
+  if (!collect) {
+    clear_ties(p, p.lo, r, per_chunk);
+    return {p.alive, p.k, simd::key_to_double(p.dtype, p.lo)};
+  }
+  std::vector<std::pair<uint64_t, int64_t>> band;  // (key, packed position)
+  band.reserve(p.in_range);
+  for (int t = 0; t < threads; ++t)
+    for (int64_t j = 0; j < used[t]; ++j) {
+      const int64_t packed = found[t][j];
+      const Chunk& ch = p.chunks[packed >> 16];
+      band.emplace_back(simd::key_at(p.dtype, p.runs[ch.run].w, ch.start + (packed & 0xFFFF)),
+                        packed);
+    }
+  std::nth_element(band.begin(), band.begin() + (r - 1), band.end());
+  uint64_t cut = 0;
+  for (int64_t j = 0; j < r; ++j) {  // after nth_element the first r are the r smallest
+    const Chunk& ch = p.chunks[band[j].second >> 16];
+    p.runs[ch.run].m[ch.start + (band[j].second & 0xFFFF)] = 0;
+    cut = std::max(cut, band[j].first);
+  }
+  return {p.alive, p.k, simd::key_to_double(p.dtype, cut)};
+}
+
+}  // namespace lth_fast::cpu

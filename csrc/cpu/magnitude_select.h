@@ -1,0 +1,58 @@
+// Exact k-smallest-magnitude selection over a list of tensors, without concatenating them.
+//
+// plan_selection reads only: it samples ~16K entries to guess a key band [lo, hi) around the
+// k-th smallest alive key, then one counting pass over every tensor counts the alive entries,
+// those below lo, and a 4096-bucket histogram of those inside the band, and narrows the band
+// to the one bucket that holds the k-th. apply_selection writes: it narrows further only if
+// that bucket is crowded (ties, or a sample that missed), then one writing pass clears every
+// alive mask below the bucket and collects the few alive entries inside it, and an exact
+// selection among those (by key, then position) clears the rest of the k.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu/simd/select.h"
+
+namespace lth_fast::cpu {
+
+struct Run {  // one tensor: its weights, its bool mask, its index in the caller's list
+  const void* w;
+  uint8_t* m;
+  int64_t n;
+  int64_t index;
+};
+
+struct Chunk {  // a piece of one run: the unit of parallel work and of tie order
+  int64_t run, start, len;
+};
+
+struct SelectPlan {
+  simd::DType dtype;
+  std::vector<Run> runs;
+  std::vector<Chunk> chunks;
+  int64_t alive = 0;
+  int64_t k = 0;          // how many to prune; set by the caller from alive
+  int64_t nan_index = -1; // index of the first run holding a NaN, or -1
+  // The k-th smallest alive key lies in [lo, hi); `below` alive keys are < lo, `in_range`
+  // alive keys are inside (-1: not counted yet).
+  uint64_t lo = 0, hi = 0;
+  int64_t below = 0, in_range = -1;
+  std::vector<int64_t> hist;  // counts over [lo, hi) by (key - lo) >> shift, if counted
+  int shift = 0;
+};
+
+struct SelectResult {
+  int64_t alive, pruned;
+  double threshold;  // largest pruned magnitude; NaN when nothing was pruned
+};
+
+// Counting pass; fills alive, nan_index and the band. Reads only. `amount` is a fraction of
+// the alive entries, or with by_count a number of them: it only aims the sample's band.
+SelectPlan plan_selection(simd::DType dtype, std::vector<Run> runs, double amount, bool by_count,
+                          const simd::SelectKernels& kern);
+// Narrows the band to the bucket holding the k-th smallest (plan.k must be set, 0 < k <= alive).
+void narrow(SelectPlan& plan);
+// Prunes plan.k entries and says what was done.
+SelectResult apply_selection(SelectPlan& plan, const simd::SelectKernels& kern);
+
+}  // namespace lth_fast::cpu

@@ -1,0 +1,105 @@
+// CPU kernel of lth_fast::prune_: validates everything and counts every ranking first, so a
+// bad input raises before any mask is written; then each ranking writes its masks.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "common/tensor_list.h"
+#include "cpu/magnitude_select.h"
+#include "cpu/simd/isa.h"
+
+namespace lth_fast::cpu {
+namespace {
+
+simd::DType simd_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return simd::DType::f32;
+    case at::kHalf: return simd::DType::f16;
+    case at::kBFloat16: return simd::DType::bf16;
+    default: return simd::DType::f64;
+  }
+}
+
+const simd::SelectKernels& kernels() {
+  try {
+    return *simd::select_kernels(simd::active_isa());
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK_VALUE(false, e.what());
+  } catch (const std::runtime_error& e) {
+    TORCH_CHECK(false, e.what());
+  }
+}
+
+void check_amounts(at::ArrayRef<double> fractions, at::IntArrayRef counts, bool layerwise,
+                   size_t n) {
+  TORCH_CHECK_VALUE(fractions.empty() != counts.empty(),
+                    "prune_: give exactly one of fractions and counts");
+  const size_t given = fractions.empty() ? counts.size() : fractions.size();
+  TORCH_CHECK_VALUE(given == 1 || (layerwise && given == n), "prune_: ",
+                    layerwise ? "layerwise amounts must be one value or one per tensor ("
+                              : "a global ranking takes one amount (",
+                    n, " tensors), got ", given);
+  for (size_t i = 0; i < fractions.size(); ++i)
+    TORCH_CHECK_VALUE(fractions[i] >= 0.0 && fractions[i] <= 1.0, "prune_: amount[", i,
+                      "] = ", fractions[i], " is not a fraction in [0, 1]");
+  for (size_t i = 0; i < counts.size(); ++i)
+    TORCH_CHECK_VALUE(counts[i] >= 0, "prune_: amount[", i, "] = ", counts[i],
+                      " is a negative count");
+}
+
+std::tuple<at::Tensor, at::Tensor> prune_cpu(at::TensorList weights, at::TensorList masks,
+                                             at::ArrayRef<double> fractions,
+                                             at::IntArrayRef counts, bool layerwise) {
+  const c10::Device device = common_device(weights);
+  check_float_list("prune_", "weights", weights, device);
+  check_like("prune_", "masks", masks, "weights", weights, at::kBool);
+  check_amounts(fractions, counts, layerwise, weights.size());
+  const simd::SelectKernels& kern = kernels();
+  const simd::DType dtype = weights.empty() ? simd::DType::f32 : simd_dtype(weights[0].scalar_type());
+
+  std::vector<Run> runs;
+  for (size_t i = 0; i < weights.size(); ++i)
+    runs.push_back({weights[i].const_data_ptr(), reinterpret_cast<uint8_t*>(masks[i].data_ptr<bool>()),
+                    weights[i].numel(), static_cast<int64_t>(i)});
+  auto amount = [&](size_t g) {
+    const size_t j = (fractions.empty() ? counts.size() : fractions.size()) == 1 ? 0 : g;
+    return fractions.empty() ? static_cast<double>(counts[j]) : fractions[j];
+  };
+  const bool by_count = !counts.empty();
+
+  // Read-only phase: every ranking counted and checked before anything is written.
+  std::vector<SelectPlan> plans;
+  const size_t groups = layerwise ? runs.size() : 1;
+  for (size_t g = 0; g < groups; ++g) {
+    std::vector<Run> group = layerwise ? std::vector<Run>{runs[g]} : runs;
+    plans.push_back(plan_selection(dtype, std::move(group), amount(g), by_count, kern));
+    SelectPlan& p = plans.back();
+    TORCH_CHECK_VALUE(p.nan_index < 0, "prune_: weights[", p.nan_index, "] contains NaN");
+    const size_t j = by_count && counts.size() > 1 ? g : 0;
+    p.k = by_count ? counts[j] : static_cast<int64_t>(std::nearbyint(amount(g) * p.alive));
+    TORCH_CHECK_VALUE(p.k <= p.alive, "prune_: amount[", j, "] = ", p.k, " exceeds the ",
+                      p.alive, " alive entries", layerwise ? " of weights[" : "",
+                      layerwise ? std::to_string(g) : std::string(), layerwise ? "]" : "");
+  }
+
+  at::Tensor stats = at::empty({static_cast<int64_t>(groups), 2}, at::kLong);
+  at::Tensor thresholds = at::empty({static_cast<int64_t>(groups)}, at::kDouble);
+  auto* s = stats.data_ptr<int64_t>();
+  auto* th = thresholds.data_ptr<double>();
+  for (size_t g = 0; g < groups; ++g) {
+    const SelectResult r = apply_selection(plans[g], kern);
+    s[2 * g] = r.alive;
+    s[2 * g + 1] = r.pruned;
+    th[g] = r.threshold;
+  }
+  return {stats, thresholds};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(lth_fast, CPU, m) { m.impl("prune_", &prune_cpu); }
+
+}  // namespace lth_fast::cpu

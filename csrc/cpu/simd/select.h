@@ -1,0 +1,62 @@
+// Torch-free kernels for magnitude selection, on raw pointers over one contiguous run.
+//
+// Every weight is ranked by its *key*: its raw bits with the sign bit cleared. For non-negative
+// IEEE floats the integer order of the bits is the value order, so -0.0 == +0.0, denormals and
+// inf rank correctly, and the selection itself is integer work whatever the dtype. NaN keys lie
+// above the key of inf; callers reject them.
+#pragma once
+#include <cstdint>
+
+namespace lth_fast::simd {
+
+enum class DType : int { f32 = 0, f16 = 1, bf16 = 2, f64 = 3 };
+enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2 };
+
+// Largest non-NaN key (the key of +inf) and one past the largest key of any bit pattern.
+inline uint64_t inf_key(DType t) {
+  switch (t) {
+    case DType::f32: return 0x7F800000ull;
+    case DType::f16: return 0x7C00ull;
+    case DType::bf16: return 0x7F80ull;
+    default: return 0x7FF0000000000000ull;
+  }
+}
+inline uint64_t key_end(DType t) {
+  switch (t) {
+    case DType::f32: return 0x80000000ull;
+    case DType::f16:
+    case DType::bf16: return 0x8000ull;
+    default: return 0x8000000000000000ull;
+  }
+}
+uint64_t key_at(DType t, const void* w, int64_t i);
+double key_to_double(DType t, uint64_t key);
+
+// What one counting pass over a run found.
+struct BandCount {
+  int64_t alive = 0;     // mask true
+  int64_t below = 0;     // alive and key < lo
+  int64_t in_band = 0;   // alive and lo <= key < hi
+  bool has_nan = false;  // any entry (alive or not) with a NaN key
+};
+
+// Counting pass: fills `out` and, for each alive entry with lo <= key < hi, increments
+// hist[(key - lo) >> shift]. Requires lo < hi <= key_end(t).
+using CountBandFn = void (*)(DType t, const void* w, const uint8_t* m, int64_t n, uint64_t lo,
+                             uint64_t hi, int shift, int64_t* hist, BandCount* out);
+
+// Writing pass: clears the mask of every alive entry with key < lo; alive entries with
+// lo <= key < hi are kept, and their indices are written to idx[0..cap). Returns how many
+// such entries there are (which may exceed cap; the mask writes are idempotent).
+using CutBelowFn = int64_t (*)(DType t, const void* w, uint8_t* m, int64_t n, uint64_t lo,
+                               uint64_t hi, int64_t* idx, int64_t cap);
+
+struct SelectKernels {
+  CountBandFn count_band;
+  CutBelowFn cut_below;
+};
+
+// The kernels of one ISA; nullptr where this CPU cannot run it.
+const SelectKernels* select_kernels(Isa isa);
+
+}  // namespace lth_fast::simd

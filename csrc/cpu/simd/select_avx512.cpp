@@ -1,0 +1,165 @@
+// AVX-512 (F+BW+VL) selection kernels. Only the functions marked LTH_AVX512 contain AVX-512
+// instructions; they run only after cpu_supports(Isa::avx512) said yes.
+#include <immintrin.h>
+
+#include "cpu/simd/select_scalar.h"
+
+#define LTH_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,popcnt,bmi")))
+
+namespace lth_fast::simd {
+namespace {
+
+// 16 keys of 32 bits: float32 bits, or float16/bfloat16 bits widened.
+LTH_AVX512 inline __m512i keys16(const uint32_t* w) {
+  return _mm512_and_si512(_mm512_loadu_si512(w), _mm512_set1_epi32(0x7FFFFFFF));
+}
+LTH_AVX512 inline __m512i keys16(const uint16_t* w) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+  return _mm512_and_si512(_mm512_cvtepu16_epi32(h), _mm512_set1_epi32(0x7FFF));
+}
+LTH_AVX512 inline __mmask16 alive16(const uint8_t* m) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(m));
+  return _mm_test_epi8_mask(v, v);
+}
+
+template <typename Bits>
+LTH_AVX512 void count_band32(const Bits* w, const uint8_t* m, int64_t n, uint64_t lo, uint64_t hi,
+                             int shift, int64_t* hist, uint64_t inf, BandCount* out) {
+  // hi <= 2^31 for these dtypes, so hi - 1 and lo fit in 32 bits; the band test is inclusive.
+  const __m512i vlo = _mm512_set1_epi32(static_cast<int>(lo));
+  const __m512i vhi = _mm512_set1_epi32(static_cast<int>(hi - 1));
+  const __m512i vinf = _mm512_set1_epi32(static_cast<int>(inf));
+  const uint32_t lo32 = static_cast<uint32_t>(lo);
+  int64_t alive = 0, below = 0, in_band = 0;
+  __mmask16 nan = 0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i k = keys16(w + i);
+    const __mmask16 a = alive16(m + i);
+    nan |= _mm512_cmpgt_epu32_mask(k, vinf);
+    const __mmask16 lt = _mm512_mask_cmplt_epu32_mask(a, k, vlo);
+    __mmask16 band = _mm512_mask_cmple_epu32_mask(a & ~lt, k, vhi);
+    alive += _mm_popcnt_u32(a);
+    below += _mm_popcnt_u32(lt);
+    if (band) {  // rare: only entries near the threshold
+      alignas(64) uint32_t tmp[16];
+      _mm512_store_si512(tmp, k);
+      in_band += _mm_popcnt_u32(band);
+      while (band) {
+        ++hist[(tmp[__builtin_ctz(band)] - lo32) >> shift];
+        band &= band - 1;
+      }
+    }
+  }
+  out->alive += alive;
+  out->below += below;
+  out->in_band += in_band;
+  out->has_nan |= nan != 0;
+  portable::count_band(w + i, m + i, n - i, lo, hi, shift, hist, inf, out);
+}
+
+template <typename Bits>
+LTH_AVX512 int64_t cut_below32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi,
+                               int64_t* idx, int64_t cap) {
+  const __m512i vlo = _mm512_set1_epi32(static_cast<int>(lo));
+  const __m512i vhi = _mm512_set1_epi32(static_cast<int>(hi - 1));
+  const __m128i one = _mm_set1_epi8(1);
+  int64_t found = 0, i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i k = keys16(w + i);
+    const __mmask16 keep = _mm512_mask_cmpge_epu32_mask(alive16(m + i), k, vlo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(m + i), _mm_maskz_mov_epi8(keep, one));
+    __mmask16 band = _mm512_mask_cmple_epu32_mask(keep, k, vhi);
+    while (band) {
+      if (found < cap) idx[found] = i + __builtin_ctz(band);
+      ++found;
+      band &= band - 1;
+    }
+  }
+  const int64_t used = found < cap ? found : cap;
+  return found + portable::cut_below(w + i, m + i, n - i, lo, hi, idx + used, cap - used, i);
+}
+
+LTH_AVX512 inline __m512i keys8(const uint64_t* w) {
+  return _mm512_and_si512(_mm512_loadu_si512(w), _mm512_set1_epi64(0x7FFFFFFFFFFFFFFFll));
+}
+LTH_AVX512 inline __mmask8 alive8(const uint8_t* m) {
+  const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(m));
+  return static_cast<__mmask8>(_mm_test_epi8_mask(v, v));
+}
+
+LTH_AVX512 void count_band64(const uint64_t* w, const uint8_t* m, int64_t n, uint64_t lo,
+                             uint64_t hi, int shift, int64_t* hist, uint64_t inf, BandCount* out) {
+  const __m512i vlo = _mm512_set1_epi64(static_cast<long long>(lo));
+  const __m512i vhi = _mm512_set1_epi64(static_cast<long long>(hi - 1));
+  const __m512i vinf = _mm512_set1_epi64(static_cast<long long>(inf));
+  int64_t alive = 0, below = 0, in_band = 0;
+  __mmask8 nan = 0;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512i k = keys8(w + i);
+    const __mmask8 a = alive8(m + i);
+    nan |= _mm512_cmpgt_epu64_mask(k, vinf);
+    const __mmask8 lt = _mm512_mask_cmplt_epu64_mask(a, k, vlo);
+    __mmask8 band = _mm512_mask_cmple_epu64_mask(a & ~lt, k, vhi);
+    alive += _mm_popcnt_u32(a);
+    below += _mm_popcnt_u32(lt);
+    if (band) {
+      alignas(64) uint64_t tmp[8];
+      _mm512_store_si512(tmp, k);
+      in_band += _mm_popcnt_u32(band);
+      while (band) {
+        ++hist[(tmp[__builtin_ctz(band)] - lo) >> shift];
+        band &= band - 1;
+      }
+    }
+  }
+  out->alive += alive;
+  out->below += below;
+  out->in_band += in_band;
+  out->has_nan |= nan != 0;
+  portable::count_band(w + i, m + i, n - i, lo, hi, shift, hist, inf, out);
+}
+
+LTH_AVX512 int64_t cut_below64(const uint64_t* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi,
+                               int64_t* idx, int64_t cap) {
+  const __m512i vlo = _mm512_set1_epi64(static_cast<long long>(lo));
+  const __m512i vhi = _mm512_set1_epi64(static_cast<long long>(hi - 1));
+  const __m128i one = _mm_set1_epi8(1);
+  int64_t found = 0, i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512i k = keys8(w + i);
+    const __mmask8 keep = _mm512_mask_cmpge_epu64_mask(alive8(m + i), k, vlo);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(m + i), _mm_maskz_mov_epi8(keep, one));
+    __mmask8 band = _mm512_mask_cmple_epu64_mask(keep, k, vhi);
+    while (band) {
+      if (found < cap) idx[found] = i + __builtin_ctz(band);
+      ++found;
+      band &= band - 1;
+    }
+  }
+  const int64_t used = found < cap ? found : cap;
+  return found + portable::cut_below(w + i, m + i, n - i, lo, hi, idx + used, cap - used, i);
+}
+
+void count_band_avx512(DType t, const void* w, const uint8_t* m, int64_t n, uint64_t lo,
+                       uint64_t hi, int shift, int64_t* hist, BandCount* out) {
+  if (t == DType::f64)
+    return count_band64(static_cast<const uint64_t*>(w), m, n, lo, hi, shift, hist, inf_key(t), out);
+  if (t == DType::f32)
+    return count_band32(static_cast<const uint32_t*>(w), m, n, lo, hi, shift, hist, inf_key(t), out);
+  count_band32(static_cast<const uint16_t*>(w), m, n, lo, hi, shift, hist, inf_key(t), out);
+}
+
+int64_t cut_below_avx512(DType t, const void* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi,
+                         int64_t* idx, int64_t cap) {
+  if (t == DType::f64) return cut_below64(static_cast<const uint64_t*>(w), m, n, lo, hi, idx, cap);
+  if (t == DType::f32) return cut_below32(static_cast<const uint32_t*>(w), m, n, lo, hi, idx, cap);
+  return cut_below32(static_cast<const uint16_t*>(w), m, n, lo, hi, idx, cap);
+}
+
+}  // namespace
+
+extern const SelectKernels kSelectAvx512 = {count_band_avx512, cut_below_avx512};
+
+}  // namespace lth_fast::simd

@@ -1,0 +1,64 @@
+// Portable loops for the selection kernels. The scalar ISA uses them for whole runs, the SIMD
+// ISAs for the tail after their last full vector. Header-only templates compiled with the base
+// flags, so they carry no AVX instruction into code that runs on any CPU.
+#pragma once
+#include <cstdint>
+
+#include "cpu/simd/select.h"
+
+namespace lth_fast::simd::portable {
+
+template <typename Bits>
+constexpr Bits abs_mask() {
+  return static_cast<Bits>(static_cast<Bits>(~Bits(0)) >> 1);  // no int promotion
+}
+
+template <typename Bits>
+void count_band(const Bits* w, const uint8_t* m, int64_t n, uint64_t lo, uint64_t hi,
+                int shift, int64_t* hist, uint64_t inf, BandCount* out) {
+  int64_t alive = 0, below = 0, in_band = 0;
+  bool nan = false;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t key = w[i] & abs_mask<Bits>();
+    nan |= key > inf;
+    const int64_t a = m[i] != 0;
+    alive += a;
+    below += a & (key < lo);
+    if (a && key >= lo && key < hi) {
+      ++in_band;
+      ++hist[(key - lo) >> shift];
+    }
+  }
+  out->alive += alive;
+  out->below += below;
+  out->in_band += in_band;
+  out->has_nan |= nan;
+}
+
+template <typename Bits>
+int64_t cut_below(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi,
+                  int64_t* idx, int64_t cap, int64_t base) {
+  int64_t found = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t key = w[i] & abs_mask<Bits>();
+    const bool keep = m[i] != 0 && key >= lo;
+    m[i] = keep;
+    if (keep && key < hi) {
+      if (found < cap) idx[found] = base + i;
+      ++found;
+    }
+  }
+  return found;
+}
+
+// Calls f with the weights viewed as the unsigned integers of their width.
+template <typename F>
+auto with_bits(DType t, const void* w, F&& f) {
+  switch (t) {
+    case DType::f32: return f(static_cast<const uint32_t*>(w));
+    case DType::f64: return f(static_cast<const uint64_t*>(w));
+    default: return f(static_cast<const uint16_t*>(w));
+  }
+}
+
+}  // namespace lth_fast::simd::portable

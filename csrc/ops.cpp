@@ -1,0 +1,32 @@
+// Every op of lth_fast, declared once. Device files register their kernels with
+// TORCH_LIBRARY_IMPL; lth_fast/ops.py wraps them and registers their fake (meta) kernels.
+#include <torch/library.h>
+
+#include <string>
+
+#include "cpu/simd/isa.h"
+
+#ifdef LTH_FAST_PYTHON_MODULE
+#include <Python.h>
+// `import lth_fast._C` loads this library, and with it the registrations below.
+extern "C" PyObject* PyInit__C(void) {
+  static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&def);
+}
+#endif
+
+namespace {
+std::string cpu_isa() { return lth_fast::simd::isa_name(lth_fast::simd::active_isa()); }
+}  // namespace
+
+TORCH_LIBRARY(lth_fast, m) {
+  // Magnitude selection: among alive entries (mask true) prune the k of smallest |weight|,
+  // ties to the earlier (list index, element index). Exactly one of `fractions` (k =
+  // round(f * alive)) and `counts` (k itself) is non-empty: one value for the global ranking,
+  // or with `layerwise` one value or one per tensor. Returns per ranking (1 global, n layerwise)
+  // int64 [G, 2] = (alive before, pruned) and float64 [G] = largest pruned |w| (NaN if none).
+  m.def("prune_(Tensor[] weights, Tensor(a!)[] masks, float[] fractions, int[] counts, "
+        "bool layerwise) -> (Tensor, Tensor)");
+  // The CPU instruction set the kernels use now: scalar, avx2 or avx512.
+  m.def("cpu_isa() -> str", &cpu_isa);
+}

@@ -1,0 +1,46 @@
+"""Checks on lists of tensors for the pure-PyTorch reference: the twins of csrc/common, with the
+same exception types and messages that name the list and the index."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def check_float_list(op: str, name: str, tensors: Sequence[torch.Tensor]) -> None:
+    device = tensors[0].device if tensors else None
+    for i, t in enumerate(tensors):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{op}: {name}[{i}] must be a tensor, got {type(t).__name__}")
+        if t.dtype not in FLOATS:
+            raise TypeError(f"{op}: {name}[{i}] must be float32, float16, bfloat16 or float64, "
+                            f"got {t.dtype}")
+        if t.dtype != tensors[0].dtype:
+            raise TypeError(f"{op}: {name}[{i}] has dtype {t.dtype} but {name}[0] has "
+                            f"{tensors[0].dtype}; one list holds one dtype")
+        if t.device != device:
+            raise ValueError(f"{op}: {name}[{i}] is on {t.device}, expected {device}")
+        if not t.is_contiguous():
+            raise ValueError(f"{op}: {name}[{i}] must be contiguous")
+
+
+def check_like(op: str, name: str, tensors: Sequence[torch.Tensor], ref_name: str,
+               ref: Sequence[torch.Tensor], dtype: Optional[torch.dtype]) -> None:
+    if len(tensors) != len(ref):
+        raise ValueError(f"{op}: {name} has {len(tensors)} tensors but {ref_name} has {len(ref)}")
+    for i, (t, r) in enumerate(zip(tensors, ref)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{op}: {name}[{i}] must be a tensor, got {type(t).__name__}")
+        want = dtype or r.dtype
+        if t.dtype != want:
+            raise TypeError(f"{op}: {name}[{i}] must be {want}, got {t.dtype}")
+        if t.shape != r.shape:
+            raise ValueError(f"{op}: {name}[{i}] has shape {list(t.shape)} but {ref_name}[{i}] "
+                             f"has shape {list(r.shape)}")
+        if t.device != r.device:
+            raise ValueError(f"{op}: {name}[{i}] is on {t.device} but {ref_name}[{i}] is on "
+                             f"{r.device}")
+        if not t.is_contiguous():
+            raise ValueError(f"{op}: {name}[{i}] must be contiguous")

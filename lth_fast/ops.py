@@ -1,0 +1,52 @@
+"""Thin typed wrappers over torch.ops.lth_fast.*, with fake kernels for torch.compile."""
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple, Union
+
+import torch
+
+from . import _C  # noqa: F401  (loads the library: registers torch.ops.lth_fast)
+from .amounts import Amount, parse_amount
+from .stats import PruneStats
+
+
+def prune_raw(weights: List[torch.Tensor], masks: List[torch.Tensor], fractions: List[float],
+              counts: List[int], layerwise: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The op itself: int64 [G, 2] (alive before, pruned) and float64 [G] thresholds."""
+    return torch.ops.lth_fast.prune_.default(weights, masks, fractions, counts, layerwise)
+
+
+@torch.library.register_fake("lth_fast::prune_")
+def _prune_fake(weights, masks, fractions, counts, layerwise):
+    groups = len(weights) if layerwise else 1
+    device = weights[0].device if weights else torch.device("cpu")
+    return (torch.empty((groups, 2), dtype=torch.long, device=device),
+            torch.empty((groups,), dtype=torch.double, device=device))
+
+
+def prune_(weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor],
+           amount: Union[Amount, Sequence[Amount]], *, scope: str = "global") -> PruneStats:
+    """Prunes the `amount` alive entries (mask True) of smallest |weight|, in place on `masks`.
+
+    amount: a float in [0, 1] (a fraction of the alive entries, k = round(amount * alive)) or an
+    int (k). scope="global" ranks all tensors together; scope="layer" ranks each alone, with one
+    amount or a list of one per tensor. Ties go to the earlier (list index, element index).
+    Weights are not touched. Raises ValueError/TypeError naming the bad list and index, with
+    every mask unchanged.
+    """
+    weights, masks = list(weights), list(masks)
+    fractions, counts, layerwise = parse_amount(amount, scope, len(weights))
+    if not weights:
+        if masks:
+            raise ValueError(f"prune_: masks has {len(masks)} tensors but weights has 0")
+        if any(counts):
+            raise ValueError(f"prune_: amount[0] = {max(counts)} exceeds the 0 alive entries")
+        return PruneStats(0, 0, None, () if not layerwise else ())
+    stats, thresholds = prune_raw(weights, masks, fractions, counts, layerwise)
+    return PruneStats.from_tensors(stats, thresholds, layerwise)
+
+
+def cpu_isa() -> str:
+    """The CPU instruction set the kernels use now: 'scalar', 'avx2' or 'avx512'
+    (LTH_FAST_CPU_ISA forces one)."""
+    return torch.ops.lth_fast.cpu_isa.default()

@@ -1,0 +1,70 @@
+"""Builds the one extension lth_fast._C (CPU always, CUDA when torch has CUDA and nvcc is found).
+
+LTH_FAST_FORCE_CUDA=1 builds the CUDA sources even without a GPU (CI does, so CUDA compile and
+link errors fail it); LTH_FAST_CPU_ONLY=1 leaves them out.
+"""
+import glob
+import os
+import sys
+
+import torch
+from setuptools import setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _flag(name):
+    return os.environ.get(name, "0").lower() in ("1", "true", "yes", "on")
+
+
+def _want_cuda():
+    if _flag("LTH_FAST_CPU_ONLY"):
+        return False
+    if _flag("LTH_FAST_FORCE_CUDA"):
+        return True
+    return torch.version.cuda is not None and CUDA_HOME is not None
+
+
+def _cuda_dependency_includes():
+    # torch's CUDA headers include cusparse.h etc., which ship with torch's pip CUDA
+    # dependencies (site-packages/nvidia/cu*/include) rather than with every system toolkit.
+    roots = [os.path.dirname(os.path.dirname(torch.__file__))]
+    found = []
+    for root in roots:
+        found += sorted(glob.glob(os.path.join(root, "nvidia", "cu*", "include")))
+        found += sorted(glob.glob(os.path.join(root, "nvidia", "*", "include")))
+    return [p for p in dict.fromkeys(found) if os.path.isdir(p)]
+
+
+def _sources(pattern):
+    return sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, pattern), recursive=True))
+
+
+def extension():
+    cpp = _sources("csrc/*.cpp") + _sources("csrc/common/*.cpp") + _sources("csrc/cpu/**/*.cpp")
+    # -fopenmp: at::parallel_for is header code; without it the extension's loops run on one thread.
+    cxx = ["-O3", "-fopenmp", "-fno-math-errno"]
+    link = ["-fopenmp"]
+    include = [os.path.join(HERE, "csrc")]
+    macros = [("LTH_FAST_PYTHON_MODULE", "1")]
+    if _want_cuda():
+        if CUDA_HOME is None:
+            sys.exit("setup.py: CUDA build asked for but no CUDA toolkit found; set CUDA_HOME")
+        cu = _sources("csrc/cuda/*.cu")
+        arch = os.environ.get("TORCH_CUDA_ARCH_LIST")
+        nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
+        if not arch and not torch.cuda.is_available():
+            nvcc += ["-gencode=arch=compute_80,code=sm_80", "-gencode=arch=compute_90,code=sm_90"]
+        include += _cuda_dependency_includes()
+        print(f"lth_fast: building CPU + CUDA extension ({len(cpp)} C++ files, {len(cu)} CUDA files, "
+              f"CUDA_HOME={CUDA_HOME})")
+        return CUDAExtension("lth_fast._C", cpp + cu, include_dirs=include,
+                             define_macros=macros + [("LTH_FAST_WITH_CUDA", "1")],
+                             extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=link)
+    print(f"lth_fast: building CPU-only extension ({len(cpp)} C++ files)")
+    return CppExtension("lth_fast._C", cpp, include_dirs=include, define_macros=macros,
+                        extra_compile_args={"cxx": cxx}, extra_link_args=link)
+
+
+setup(ext_modules=[extension()], cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)})
