@@ -9,9 +9,7 @@
 namespace lth_fast::cpu {
 namespace {
 
-constexpr int64_t kChunk = int64_t(1) << 16;  // elements; a chunk index packs into 16 bits
 constexpr int kBuckets = 4096;
-constexpr int64_t kCollectCap = int64_t(1) << 14;  // most band entries held for the final sort
 constexpr int64_t kSampleBlocks = 1024, kSampleBlock = 16;
 constexpr int64_t kSampleMinTotal = int64_t(1) << 17;  // below this, count the whole key range
 
@@ -21,6 +19,8 @@ int shift_for(uint64_t lo, uint64_t hi) {
   return shift;
 }
 
+}  // namespace
+
 std::vector<Chunk> make_chunks(const std::vector<Run>& runs) {
   std::vector<Chunk> chunks;
   for (int64_t r = 0; r < static_cast<int64_t>(runs.size()); ++r)
@@ -29,16 +29,7 @@ std::vector<Chunk> make_chunks(const std::vector<Run>& runs) {
   return chunks;
 }
 
-int64_t element_size(simd::DType t) {
-  return t == simd::DType::f32 ? 4 : t == simd::DType::f64 ? 8 : 2;
-}
-
-const char* at(const Run& r, int64_t i, simd::DType t) {
-  return static_cast<const char*>(r.w) + i * element_size(t);
-}
-
-// Guesses [lo, hi) around the k-th smallest alive key from ~16K entries in 1024 strided blocks.
-void band_from_sample(SelectPlan& p, double amount, bool by_count) {
+void band_from_sample(SelectPlan& p, double amount, bool by_count, double z) {
   int64_t total = 0;
   for (const Run& r : p.runs) total += r.n;
   p.lo = 0;
@@ -67,9 +58,7 @@ void band_from_sample(SelectPlan& p, double amount, bool by_count) {
   // A count amount becomes a fraction of the alive entries this sample estimates.
   double f = by_count ? amount / (total * n / seen) : amount;
   f = std::min(1.0, std::max(0.0, f));
-  // Blocks of neighbours are correlated, so the margin is generous: a miss costs a pass, a
-  // wide band only a little histogram work.
-  const double margin = 6.0 * std::sqrt(n * f * (1.0 - f)) + 32.0;
+  const double margin = z * std::sqrt(n * f * (1.0 - f)) + 32.0;
   const double lo_rank = std::floor(f * n - margin), hi_rank = std::ceil(f * n + margin);
   if (lo_rank > 0) {
     auto it = keys.begin() + static_cast<int64_t>(lo_rank);
@@ -84,6 +73,8 @@ void band_from_sample(SelectPlan& p, double amount, bool by_count) {
   if (p.hi <= p.lo) p.hi = p.lo + 1;
 }
 
+namespace {
+
 // Counting pass over [p.lo, p.hi): alive, below, in_range, hist, nan_index.
 void count(SelectPlan& p, const simd::SelectKernels& kern) {
   p.shift = shift_for(p.lo, p.hi);
@@ -97,7 +88,7 @@ void count(SelectPlan& p, const simd::SelectKernels& kern) {
       const Chunk& ch = p.chunks[c];
       const Run& r = p.runs[ch.run];
       simd::BandCount bc;
-      kern.count_band(p.dtype, at(r, ch.start, p.dtype), r.m + ch.start, ch.len, p.lo, p.hi,
+      kern.count_band(p.dtype, chunk_weights(p, ch), r.m + ch.start, ch.len, p.lo, p.hi,
                       p.shift, hists.data() + static_cast<size_t>(t) * kBuckets, &bc);
       counts[t].alive += bc.alive;
       counts[t].below += bc.below;
@@ -145,13 +136,40 @@ void clear_ties(SelectPlan& p, uint64_t v, int64_t r,
 
 }  // namespace
 
+std::vector<int64_t> gather(const std::vector<std::vector<int64_t>>& found,
+                            const std::vector<int64_t>& used) {
+  std::vector<int64_t> all;
+  for (size_t t = 0; t < found.size(); ++t)
+    all.insert(all.end(), found[t].begin(), found[t].begin() + used[t]);
+  return all;
+}
+
+double clear_smallest(SelectPlan& p, const std::vector<int64_t>& packed, int64_t r) {
+  std::vector<std::pair<uint64_t, int64_t>> band;  // (key, packed position)
+  band.reserve(packed.size());
+  for (const int64_t pos : packed) {
+    const Chunk& ch = p.chunks[pos >> 16];
+    band.emplace_back(simd::key_at(p.dtype, p.runs[ch.run].w, ch.start + (pos & 0xFFFF)), pos);
+  }
+  std::nth_element(band.begin(), band.begin() + (r - 1), band.end());
+  uint64_t cut = 0;
+  for (int64_t j = 0; j < r; ++j) {  // after nth_element the first r are the r smallest
+    const Chunk& ch = p.chunks[band[j].second >> 16];
+    p.runs[ch.run].m[ch.start + (band[j].second & 0xFFFF)] = 0;
+    cut = std::max(cut, band[j].first);
+  }
+  return simd::key_to_double(p.dtype, cut);
+}
+
 SelectPlan plan_selection(simd::DType dtype, std::vector<Run> runs, double amount,
                           bool by_count, const simd::SelectKernels& kern) {
   SelectPlan p;
   p.dtype = dtype;
   p.runs = std::move(runs);
   p.chunks = make_chunks(p.runs);
-  band_from_sample(p, amount, by_count);
+  // Blocks of neighbours are correlated, so the margin is generous: a miss costs a pass, a
+  // wide band only a little histogram work.
+  band_from_sample(p, amount, by_count, 6.0);
   count(p, kern);
   return p;
 }
@@ -209,7 +227,7 @@ SelectResult apply_selection(SelectPlan& p, const simd::SelectKernels& kern) {
       const Chunk& ch = p.chunks[c];
       const Run& run = p.runs[ch.run];
       int64_t* out = found[t].data() + used[t];
-      const int64_t n = kern.cut_below(p.dtype, at(run, ch.start, p.dtype), run.m + ch.start,
+      const int64_t n = kern.cut_below(p.dtype, chunk_weights(p, ch), run.m + ch.start,
                                        ch.len, p.lo, p.hi, out, cap - used[t]);
       per_chunk[c] = n;
       const int64_t kept = std::min(n, cap - used[t]);
@@ -221,23 +239,7 @@ SelectResult apply_selection(SelectPlan& p, const simd::SelectKernels& kern) {
     clear_ties(p, p.lo, r, per_chunk);
     return {p.alive, p.k, simd::key_to_double(p.dtype, p.lo)};
   }
-  std::vector<std::pair<uint64_t, int64_t>> band;  // (key, packed position)
-  band.reserve(p.in_range);
-  for (int t = 0; t < threads; ++t)
-    for (int64_t j = 0; j < used[t]; ++j) {
-      const int64_t packed = found[t][j];
-      const Chunk& ch = p.chunks[packed >> 16];
-      band.emplace_back(simd::key_at(p.dtype, p.runs[ch.run].w, ch.start + (packed & 0xFFFF)),
-                        packed);
-    }
-  std::nth_element(band.begin(), band.begin() + (r - 1), band.end());
-  uint64_t cut = 0;
-  for (int64_t j = 0; j < r; ++j) {  // after nth_element the first r are the r smallest
-    const Chunk& ch = p.chunks[band[j].second >> 16];
-    p.runs[ch.run].m[ch.start + (band[j].second & 0xFFFF)] = 0;
-    cut = std::max(cut, band[j].first);
-  }
-  return {p.alive, p.k, simd::key_to_double(p.dtype, cut)};
+  return {p.alive, p.k, clear_smallest(p, gather(found, used), r)};
 }
 
 }  // namespace lth_fast::cpu

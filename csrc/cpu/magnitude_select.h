@@ -15,6 +15,9 @@
 
 namespace lth_fast::cpu {
 
+constexpr int64_t kChunk = int64_t(1) << 16;        // elements; an index in a chunk packs in 16 bits
+constexpr int64_t kCollectCap = int64_t(1) << 14;   // most band entries held for the exact sort
+
 struct Run {  // one tensor: its weights, its bool mask, its index in the caller's list
   const void* w;
   uint8_t* m;
@@ -41,10 +44,26 @@ struct SelectPlan {
   int shift = 0;
 };
 
+inline const void* chunk_weights(const SelectPlan& p, const Chunk& ch) {
+  const int64_t size = p.dtype == simd::DType::f32 ? 4 : p.dtype == simd::DType::f64 ? 8 : 2;
+  return static_cast<const char*>(p.runs[ch.run].w) + ch.start * size;
+}
+
 struct SelectResult {
   int64_t alive, pruned;
   double threshold;  // largest pruned magnitude; NaN when nothing was pruned
 };
+
+std::vector<Chunk> make_chunks(const std::vector<Run>& runs);
+// Guesses [lo, hi) around the k-th smallest alive key from ~16K entries in 1024 strided blocks,
+// z standard deviations of the sample's rank either side. `amount` as for plan_selection.
+void band_from_sample(SelectPlan& p, double amount, bool by_count, double z);
+// Concatenates per-thread lists of packed positions (chunk << 16 | index in chunk).
+std::vector<int64_t> gather(const std::vector<std::vector<int64_t>>& found,
+                            const std::vector<int64_t>& used);
+// Clears the masks of the r smallest (key, position) among `packed`; returns the largest key
+// cleared, as a magnitude.
+double clear_smallest(SelectPlan& p, const std::vector<int64_t>& packed, int64_t r);
 
 // Counting pass; fills alive, nan_index and the band. Reads only. `amount` is a fraction of
 // the alive entries, or with by_count a number of them: it only aims the sample's band.

@@ -8,7 +8,7 @@
 #include <stdexcept>
 
 #include "common/tensor_list.h"
-#include "cpu/magnitude_select.h"
+#include "cpu/marked_select.h"
 #include "cpu/simd/isa.h"
 
 namespace lth_fast::cpu {
@@ -70,19 +70,27 @@ std::tuple<at::Tensor, at::Tensor> prune_cpu(at::TensorList weights, at::TensorL
   };
   const bool by_count = !counts.empty();
 
-  // Read-only phase: every ranking counted and checked before anything is written.
+  // Every ranking is marked (one pass) and checked before any is finished; on an error the
+  // marks are undone, leaving every mask as it was.
   std::vector<SelectPlan> plans;
   const size_t groups = layerwise ? runs.size() : 1;
-  for (size_t g = 0; g < groups; ++g) {
+  std::string error;
+  for (size_t g = 0; g < groups && error.empty(); ++g) {
     std::vector<Run> group = layerwise ? std::vector<Run>{runs[g]} : runs;
-    plans.push_back(plan_selection(dtype, std::move(group), amount(g), by_count, kern));
+    plans.push_back(mark_selection(dtype, std::move(group), amount(g), by_count, kern));
     SelectPlan& p = plans.back();
-    TORCH_CHECK_VALUE(p.nan_index < 0, "prune_: weights[", p.nan_index, "] contains NaN");
     const size_t j = by_count && counts.size() > 1 ? g : 0;
     p.k = by_count ? counts[j] : static_cast<int64_t>(std::nearbyint(amount(g) * p.alive));
-    TORCH_CHECK_VALUE(p.k <= p.alive, "prune_: amount[", j, "] = ", p.k, " exceeds the ",
-                      p.alive, " alive entries", layerwise ? " of weights[" : "",
-                      layerwise ? std::to_string(g) : std::string(), layerwise ? "]" : "");
+    if (p.nan_index >= 0) {
+      error = c10::str("prune_: weights[", p.nan_index, "] contains NaN");
+    } else if (p.k > p.alive) {
+      error = c10::str("prune_: amount[", j, "] = ", p.k, " exceeds the ", p.alive,
+                       " alive entries", layerwise ? c10::str(" of weights[", g, "]") : "");
+    }
+  }
+  if (!error.empty()) {
+    for (SelectPlan& p : plans) unmark_selection(p, kern);
+    TORCH_CHECK_VALUE(false, error);
   }
 
   at::Tensor stats = at::empty({static_cast<int64_t>(groups), 2}, at::kLong);
@@ -90,7 +98,7 @@ std::tuple<at::Tensor, at::Tensor> prune_cpu(at::TensorList weights, at::TensorL
   auto* s = stats.data_ptr<int64_t>();
   auto* th = thresholds.data_ptr<double>();
   for (size_t g = 0; g < groups; ++g) {
-    const SelectResult r = apply_selection(plans[g], kern);
+    const SelectResult r = finish_selection(plans[g], amount(g), by_count, kern);
     s[2 * g] = r.alive;
     s[2 * g + 1] = r.pruned;
     th[g] = r.threshold;

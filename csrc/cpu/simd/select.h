@@ -51,9 +51,28 @@ using CountBandFn = void (*)(DType t, const void* w, const uint8_t* m, int64_t n
 using CutBelowFn = int64_t (*)(DType t, const void* w, uint8_t* m, int64_t n, uint64_t lo,
                                uint64_t hi, int64_t* idx, int64_t cap);
 
+// The one-pass fast path keeps its working state in the mask bytes themselves, so a miss or an
+// error can always be undone from them: 0 dead, 1 alive with key >= hi, kMarkBelow alive with
+// key < lo, and 2 + b alive with lo <= key < hi in bucket b = (key - lo) >> shift < kMarkBuckets.
+constexpr int kMarkBuckets = 253;
+constexpr uint8_t kMarkBelow = 255;
+
+// Marking pass: rewrites m as above, counts like count_band, hist has kMarkBuckets entries.
+using MarkFn = void (*)(DType t, const void* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi,
+                        int shift, int64_t* hist, BandCount* out);
+
+// Resolving pass over marks only: 0 and 1 stay; kMarkBelow becomes below_value; bucket b
+// becomes 0 if b < cut and 1 if b > cut; bucket == cut becomes 1 and its index is written to
+// idx[0..cap). Returns how many entries were in bucket `cut`. cut = -1 with below_value = 1
+// restores the masks as they were before marking.
+using ResolveFn = int64_t (*)(uint8_t* m, int64_t n, int cut, uint8_t below_value, int64_t* idx,
+                              int64_t cap);
+
 struct SelectKernels {
   CountBandFn count_band;
   CutBelowFn cut_below;
+  MarkFn mark;
+  ResolveFn resolve;
 };
 
 // The kernels of one ISA; nullptr where this CPU cannot run it.

@@ -80,6 +80,73 @@ LTH_AVX512 int64_t cut_below32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo
   return found + portable::cut_below(w + i, m + i, n - i, lo, hi, idx + used, cap - used, i);
 }
 
+// Marking pass, 16 entries a step: mask bytes become 0 / 1 / kMarkBelow / 2 + bucket.
+template <typename Bits>
+LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi, int shift,
+                       int64_t* hist, uint64_t inf, BandCount* out) {
+  const __m512i vlo = _mm512_set1_epi32(static_cast<int>(lo));
+  const __m512i vhi = _mm512_set1_epi32(static_cast<int>(hi - 1));
+  const __m512i vinf = _mm512_set1_epi32(static_cast<int>(inf));
+  const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+  const __m512i two = _mm512_set1_epi32(2), below_mark = _mm512_set1_epi32(kMarkBelow);
+  const __m128i vshift = _mm_cvtsi32_si128(shift);
+  int64_t alive = 0, below = 0, in_band = 0, i = 0;
+  __mmask16 nan = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i k = keys16(w + i);
+    const __mmask16 a = alive16(m + i);
+    nan |= _mm512_cmpgt_epu32_mask(k, vinf);
+    const __mmask16 lt = _mm512_mask_cmplt_epu32_mask(a, k, vlo);
+    const __mmask16 gt = _mm512_mask_cmpgt_epu32_mask(a, k, vhi);
+    __mmask16 band = a & ~lt & ~gt;
+    const __m512i bucket = _mm512_add_epi32(_mm512_srl_epi32(_mm512_sub_epi32(k, vlo), vshift), two);
+    __m512i v = _mm512_mask_mov_epi32(zero, band, bucket);
+    v = _mm512_mask_mov_epi32(v, lt, below_mark);
+    v = _mm512_mask_mov_epi32(v, gt, one);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(m + i), _mm512_cvtepi32_epi8(v));
+    alive += _mm_popcnt_u32(a);
+    below += _mm_popcnt_u32(lt);
+    if (band) {
+      alignas(64) uint32_t tmp[16];
+      _mm512_store_si512(tmp, v);
+      in_band += _mm_popcnt_u32(band);
+      while (band) {
+        ++hist[tmp[__builtin_ctz(band)] - 2];
+        band &= band - 1;
+      }
+    }
+  }
+  out->alive += alive;
+  out->below += below;
+  out->in_band += in_band;
+  out->has_nan |= nan != 0;
+  portable::mark(w + i, m + i, n - i, lo, hi, shift, hist, inf, out);
+}
+
+LTH_AVX512 int64_t resolve_avx512(uint8_t* m, int64_t n, int cut, uint8_t below_value,
+                                  int64_t* idx, int64_t cap) {
+  const __m512i one = _mm512_set1_epi8(1), below_mark = _mm512_set1_epi8(char(kMarkBelow));
+  const __m512i keep_from = _mm512_set1_epi8(static_cast<char>(cut + 3));
+  const __m512i pending_at = _mm512_set1_epi8(static_cast<char>(cut + 2));
+  int64_t found = 0, i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i v = _mm512_loadu_si512(m + i);
+    const __mmask64 is_below = _mm512_cmpeq_epi8_mask(v, below_mark);
+    const __mmask64 keep = _mm512_cmpge_epu8_mask(v, keep_from) & ~is_below;
+    __mmask64 pending = cut >= 0 ? _mm512_cmpeq_epi8_mask(v, pending_at) : 0;
+    const __mmask64 out = _mm512_cmpeq_epi8_mask(v, one) | keep | pending |
+                          (below_value ? is_below : 0);
+    _mm512_storeu_si512(m + i, _mm512_maskz_mov_epi8(out, one));
+    while (pending) {
+      if (found < cap) idx[found] = i + __builtin_ctzll(pending);
+      ++found;
+      pending &= pending - 1;
+    }
+  }
+  const int64_t used = found < cap ? found : cap;
+  return found + portable::resolve(m + i, n - i, cut, below_value, idx + used, cap - used, i);
+}
+
 LTH_AVX512 inline __m512i keys8(const uint64_t* w) {
   return _mm512_and_si512(_mm512_loadu_si512(w), _mm512_set1_epi64(0x7FFFFFFFFFFFFFFFll));
 }
@@ -158,8 +225,19 @@ int64_t cut_below_avx512(DType t, const void* w, uint8_t* m, int64_t n, uint64_t
   return cut_below32(static_cast<const uint16_t*>(w), m, n, lo, hi, idx, cap);
 }
 
+// float64 marks with the portable loop.
+void mark_avx512(DType t, const void* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi,
+                 int shift, int64_t* hist, BandCount* out) {
+  if (t == DType::f64)
+    return portable::mark(static_cast<const uint64_t*>(w), m, n, lo, hi, shift, hist, inf_key(t), out);
+  if (t == DType::f32)
+    return mark32(static_cast<const uint32_t*>(w), m, n, lo, hi, shift, hist, inf_key(t), out);
+  mark32(static_cast<const uint16_t*>(w), m, n, lo, hi, shift, hist, inf_key(t), out);
+}
+
 }  // namespace
 
-extern const SelectKernels kSelectAvx512 = {count_band_avx512, cut_below_avx512};
+extern const SelectKernels kSelectAvx512 = {count_band_avx512, cut_below_avx512, mark_avx512,
+                                            resolve_avx512};
 
 }  // namespace lth_fast::simd

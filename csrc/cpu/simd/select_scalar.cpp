@@ -59,8 +59,21 @@ int64_t cut_below_scalar(DType t, const void* w, uint8_t* m, int64_t n, uint64_t
   });
 }
 
+void mark_scalar(DType t, const void* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi,
+                 int shift, int64_t* hist, BandCount* out) {
+  portable::with_bits(t, w, [&](auto* bits) {
+    portable::mark(bits, m, n, lo, hi, shift, hist, inf_key(t), out);
+  });
+}
+
+int64_t resolve_scalar(uint8_t* m, int64_t n, int cut, uint8_t below_value, int64_t* idx,
+                       int64_t cap) {
+  return portable::resolve(m, n, cut, below_value, idx, cap, 0);
+}
+
 }  // namespace
 
-extern const SelectKernels kSelectScalar = {count_band_scalar, cut_below_scalar};
+extern const SelectKernels kSelectScalar = {count_band_scalar, cut_below_scalar, mark_scalar,
+                                            resolve_scalar};
 
 }  // namespace lth_fast::simd

@@ -51,6 +51,51 @@ int64_t cut_below(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi
   return found;
 }
 
+template <typename Bits>
+void mark(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi, int shift,
+          int64_t* hist, uint64_t inf, BandCount* out) {
+  int64_t alive = 0, below = 0, in_band = 0;
+  bool nan = false;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t key = w[i] & abs_mask<Bits>();
+    nan |= key > inf;
+    if (!m[i]) continue;
+    ++alive;
+    if (key < lo) {
+      m[i] = kMarkBelow;
+      ++below;
+    } else if (key < hi) {
+      const uint64_t b = (key - lo) >> shift;
+      m[i] = static_cast<uint8_t>(2 + b);
+      ++hist[b];
+      ++in_band;
+    }  // else stays 1
+  }
+  out->alive += alive;
+  out->below += below;
+  out->in_band += in_band;
+  out->has_nan |= nan;
+}
+
+inline int64_t resolve(uint8_t* m, int64_t n, int cut, uint8_t below_value, int64_t* idx,
+                       int64_t cap, int64_t base) {
+  int64_t found = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int v = m[i];
+    if (v <= 1) continue;
+    if (v == kMarkBelow) {
+      m[i] = below_value;
+    } else if (v - 2 == cut) {
+      m[i] = 1;
+      if (found < cap) idx[found] = base + i;
+      ++found;
+    } else {
+      m[i] = v - 2 > cut;
+    }
+  }
+  return found;
+}
+
 // Calls f with the weights viewed as the unsigned integers of their width.
 template <typename F>
 auto with_bits(DType t, const void* w, F&& f) {

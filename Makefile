@@ -1,0 +1,35 @@
+# make test   — from a fresh clone: virtualenv, torch, the package with its compiled extension, tests
+# make bench  — the speed table (lth-fast bench) at 10M and 50M parameters
+# LTH_FAST_FORCE_CUDA=1 / LTH_FAST_CPU_ONLY=1 choose whether the CUDA kernels are built.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export CUDA_HOME ?= /usr/local/cuda
+SOURCES := setup.py pyproject.toml $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
+
+.PHONY: install test bench cmake clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.deps:
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q "torch>=2.6" numpy ninja setuptools wheel \
+		pytest hypothesis safetensors pytest-benchmark tqdm
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.deps $(SOURCES)
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+test: install
+	$(PY) -m pytest tests -q
+
+bench: install
+	$(PY) -m lth_fast bench --sizes 10M,50M
+
+cmake: $(VENV)/.deps
+	cmake -S . -B build-cmake -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch;print(torch.utils.cmake_prefix_path)')" \
+		-DPython_EXECUTABLE=$(abspath $(PY)) -DLTH_FAST_CUDA=$${LTH_FAST_FORCE_CUDA:-0} > build-cmake.log
+	cmake --build build-cmake -j2
+
+clean:
+	rm -rf build build-cmake build-cmake.log lth_fast/*.so *.egg-info

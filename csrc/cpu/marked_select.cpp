@@ -1,0 +1,124 @@
+#include "cpu/marked_select.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace lth_fast::cpu {
+namespace {
+
+constexpr double kBandSigmas = 4.0;
+
+void mark_pass(SelectPlan& p, const simd::SelectKernels& kern) {
+  p.shift = 0;
+  while (((p.hi - p.lo - 1) >> p.shift) >= static_cast<uint64_t>(simd::kMarkBuckets)) ++p.shift;
+  const int threads = at::get_num_threads();
+  std::vector<int64_t> hists(static_cast<size_t>(threads) * simd::kMarkBuckets, 0);
+  std::vector<simd::BandCount> counts(threads);
+  std::vector<int64_t> nan_chunk(threads, std::numeric_limits<int64_t>::max());
+  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), 1, [&](int64_t b, int64_t e) {
+    const int t = at::get_thread_num();
+    for (int64_t c = b; c < e; ++c) {
+      const Chunk& ch = p.chunks[c];
+      simd::BandCount bc;
+      kern.mark(p.dtype, chunk_weights(p, ch), p.runs[ch.run].m + ch.start, ch.len, p.lo, p.hi,
+                p.shift, hists.data() + static_cast<size_t>(t) * simd::kMarkBuckets, &bc);
+      counts[t].alive += bc.alive;
+      counts[t].below += bc.below;
+      counts[t].in_band += bc.in_band;
+      if (bc.has_nan) nan_chunk[t] = std::min(nan_chunk[t], c);
+    }
+  });
+  p.hist.assign(simd::kMarkBuckets, 0);
+  p.alive = p.below = p.in_range = 0;
+  int64_t first_nan = std::numeric_limits<int64_t>::max();
+  for (int t = 0; t < threads; ++t) {
+    for (int b = 0; b < simd::kMarkBuckets; ++b)
+      p.hist[b] += hists[static_cast<size_t>(t) * simd::kMarkBuckets + b];
+    p.alive += counts[t].alive;
+    p.below += counts[t].below;
+    p.in_range += counts[t].in_band;
+    first_nan = std::min(first_nan, nan_chunk[t]);
+  }
+  p.nan_index = first_nan == std::numeric_limits<int64_t>::max()
+                    ? -1 : p.runs[p.chunks[first_nan].run].index;
+}
+
+// Resolves every mask byte (see simd::ResolveFn); returns the packed positions of the entries
+// of bucket `cut` when they number at most `cap`.
+std::vector<int64_t> resolve_pass(SelectPlan& p, int cut, uint8_t below_value, int64_t cap,
+                                  const simd::SelectKernels& kern) {
+  const int threads = at::get_num_threads();
+  std::vector<std::vector<int64_t>> found(threads, std::vector<int64_t>(cap));
+  std::vector<int64_t> used(threads, 0);
+  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), 1, [&](int64_t b, int64_t e) {
+    const int t = at::get_thread_num();
+    for (int64_t c = b; c < e; ++c) {
+      const Chunk& ch = p.chunks[c];
+      int64_t* out = found[t].data() + used[t];
+      const int64_t n = kern.resolve(p.runs[ch.run].m + ch.start, ch.len, cut, below_value, out,
+                                     cap - used[t]);
+      const int64_t kept = std::min(n, cap - used[t]);
+      for (int64_t j = 0; j < kept; ++j) out[j] |= c << 16;
+      used[t] += kept;
+    }
+  });
+  return gather(found, used);
+}
+
+}  // namespace
+
+SelectPlan mark_selection(simd::DType dtype, std::vector<Run> runs, double amount, bool by_count,
+                          const simd::SelectKernels& kern) {
+  SelectPlan p;
+  p.dtype = dtype;
+  p.runs = std::move(runs);
+  p.chunks = make_chunks(p.runs);
+  band_from_sample(p, amount, by_count, kBandSigmas);
+  mark_pass(p, kern);
+  return p;
+}
+
+void unmark_selection(SelectPlan& p, const simd::SelectKernels& kern) {
+  resolve_pass(p, -1, 1, 0, kern);
+}
+
+SelectResult finish_selection(SelectPlan& p, double amount, bool by_count,
+                              const simd::SelectKernels& kern) {
+  if (p.k == 0) {
+    unmark_selection(p, kern);
+    return {p.alive, 0, std::numeric_limits<double>::quiet_NaN()};
+  }
+  if (p.below >= p.k || p.below + p.in_range < p.k) {  // the sample's band missed the k-th
+    unmark_selection(p, kern);
+    SelectPlan q = plan_selection(p.dtype, p.runs, amount, by_count, kern);
+    q.k = p.k;
+    return apply_selection(q, kern);
+  }
+  int cut = 0;
+  int64_t before = p.below;
+  while (before + p.hist[cut] < p.k) before += p.hist[cut++];
+  const int64_t r = p.k - before, in_cut = p.hist[cut];
+  if (in_cut <= kCollectCap) {
+    const std::vector<int64_t> pending = resolve_pass(p, cut, 0, in_cut, kern);
+    return {p.alive, p.k, clear_smallest(p, pending, r)};
+  }
+  // A crowded bucket (many ties): everything below it is pruned now; the counting engine
+  // prunes the remaining r among the bucket's key range, all other entries being settled.
+  resolve_pass(p, cut, 0, 0, kern);
+  SelectPlan q;
+  q.dtype = p.dtype;
+  q.runs = p.runs;
+  q.chunks = p.chunks;
+  q.alive = p.alive - before;
+  q.k = r;
+  q.lo = p.lo + (static_cast<uint64_t>(cut) << p.shift);
+  q.hi = std::min(p.hi, q.lo + (uint64_t(1) << p.shift));
+  q.below = 0;
+  q.in_range = in_cut;
+  const SelectResult rest = apply_selection(q, kern);
+  return {p.alive, p.k, rest.threshold};
+}
+
+}  // namespace lth_fast::cpu

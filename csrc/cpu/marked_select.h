@@ -1,0 +1,23 @@
+// The fast path of magnitude selection: one pass over weights and masks, then one over masks.
+//
+// mark_selection samples a key band [lo, hi) around the k-th smallest alive key and, in one
+// pass, rewrites every mask byte with what it learned (see simd::kMarkBelow): entries below the
+// band are marked for pruning, entries inside it get their bucket of a 253-bucket histogram.
+// finish_selection then knows the bucket holding the k-th entry and resolves the marks in one
+// pass over the masks alone, collecting the few entries of that bucket for an exact selection
+// by (key, position). The marks always hold the masks as they were, so unmark_selection undoes
+// everything on an error, and a band the sample missed falls back to the counting engine of
+// magnitude_select.h. Extra memory: the sample, the histograms and the one bucket.
+#pragma once
+#include "cpu/magnitude_select.h"
+
+namespace lth_fast::cpu {
+
+SelectPlan mark_selection(simd::DType dtype, std::vector<Run> runs, double amount, bool by_count,
+                          const simd::SelectKernels& kern);
+void unmark_selection(SelectPlan& plan, const simd::SelectKernels& kern);
+// plan.k set by the caller, 0 <= k <= alive; `amount` and `by_count` as given to mark_selection.
+SelectResult finish_selection(SelectPlan& plan, double amount, bool by_count,
+                              const simd::SelectKernels& kern);
+
+}  // namespace lth_fast::cpu
