@@ -27,6 +27,14 @@ TORCH_LIBRARY(lth_fast, m) {
   // int64 [G, 2] = (alive before, pruned) and float64 [G] = largest pruned |w| (NaN if none).
   m.def("prune_(Tensor[] weights, Tensor(a!)[] masks, float[] fractions, int[] counts, "
         "bool layerwise) -> (Tensor, Tensor)");
+  // One step of torch.optim.SGD (weight decay, momentum with dampening, first-step buffer =
+  // gradient when init_buffers, nesterov, maximize) on alive entries; pruned entries of params
+  // and momentum_buffers end exactly 0. momentum_buffers is empty when momentum is 0.
+  m.def("masked_sgd_(Tensor(a!)[] params, Tensor[] grads, Tensor[] masks, "
+        "Tensor(b!)[] momentum_buffers, float lr, float momentum, float dampening, "
+        "float weight_decay, bool nesterov, bool maximize, bool init_buffers) -> ()");
+  // params = snapshot where masks else 0.
+  m.def("rewind_(Tensor(a!)[] params, Tensor[] snapshot, Tensor[] masks) -> ()");
   // The CPU instruction set the kernels use now: scalar, avx2 or avx512.
   m.def("cpu_isa() -> str", &cpu_isa);
 }

@@ -50,3 +50,34 @@ def cpu_isa() -> str:
     """The CPU instruction set the kernels use now: 'scalar', 'avx2' or 'avx512'
     (LTH_FAST_CPU_ISA forces one)."""
     return torch.ops.lth_fast.cpu_isa.default()
+
+
+def masked_sgd_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
+                masks: Sequence[torch.Tensor], momentum_buffers: Sequence[torch.Tensor], *,
+                lr: float, momentum: float = 0.0, dampening: float = 0.0,
+                weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False,
+                init_buffers: bool = False) -> None:
+    """One torch.optim.SGD step on the alive entries, fused in one pass; pruned entries of the
+    params and of their momentum buffers end exactly 0. momentum_buffers: one per param when
+    momentum != 0 (with init_buffers=True on the first step: buffer = gradient), else empty."""
+    torch.ops.lth_fast.masked_sgd_.default(
+        list(params), list(grads), list(masks), list(momentum_buffers), float(lr),
+        float(momentum), float(dampening), float(weight_decay), bool(nesterov), bool(maximize),
+        bool(init_buffers))
+
+
+@torch.library.register_fake("lth_fast::masked_sgd_")
+def _masked_sgd_fake(params, grads, masks, momentum_buffers, lr, momentum, dampening,
+                     weight_decay, nesterov, maximize, init_buffers):
+    return None
+
+
+def rewind_(params: Sequence[torch.Tensor], snapshot: Sequence[torch.Tensor],
+            masks: Sequence[torch.Tensor]) -> None:
+    """params = snapshot where masks else 0, fused in one pass."""
+    torch.ops.lth_fast.rewind_.default(list(params), list(snapshot), list(masks))
+
+
+@torch.library.register_fake("lth_fast::rewind_")
+def _rewind_fake(params, snapshot, masks):
+    return None

@@ -60,3 +60,68 @@ def prune_(weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor],
         return rows[0]
     return PruneStats(sum(r.alive_before for r in rows), sum(r.pruned for r in rows), None,
                       tuple(rows))
+
+
+def _check_sgd(params, grads, masks, momentum_buffers, lr, momentum, dampening, weight_decay,
+               nesterov):
+    op = "masked_sgd_"
+    check_float_list(op, "params", params)
+    check_like(op, "grads", grads, "params", params, None)
+    check_like(op, "masks", masks, "params", params, torch.bool)
+    if lr < 0:
+        raise ValueError(f"{op}: invalid learning rate {lr}")
+    if momentum < 0:
+        raise ValueError(f"{op}: invalid momentum {momentum}")
+    if weight_decay < 0:
+        raise ValueError(f"{op}: invalid weight_decay {weight_decay}")
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError(f"{op}: nesterov momentum requires a momentum and zero dampening")
+    if momentum != 0:
+        check_like(op, "momentum_buffers", momentum_buffers, "params", params, None)
+    elif momentum_buffers:
+        raise ValueError(f"{op}: momentum_buffers must be empty when momentum is 0")
+
+
+@torch.no_grad()
+def masked_sgd_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
+                masks: Sequence[torch.Tensor], momentum_buffers: Sequence[torch.Tensor], *,
+                lr: float, momentum: float = 0.0, dampening: float = 0.0,
+                weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False,
+                init_buffers: bool = False) -> None:
+    """Reference of lth_fast.masked_sgd_: torch.optim.SGD's foreach step, then masking of the
+    params and buffers. Half types are computed in float32 and rounded once."""
+    params, grads, masks, bufs = list(params), list(grads), list(masks), list(momentum_buffers)
+    _check_sgd(params, grads, masks, bufs, lr, momentum, dampening, weight_decay, nesterov)
+    if not params:
+        return
+    half = params[0].dtype in (torch.float16, torch.bfloat16)
+    up = (lambda ts: [t.float() for t in ts]) if half else (lambda ts: ts)
+    p32, g32, b32 = up(params), up(grads), up(bufs)
+    d = torch._foreach_neg(g32) if maximize else list(g32)
+    if weight_decay != 0:
+        d = torch._foreach_add(d, p32, alpha=weight_decay)
+    if momentum != 0:
+        if init_buffers:
+            b32 = [x.clone() for x in d]
+        else:
+            b32 = torch._foreach_mul(b32, momentum)
+            torch._foreach_add_(b32, d, alpha=1 - dampening)
+        d = torch._foreach_add(d, b32, alpha=momentum) if nesterov else b32
+    new_p = torch._foreach_add(p32, d, alpha=-lr)
+    for p, b, np_, nb, m in zip(params, bufs or [None] * len(params), new_p,
+                                b32 or [None] * len(params), masks):
+        p.copy_(torch.where(m, np_, torch.zeros((), dtype=np_.dtype)))
+        if b is not None:
+            b.copy_(torch.where(m, nb, torch.zeros((), dtype=nb.dtype)))
+
+
+@torch.no_grad()
+def rewind_(params: Sequence[torch.Tensor], snapshot: Sequence[torch.Tensor],
+            masks: Sequence[torch.Tensor]) -> None:
+    """Reference of lth_fast.rewind_: params = snapshot * mask, per tensor."""
+    params, snapshot, masks = list(params), list(snapshot), list(masks)
+    check_float_list("rewind_", "params", params)
+    check_like("rewind_", "snapshot", snapshot, "params", params, None)
+    check_like("rewind_", "masks", masks, "params", params, torch.bool)
+    for p, s, m in zip(params, snapshot, masks):
+        p.copy_(torch.where(m, s, torch.zeros((), dtype=s.dtype)))

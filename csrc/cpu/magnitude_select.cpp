@@ -22,11 +22,9 @@ int shift_for(uint64_t lo, uint64_t hi) {
 }  // namespace
 
 std::vector<Chunk> make_chunks(const std::vector<Run>& runs) {
-  std::vector<Chunk> chunks;
-  for (int64_t r = 0; r < static_cast<int64_t>(runs.size()); ++r)
-    for (int64_t s = 0; s < runs[r].n; s += kChunk)
-      chunks.push_back({r, s, std::min(kChunk, runs[r].n - s)});
-  return chunks;
+  std::vector<int64_t> sizes;
+  for (const Run& r : runs) sizes.push_back(r.n);
+  return chunks_of(sizes);
 }
 
 void band_from_sample(SelectPlan& p, double amount, bool by_count, double z) {

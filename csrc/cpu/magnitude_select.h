@@ -11,11 +11,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/dispatch.h"
 #include "cpu/simd/select.h"
 
 namespace lth_fast::cpu {
 
-constexpr int64_t kChunk = int64_t(1) << 16;        // elements; an index in a chunk packs in 16 bits
 constexpr int64_t kCollectCap = int64_t(1) << 14;   // most band entries held for the exact sort
 
 struct Run {  // one tensor: its weights, its bool mask, its index in the caller's list
@@ -23,10 +23,6 @@ struct Run {  // one tensor: its weights, its bool mask, its index in the caller
   uint8_t* m;
   int64_t n;
   int64_t index;
-};
-
-struct Chunk {  // a piece of one run: the unit of parallel work and of tie order
-  int64_t run, start, len;
 };
 
 struct SelectPlan {

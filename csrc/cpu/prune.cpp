@@ -5,33 +5,12 @@
 #include <torch/library.h>
 
 #include <cmath>
-#include <stdexcept>
 
 #include "common/tensor_list.h"
 #include "cpu/marked_select.h"
-#include "cpu/simd/isa.h"
 
 namespace lth_fast::cpu {
 namespace {
-
-simd::DType simd_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return simd::DType::f32;
-    case at::kHalf: return simd::DType::f16;
-    case at::kBFloat16: return simd::DType::bf16;
-    default: return simd::DType::f64;
-  }
-}
-
-const simd::SelectKernels& kernels() {
-  try {
-    return *simd::select_kernels(simd::active_isa());
-  } catch (const std::invalid_argument& e) {
-    TORCH_CHECK_VALUE(false, e.what());
-  } catch (const std::runtime_error& e) {
-    TORCH_CHECK(false, e.what());
-  }
-}
 
 void check_amounts(at::ArrayRef<double> fractions, at::IntArrayRef counts, bool layerwise,
                    size_t n) {
@@ -57,7 +36,7 @@ std::tuple<at::Tensor, at::Tensor> prune_cpu(at::TensorList weights, at::TensorL
   check_float_list("prune_", "weights", weights, device);
   check_like("prune_", "masks", masks, "weights", weights, at::kBool);
   check_amounts(fractions, counts, layerwise, weights.size());
-  const simd::SelectKernels& kern = kernels();
+  const simd::SelectKernels& kern = select_kernels();
   const simd::DType dtype = weights.empty() ? simd::DType::f32 : simd_dtype(weights[0].scalar_type());
 
   std::vector<Run> runs;

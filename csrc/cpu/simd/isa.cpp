@@ -1,5 +1,7 @@
 #include "cpu/simd/isa.h"
 
+#include "cpu/simd/update.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -36,6 +38,18 @@ const SelectKernels* select_kernels(Isa isa) {
     case Isa::scalar: return &kSelectScalar;
     case Isa::avx2: return &kSelectAvx2;
     case Isa::avx512: return &kSelectAvx512;
+  }
+  return nullptr;
+}
+
+extern const UpdateKernels kUpdateScalar, kUpdateAvx2, kUpdateAvx512;
+
+const UpdateKernels* update_kernels(Isa isa) {
+  if (!cpu_supports(isa)) return nullptr;
+  switch (isa) {
+    case Isa::scalar: return &kUpdateScalar;
+    case Isa::avx2: return &kUpdateAvx2;
+    case Isa::avx512: return &kUpdateAvx512;
   }
   return nullptr;
 }

@@ -1,0 +1,34 @@
+// CPU kernel of lth_fast::rewind_: params = snapshot where mask else 0, one fused pass.
+#include <ATen/core/Tensor.h>
+#include <torch/library.h>
+
+#include "common/tensor_list.h"
+#include "cpu/dispatch.h"
+
+namespace lth_fast::cpu {
+namespace {
+
+void rewind_cpu(at::TensorList params, at::TensorList snapshot, at::TensorList masks) {
+  check_float_list("rewind_", "params", params, common_device(params));
+  check_like("rewind_", "snapshot", snapshot, "params", params, std::nullopt);
+  check_like("rewind_", "masks", masks, "params", params, at::kBool);
+  if (params.empty()) return;
+  const simd::UpdateKernels& kern = update_kernels();
+  const simd::DType dtype = simd_dtype(params[0].scalar_type());
+  const int64_t esize = params[0].element_size();
+  std::vector<int64_t> sizes;
+  for (const at::Tensor& p : params) sizes.push_back(p.numel());
+  parallel_chunks(chunks_of(sizes), [&](const Chunk& c) {
+    const int64_t off = c.start * esize;
+    kern.rewind(dtype, static_cast<char*>(params[c.run].data_ptr()) + off,
+                static_cast<const char*>(snapshot[c.run].const_data_ptr()) + off,
+                reinterpret_cast<const uint8_t*>(masks[c.run].const_data_ptr<bool>()) + c.start,
+                c.len);
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(lth_fast, CPU, m) { m.impl("rewind_", &rewind_cpu); }
+
+}  // namespace lth_fast::cpu

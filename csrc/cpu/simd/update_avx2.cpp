@@ -1,0 +1,132 @@
+// AVX2 + FMA + F16C update kernels. Only functions in avx2_kernels hold AVX2 code; they run
+// only after cpu_supports(Isa::avx2) said yes.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "cpu/simd/isa.h"
+#include "cpu/simd/update_portable.h"
+
+#define LTH_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace lth_fast::simd {
+namespace avx2_kernels {
+namespace {
+
+using portable::BF16;
+using portable::F16;
+
+LTH_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+LTH_AVX2 inline __m256 load8(const F16* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+LTH_AVX2 inline __m256 load8(const BF16* p) {
+  const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+}
+LTH_AVX2 inline void store8(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+LTH_AVX2 inline void store8(F16* p, __m256 v) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+}
+LTH_AVX2 inline void store8(BF16* p, __m256 v) {  // round to nearest even; NaN stays NaN
+  const __m256i u = _mm256_castps_si256(v);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7FFF), lsb)), 16);
+  const __m256i qnan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+  r = _mm256_blendv_epi8(r, qnan, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+}
+LTH_AVX2 inline __m256 keep8(const uint8_t* m) {  // all-ones lanes where the mask is true
+  const __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m)));
+  return _mm256_castsi256_ps(
+      _mm256_xor_si256(_mm256_cmpeq_epi32(a, _mm256_setzero_si256()), _mm256_set1_epi32(-1)));
+}
+
+template <typename T>
+LTH_AVX2 void masked_sgd8(T* p, const T* g, const uint8_t* m, T* buf, int64_t n,
+                          const SgdParams& s) {
+  const __m256 neg_lr = _mm256_set1_ps(static_cast<float>(-s.lr));
+  const __m256 mom = _mm256_set1_ps(static_cast<float>(s.momentum));
+  const __m256 damp1 = _mm256_set1_ps(static_cast<float>(1 - s.dampening));
+  const __m256 wd = _mm256_set1_ps(static_cast<float>(s.weight_decay));
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 keep = keep8(m + i), w = load8(p + i);
+    __m256 d = load8(g + i);
+    if (s.maximize) d = _mm256_xor_ps(d, sign);
+    if (s.weight_decay != 0) d = _mm256_fmadd_ps(w, wd, d);
+    if (s.momentum != 0) {
+      const __m256 b = s.init_buffers
+                           ? d : _mm256_fmadd_ps(d, damp1, _mm256_mul_ps(load8(buf + i), mom));
+      store8(buf + i, _mm256_and_ps(b, keep));
+      d = s.nesterov ? _mm256_fmadd_ps(b, mom, d) : b;
+    }
+    store8(p + i, _mm256_and_ps(_mm256_fmadd_ps(d, neg_lr, w), keep));
+  }
+  portable::masked_sgd(p + i, g + i, m + i, buf ? buf + i : nullptr, n - i, s);
+}
+
+// Masked copy with streaming stores once p is 32-byte aligned: the old weights are never read,
+// so skipping the write-allocate leaves 9 bytes a float32 parameter.
+template <int Size>
+LTH_AVX2 void rewind_bytes(char* p, const char* snap, const uint8_t* m, int64_t n) {
+  constexpr int kStep = 32 / Size;
+  int64_t i = 0;
+  auto scalar = [&](int64_t e) {
+    for (; i < e; ++i) {
+      if (m[i]) __builtin_memcpy(p + i * Size, snap + i * Size, Size);
+      else __builtin_memset(p + i * Size, 0, Size);
+    }
+  };
+  const int64_t head = (32 - (reinterpret_cast<uintptr_t>(p) & 31)) % 32;
+  if (head % Size != 0) return scalar(n);  // misaligned elements: no streaming
+  scalar(std::min<int64_t>(n, head / Size));
+  for (; i + kStep <= n; i += kStep) {
+    __m256i a;
+    if constexpr (Size == 4) a = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m + i)));
+    else if constexpr (Size == 2) a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(m + i)));
+    else a = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(*reinterpret_cast<const int32_t*>(m + i)));
+    const __m256i dead = Size == 4 ? _mm256_cmpeq_epi32(a, _mm256_setzero_si256())
+                       : Size == 2 ? _mm256_cmpeq_epi16(a, _mm256_setzero_si256())
+                                   : _mm256_cmpeq_epi64(a, _mm256_setzero_si256());
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(snap + i * Size));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p + i * Size), _mm256_andnot_si256(dead, v));
+  }
+  _mm_sfence();
+  scalar(n);
+}
+
+void masked_sgd_avx2(DType t, void* p, const void* g, const uint8_t* m, void* buf, int64_t n,
+                     const SgdParams& s) {
+  switch (t) {
+    case DType::f32:
+      return masked_sgd8(static_cast<float*>(p), static_cast<const float*>(g), m,
+                         static_cast<float*>(buf), n, s);
+    case DType::f16:
+      return masked_sgd8(static_cast<F16*>(p), static_cast<const F16*>(g), m,
+                         static_cast<F16*>(buf), n, s);
+    case DType::bf16:
+      return masked_sgd8(static_cast<BF16*>(p), static_cast<const BF16*>(g), m,
+                         static_cast<BF16*>(buf), n, s);
+    case DType::f64:  // float64 keeps the portable loop
+      return portable::masked_sgd(static_cast<double*>(p), static_cast<const double*>(g), m,
+                                  static_cast<double*>(buf), n, s);
+  }
+}
+
+void rewind_avx2(DType t, void* p, const void* snap, const uint8_t* m, int64_t n) {
+  char* dst = static_cast<char*>(p);
+  const char* src = static_cast<const char*>(snap);
+  if (t == DType::f32) return rewind_bytes<4>(dst, src, m, n);
+  if (t == DType::f64) return rewind_bytes<8>(dst, src, m, n);
+  rewind_bytes<2>(dst, src, m, n);
+}
+
+}  // namespace
+}  // namespace avx2_kernels
+
+extern const UpdateKernels kUpdateAvx2 = {avx2_kernels::masked_sgd_avx2, avx2_kernels::rewind_avx2};
+
+}  // namespace lth_fast::simd

@@ -1,0 +1,133 @@
+// AVX-512 (F+BW+VL) update kernels. Only functions in avx512_kernels hold AVX-512 code; they
+// run only after cpu_supports(Isa::avx512) said yes.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "cpu/simd/isa.h"
+#include "cpu/simd/update_portable.h"
+
+#define LTH_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+
+namespace lth_fast::simd {
+namespace avx512_kernels {
+namespace {
+
+using portable::BF16;
+using portable::F16;
+
+LTH_AVX512 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+LTH_AVX512 inline __m512 load16(const F16* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+LTH_AVX512 inline __m512 load16(const BF16* p) {
+  const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+}
+LTH_AVX512 inline void store16(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+LTH_AVX512 inline void store16(F16* p, __m512 v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+}
+LTH_AVX512 inline void store16(BF16* p, __m512 v) {  // round to nearest even; NaN stays NaN
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb)), 16);
+  const __m512i qnan = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), qnan);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(r));
+}
+LTH_AVX512 inline __mmask16 keep16(const uint8_t* m) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(m));
+  return _mm_test_epi8_mask(v, v);
+}
+
+template <typename T>
+LTH_AVX512 void masked_sgd16(T* p, const T* g, const uint8_t* m, T* buf, int64_t n,
+                             const SgdParams& s) {
+  const __m512 neg_lr = _mm512_set1_ps(static_cast<float>(-s.lr));
+  const __m512 mom = _mm512_set1_ps(static_cast<float>(s.momentum));
+  const __m512 damp1 = _mm512_set1_ps(static_cast<float>(1 - s.dampening));
+  const __m512 wd = _mm512_set1_ps(static_cast<float>(s.weight_decay));
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __mmask16 keep = keep16(m + i);
+    const __m512 w = load16(p + i);
+    __m512 d = load16(g + i);
+    if (s.maximize)
+      d = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(d), _mm512_set1_epi32(INT32_MIN)));
+    if (s.weight_decay != 0) d = _mm512_fmadd_ps(w, wd, d);
+    if (s.momentum != 0) {
+      const __m512 b = s.init_buffers
+                           ? d : _mm512_fmadd_ps(d, damp1, _mm512_mul_ps(load16(buf + i), mom));
+      store16(buf + i, _mm512_maskz_mov_ps(keep, b));
+      d = s.nesterov ? _mm512_fmadd_ps(b, mom, d) : b;
+    }
+    store16(p + i, _mm512_maskz_mov_ps(keep, _mm512_fmadd_ps(d, neg_lr, w)));
+  }
+  portable::masked_sgd(p + i, g + i, m + i, buf ? buf + i : nullptr, n - i, s);
+}
+
+// Masked copy with streaming stores once p is 64-byte aligned (see update_avx2.cpp).
+template <int Size>
+LTH_AVX512 void rewind_bytes(char* p, const char* snap, const uint8_t* m, int64_t n) {
+  constexpr int kStep = 64 / Size;
+  int64_t i = 0;
+  auto scalar = [&](int64_t e) {
+    for (; i < e; ++i) {
+      if (m[i]) __builtin_memcpy(p + i * Size, snap + i * Size, Size);
+      else __builtin_memset(p + i * Size, 0, Size);
+    }
+  };
+  const int64_t head = (64 - (reinterpret_cast<uintptr_t>(p) & 63)) % 64;
+  if (head % Size != 0) return scalar(n);
+  scalar(std::min<int64_t>(n, head / Size));
+  for (; i + kStep <= n; i += kStep) {
+    __m512i v;
+    if constexpr (Size == 4) {
+      v = _mm512_maskz_loadu_epi32(keep16(m + i), snap + i * Size);
+    } else if constexpr (Size == 2) {
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + i));
+      v = _mm512_maskz_loadu_epi16(_mm256_test_epi8_mask(b, b), snap + i * Size);
+    } else {
+      const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(m + i));
+      v = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(_mm_test_epi8_mask(b, b)), snap + i * Size);
+    }
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(p + i * Size), v);
+  }
+  _mm_sfence();
+  scalar(n);
+}
+
+void masked_sgd_avx512(DType t, void* p, const void* g, const uint8_t* m, void* buf, int64_t n,
+                       const SgdParams& s) {
+  switch (t) {
+    case DType::f32:
+      return masked_sgd16(static_cast<float*>(p), static_cast<const float*>(g), m,
+                          static_cast<float*>(buf), n, s);
+    case DType::f16:
+      return masked_sgd16(static_cast<F16*>(p), static_cast<const F16*>(g), m,
+                          static_cast<F16*>(buf), n, s);
+    case DType::bf16:
+      return masked_sgd16(static_cast<BF16*>(p), static_cast<const BF16*>(g), m,
+                          static_cast<BF16*>(buf), n, s);
+    case DType::f64:
+      return portable::masked_sgd(static_cast<double*>(p), static_cast<const double*>(g), m,
+                                  static_cast<double*>(buf), n, s);
+  }
+}
+
+void rewind_avx512(DType t, void* p, const void* snap, const uint8_t* m, int64_t n) {
+  char* dst = static_cast<char*>(p);
+  const char* src = static_cast<const char*>(snap);
+  if (t == DType::f32) return rewind_bytes<4>(dst, src, m, n);
+  if (t == DType::f64) return rewind_bytes<8>(dst, src, m, n);
+  rewind_bytes<2>(dst, src, m, n);
+}
+
+}  // namespace
+}  // namespace avx512_kernels
+
+extern const UpdateKernels kUpdateAvx512 = {avx512_kernels::masked_sgd_avx512,
+                                            avx512_kernels::rewind_avx512};
+
+}  // namespace lth_fast::simd

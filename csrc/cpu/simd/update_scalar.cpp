@@ -1,0 +1,27 @@
+#include "cpu/simd/isa.h"
+#include "cpu/simd/update_portable.h"
+
+namespace lth_fast::simd {
+namespace {
+
+void masked_sgd_scalar(DType t, void* p, const void* g, const uint8_t* m, void* buf, int64_t n,
+                       const SgdParams& s) {
+  portable::with_type(t, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    portable::masked_sgd(static_cast<T*>(p), static_cast<const T*>(g), m, static_cast<T*>(buf),
+                         n, s);
+  });
+}
+
+void rewind_scalar(DType t, void* p, const void* snap, const uint8_t* m, int64_t n) {
+  portable::with_type(t, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    portable::rewind(static_cast<T*>(p), static_cast<const T*>(snap), m, n);
+  });
+}
+
+}  // namespace
+
+extern const UpdateKernels kUpdateScalar = {masked_sgd_scalar, rewind_scalar};
+
+}  // namespace lth_fast::simd
