@@ -1,5 +1,5 @@
 // Checks on the amounts of lth_fast::prune_, shared by the device files so that every device
-// raises the same ValueError text. (A copy of check_amounts in cpu/prune.cpp, kept identical.)
+// raises the same ValueError text.
 #pragma once
 #include <c10/util/ArrayRef.h>
 #include <c10/util/Exception.h>

@@ -6,28 +6,12 @@
 
 #include <cmath>
 
+#include "common/amount_checks.h"
 #include "common/tensor_list.h"
 #include "cpu/marked_select.h"
 
 namespace lth_fast::cpu {
 namespace {
-
-void check_amounts(at::ArrayRef<double> fractions, at::IntArrayRef counts, bool layerwise,
-                   size_t n) {
-  TORCH_CHECK_VALUE(fractions.empty() != counts.empty(),
-                    "prune_: give exactly one of fractions and counts");
-  const size_t given = fractions.empty() ? counts.size() : fractions.size();
-  TORCH_CHECK_VALUE(given == 1 || (layerwise && given == n), "prune_: ",
-                    layerwise ? "layerwise amounts must be one value or one per tensor ("
-                              : "a global ranking takes one amount (",
-                    n, " tensors), got ", given);
-  for (size_t i = 0; i < fractions.size(); ++i)
-    TORCH_CHECK_VALUE(fractions[i] >= 0.0 && fractions[i] <= 1.0, "prune_: amount[", i,
-                      "] = ", fractions[i], " is not a fraction in [0, 1]");
-  for (size_t i = 0; i < counts.size(); ++i)
-    TORCH_CHECK_VALUE(counts[i] >= 0, "prune_: amount[", i, "] = ", counts[i],
-                      " is a negative count");
-}
 
 std::tuple<at::Tensor, at::Tensor> prune_cpu(at::TensorList weights, at::TensorList masks,
                                              at::ArrayRef<double> fractions,
@@ -43,30 +27,33 @@ std::tuple<at::Tensor, at::Tensor> prune_cpu(at::TensorList weights, at::TensorL
   for (size_t i = 0; i < weights.size(); ++i)
     runs.push_back({weights[i].const_data_ptr(), reinterpret_cast<uint8_t*>(masks[i].data_ptr<bool>()),
                     weights[i].numel(), static_cast<int64_t>(i)});
-  auto amount = [&](size_t g) {
-    const size_t j = (fractions.empty() ? counts.size() : fractions.size()) == 1 ? 0 : g;
-    return fractions.empty() ? static_cast<double>(counts[j]) : fractions[j];
-  };
   const bool by_count = !counts.empty();
+  auto count = [&](size_t g) { return counts[counts.size() == 1 ? 0 : g]; };
+  auto amount = [&](size_t g) {  // the amount of ranking g, as a number
+    return by_count ? static_cast<double>(count(g)) : fractions[fractions.size() == 1 ? 0 : g];
+  };
 
   // Every ranking is marked (one pass) and checked before any is finished; on an error the
-  // marks are undone, leaving every mask as it was.
+  // marks are undone, leaving every mask as it was. A NaN anywhere is reported before a count
+  // that exceeds its alive entries, as the reference does.
   std::vector<SelectPlan> plans;
   const size_t groups = layerwise ? runs.size() : 1;
-  std::string error;
-  for (size_t g = 0; g < groups && error.empty(); ++g) {
+  for (size_t g = 0; g < groups; ++g) {
     std::vector<Run> group = layerwise ? std::vector<Run>{runs[g]} : runs;
     plans.push_back(mark_selection(dtype, std::move(group), amount(g), by_count, kern));
     SelectPlan& p = plans.back();
-    const size_t j = by_count && counts.size() > 1 ? g : 0;
-    p.k = by_count ? counts[j] : static_cast<int64_t>(std::nearbyint(amount(g) * p.alive));
-    if (p.nan_index >= 0) {
+    p.k = by_count ? count(g) : static_cast<int64_t>(std::nearbyint(amount(g) * p.alive));
+  }
+  std::string error;
+  for (const SelectPlan& p : plans)
+    if (error.empty() && p.nan_index >= 0)
       error = c10::str("prune_: weights[", p.nan_index, "] contains NaN");
-    } else if (p.k > p.alive) {
-      error = c10::str("prune_: amount[", j, "] = ", p.k, " exceeds the ", p.alive,
+  for (size_t g = 0; g < groups && error.empty(); ++g)
+    if (plans[g].k > plans[g].alive) {
+      const size_t j = by_count && counts.size() > 1 ? g : 0;
+      error = c10::str("prune_: amount[", j, "] = ", plans[g].k, " exceeds the ", plans[g].alive,
                        " alive entries", layerwise ? c10::str(" of weights[", g, "]") : "");
     }
-  }
   if (!error.empty()) {
     for (SelectPlan& p : plans) unmark_selection(p, kern);
     TORCH_CHECK_VALUE(false, error);
