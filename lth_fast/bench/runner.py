@@ -1,0 +1,149 @@
+"""Runs the registered op cases over workloads and sizes and collects every number in one dict
+(the same dict is printed as markdown and written as JSON). One size at a time: measure the
+floor over buffers as large as the workload, then build each workload, time every
+implementation on it, free it; finally probe the fast op's peak memory in fresh processes."""
+from __future__ import annotations
+
+import datetime
+import gc
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+
+from . import suite, workloads
+from .measure import Floor, measure_floor, median, time_op
+
+
+@dataclass
+class Options:
+    ops: List[str] = field(default_factory=lambda: ["prune"])
+    workloads: List[str] = field(default_factory=lambda: ["resnet", "transformer"])
+    sizes: List[str] = field(default_factory=lambda: ["10M", "50M"])
+    device: str = "cpu"
+    reps: int = 15       # repetitions of the fast implementation
+    slow_reps: int = 3   # repetitions of the reference and other slow baselines
+    warmup: int = 1
+    threads: Optional[int] = None
+    baselines: bool = True
+    memory: bool = True
+    progress: bool = True
+    seed: int = 0
+
+
+def _commit() -> Optional[str]:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _device_name(device: str) -> str:
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: str) -> dict:
+    from .. import __version__
+    from ..ops import cpu_isa
+    return {"device": device, "device_name": _device_name(device),
+            "torch": torch.__version__, "lth_fast": __version__, "cpu_isa": cpu_isa(),
+            "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "platform": platform.platform(), "commit": _commit(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def run_case(case: suite.OpCase, wl: workloads.Workload, floor: Floor, opts: Options,
+             bar=None) -> dict:
+    """Times every implementation of `case` on `wl`; checks each result against the fast one."""
+    row = {"op": case.name, "workload": wl.name, "size": wl.size, "params": wl.params,
+           "bytes_per_param": case.bytes_per_param, "impls": {}}
+    impls = case.impls if opts.baselines else [case.fast]
+    expected = None
+    for impl in impls:
+        if bar is not None:
+            bar.set_description(f"{case.name} {wl.name} {wl.size}: {impl.name}")
+        prep = impl.prepare(wl)
+        try:
+            reps = max(1, min(opts.slow_reps, opts.reps)) if impl.slow else opts.reps
+            times = time_op(prep.op, prep.setup, reps=reps, warmup=opts.warmup,
+                            device=opts.device)
+            out = prep.result() if prep.result is not None else None
+            if out is None:
+                mismatches = None  # no result comparable with the fast one
+            elif expected is None:
+                expected, mismatches = [t.clone() for t in out], 0
+            else:
+                mismatches = sum(int((a != b).sum()) for a, b in zip(expected, out))
+        finally:
+            prep.cleanup()
+        row["impls"][impl.name] = {
+            "reps": len(times), "times_s": times, "median_ms": 1e3 * median(times),
+            "min_ms": 1e3 * min(times), "max_ms": 1e3 * max(times),
+            "mismatches": mismatches}  # entries whose result differs from the fast impl's
+        if bar is not None:
+            bar.update()
+    del expected
+    fast_s = row["impls"][case.fast.name]["median_ms"] / 1e3
+    nbytes = case.bytes_per_param * wl.params
+    row["gbps"] = nbytes / fast_s / 1e9
+    row["x_floor"] = fast_s / floor.seconds(nbytes)
+    row["speedup"] = {name: r["median_ms"] / 1e3 / fast_s
+                      for name, r in row["impls"].items() if name != case.fast.name}
+    return row
+
+
+def run(opts: Options) -> dict:
+    from tqdm import tqdm
+
+    from . import peakmem  # imported late: `python -m lth_fast.bench.peakmem` runs it as main
+
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    cases = [suite.get(name) for name in opts.ops]
+    for w in opts.workloads:
+        if w not in workloads.SHAPES:
+            raise ValueError(f"unknown workload {w!r}; choose from {sorted(workloads.SHAPES)}")
+    per_wl = sum(len(c.impls) if opts.baselines else 1 for c in cases)
+    mem_steps = len(cases) if opts.memory else 0
+    total = len(opts.sizes) * (1 + len(opts.workloads) * (per_wl + mem_steps))
+    out = {"meta": environment(opts.device), "floors": {}, "results": [], "peak_memory": []}
+    with tqdm(total=total, file=sys.stderr, disable=not opts.progress, unit="step",
+              dynamic_ncols=True) as bar:
+        for size in opts.sizes:
+            target = workloads.parse_size(size)
+            n = max(workloads.numel(workloads.SHAPES[w](target)) for w in opts.workloads)
+            bar.set_description(f"floor {size}")
+            floor = measure_floor(n, opts.device)
+            out["floors"][size] = floor.as_dict()
+            bar.update()
+            for wname in opts.workloads:
+                bar.set_description(f"generate {wname} {size}")
+                wl = workloads.make(wname, size, device=opts.device, seed=opts.seed)
+                for case in cases:
+                    out["results"].append(run_case(case, wl, floor, opts, bar))
+                del wl
+                gc.collect()
+            if not opts.memory:
+                continue
+            for wname in opts.workloads:
+                for case in cases:
+                    bar.set_description(f"peak memory {case.name} {wname} {size}")
+                    out["peak_memory"].append(peakmem.measure(
+                        case.name, wname, size, opts.device, torch.get_num_threads()))
+                    bar.update()
+    return out
