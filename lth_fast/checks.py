@@ -9,11 +9,17 @@ import torch
 FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
-def check_float_list(op: str, name: str, tensors: Sequence[torch.Tensor]) -> None:
-    device = tensors[0].device if tensors else None
-    for i, t in enumerate(tensors):
+def check_tensors(op: str, name: str, items: Sequence[object]) -> None:
+    """Every item is a tensor (the op's schema cannot name the index of one that is not)."""
+    for i, t in enumerate(items):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{op}: {name}[{i}] must be a tensor, got {type(t).__name__}")
+
+
+def check_float_list(op: str, name: str, tensors: Sequence[torch.Tensor]) -> None:
+    check_tensors(op, name, tensors)
+    device = tensors[0].device if tensors else None
+    for i, t in enumerate(tensors):
         if t.dtype not in FLOATS:
             raise TypeError(f"{op}: {name}[{i}] must be float32, float16, bfloat16 or float64, "
                             f"got {t.dtype}")
@@ -30,9 +36,8 @@ def check_like(op: str, name: str, tensors: Sequence[torch.Tensor], ref_name: st
                ref: Sequence[torch.Tensor], dtype: Optional[torch.dtype]) -> None:
     if len(tensors) != len(ref):
         raise ValueError(f"{op}: {name} has {len(tensors)} tensors but {ref_name} has {len(ref)}")
+    check_tensors(op, name, tensors)
     for i, (t, r) in enumerate(zip(tensors, ref)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{op}: {name}[{i}] must be a tensor, got {type(t).__name__}")
         want = dtype or r.dtype
         if t.dtype != want:
             raise TypeError(f"{op}: {name}[{i}] must be {want}, got {t.dtype}")

@@ -7,7 +7,10 @@ import torch
 
 from . import _C  # noqa: F401  (loads the library: registers torch.ops.lth_fast)
 from .amounts import Amount, parse_amount
+from .checks import check_tensors
 from .stats import PruneStats
+
+_INT64_MAX = 2**63 - 1
 
 
 def prune_raw(weights: List[torch.Tensor], masks: List[torch.Tensor], fractions: List[float],
@@ -36,14 +39,43 @@ def prune_(weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor],
     """
     weights, masks = list(weights), list(masks)
     fractions, counts, layerwise = parse_amount(amount, scope, len(weights))
-    if not weights:
-        if masks:
-            raise ValueError(f"prune_: masks has {len(masks)} tensors but weights has 0")
-        if any(counts):
-            raise ValueError(f"prune_: amount[0] = {max(counts)} exceeds the 0 alive entries")
-        return PruneStats(0, 0, None, () if not layerwise else ())
+    check_tensors("prune_", "weights", weights)
+    check_tensors("prune_", "masks", masks)
+    if any(c > _INT64_MAX for c in counts):
+        _raise_count_too_large(weights, masks, counts, layerwise)
+    if _all_empty("prune_", weights=weights, masks=masks):
+        if counts and counts[0] > 0 and not layerwise:  # one ranking, of nothing
+            raise ValueError(f"prune_: amount[0] = {counts[0]} exceeds the 0 alive entries")
+        return PruneStats(0, 0, None)
     stats, thresholds = prune_raw(weights, masks, fractions, counts, layerwise)
     return PruneStats.from_tensors(stats, thresholds, layerwise)
+
+
+def _all_empty(op: str, **lists) -> bool:
+    """True when every list is empty (the dispatcher needs a tensor to choose a device); a
+    ValueError when the first is empty and another is not."""
+    (first, head), *rest = lists.items()
+    if head:
+        return False
+    for name, items in rest:
+        if items:
+            raise ValueError(f"{op}: {name} has {len(items)} tensors but {first} has 0")
+    return True
+
+
+def _raise_count_too_large(weights, masks, counts, layerwise) -> None:
+    """A count beyond int64 cannot reach the op; raise what it would have raised (a NaN
+    anywhere first, then the count against its alive entries), masks untouched."""
+    for i, w in enumerate(weights):
+        if w.is_floating_point() and bool(torch.isnan(w).any()):
+            raise ValueError(f"prune_: weights[{i}] contains NaN")
+    for g, c in enumerate(counts * (len(masks) if layerwise and len(counts) == 1 else 1)):
+        group = [masks[g]] if layerwise else masks
+        alive = sum(int(m.count_nonzero()) for m in group)
+        if c > alive:
+            j = g if len(counts) > 1 else 0
+            where = f" of weights[{g}]" if layerwise else ""
+            raise ValueError(f"prune_: amount[{j}] = {c} exceeds the {alive} alive entries{where}")
 
 
 def cpu_isa() -> str:
@@ -60,6 +92,11 @@ def masked_sgd_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
     """One torch.optim.SGD step on the alive entries, fused in one pass; pruned entries of the
     params and of their momentum buffers end exactly 0. momentum_buffers: one per param when
     momentum != 0 (with init_buffers=True on the first step: buffer = gradient), else empty."""
+    params, grads, masks, momentum_buffers = (list(params), list(grads), list(masks),
+                                              list(momentum_buffers))
+    if _all_empty("masked_sgd_", params=params, grads=grads, masks=masks,
+                  momentum_buffers=momentum_buffers):
+        return
     torch.ops.lth_fast.masked_sgd_.default(
         list(params), list(grads), list(masks), list(momentum_buffers), float(lr),
         float(momentum), float(dampening), float(weight_decay), bool(nesterov), bool(maximize),
@@ -75,6 +112,9 @@ def _masked_sgd_fake(params, grads, masks, momentum_buffers, lr, momentum, dampe
 def rewind_(params: Sequence[torch.Tensor], snapshot: Sequence[torch.Tensor],
             masks: Sequence[torch.Tensor]) -> None:
     """params = snapshot where masks else 0, fused in one pass."""
+    params, snapshot, masks = list(params), list(snapshot), list(masks)
+    if _all_empty("rewind_", params=params, snapshot=snapshot, masks=masks):
+        return
     torch.ops.lth_fast.rewind_.default(list(params), list(snapshot), list(masks))
 
 
