@@ -1,0 +1,54 @@
+"""Properties of the compiled extension itself: its parallel loops run on several threads, and
+no AVX2/AVX-512 instruction sits outside the functions dispatched at run time, so the library
+loads and runs its scalar path on any x86-64 CPU."""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+import lth_fast
+from lth_fast import _C
+
+
+def test_parallel_loops_use_every_thread():
+    threads = torch.get_num_threads()
+    if threads < 2:
+        pytest.skip("torch runs one thread here")
+    assert torch.ops.lth_fast.parallel_threads() == threads
+
+
+def test_cpu_isa_names_the_path_and_honours_the_override(monkeypatch):
+    assert lth_fast.cpu_isa() in ("scalar", "avx2", "avx512")
+    monkeypatch.setenv("LTH_FAST_CPU_ISA", "scalar")
+    assert lth_fast.cpu_isa() == "scalar"
+    monkeypatch.setenv("LTH_FAST_CPU_ISA", "sse9")
+    with pytest.raises(ValueError, match="LTH_FAST_CPU_ISA=sse9"):
+        lth_fast.cpu_isa()
+
+
+def _functions_using(disassembly: str, pattern: str):
+    """Names of the functions whose instructions match `pattern`."""
+    found, name = set(), None
+    for line in disassembly.splitlines():
+        header = re.match(r"^[0-9a-f]+ <(.*)>:$", line)
+        if header:
+            name = header.group(1)
+        elif name and re.search(pattern, line):
+            found.add(name)
+    return found
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None, reason="needs objdump (binutils)")
+def test_simd_instructions_only_in_dispatched_kernels():
+    text = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", _C.__file__],
+                          capture_output=True, text=True, check=True).stdout
+    avx512 = _functions_using(text, r"%zmm|\{%k[1-7]\}|kmov")
+    ymm = _functions_using(text, r"%ymm")
+    assert avx512, "no AVX-512 code found at all: is the AVX-512 path compiled?"
+    assert all("avx512_kernels" in f for f in avx512), sorted(
+        f for f in avx512 if "avx512_kernels" not in f)
+    assert all("avx2_kernels" in f or "avx512_kernels" in f for f in ymm), sorted(
+        f for f in ymm if "avx2_kernels" not in f and "avx512_kernels" not in f)
