@@ -1,7 +1,10 @@
 """lth_fast: fused multi-tensor kernels for finding lottery tickets fast."""
 from . import reference
 from .ops import cpu_isa, masked_sgd_, prune_, rewind_
+from .optim import MaskedSGD
+from .pruner import Pruner
 from .stats import PruneStats
 
 __version__ = "0.1.0"
-__all__ = ["prune_", "masked_sgd_", "rewind_", "cpu_isa", "PruneStats", "reference", "__version__"]
+__all__ = ["prune_", "masked_sgd_", "rewind_", "cpu_isa", "PruneStats", "reference",
+           "MaskedSGD", "Pruner", "__version__"]

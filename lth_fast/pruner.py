@@ -1,0 +1,231 @@
+"""Pruner: lottery-ticket pruning for any training loop, without reparametrizing the model.
+
+It keeps one torch.bool mask per pruned parameter (the model's parameters and state_dict keys
+stay as they are) and a snapshot of the weights at the rewind point. A round of IMP:
+
+    pruner = Pruner(model); pruner.snapshot()            # iteration 0 (or k, for late rewinding)
+    opt = MaskedSGD(model.parameters(), lr=0.1, momentum=0.9, masks=pruner)
+    train(model, opt)                                     # pruned weights stay exactly 0
+    pruner.prune(0.2); pruner.rewind(opt)                 # weights = snapshot * mask, fresh opt
+
+With another optimizer, call pruner.apply() after each step. Masks follow their weights: when
+the model moves to another device, the masks move with it on the next call."""
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from . import kernels
+from .pruner_state import PrunerState
+from .selection import DEFAULT_TYPES, select_parameters
+from .stats import PruneStats
+
+
+class PruneReport(list):
+    """report() rows ({name, shape, alive, total, remaining (%)}); str() is a printable table."""
+
+    def __str__(self) -> str:
+        alive, total = sum(r["alive"] for r in self), sum(r["total"] for r in self)
+        rows = [(r["name"], str(r["shape"]), f"{r['alive']:,}", f"{r['total']:,}",
+                 f"{r['remaining']:.2f}%") for r in self]
+        rows.append(("total", "", f"{alive:,}", f"{total:,}",
+                     f"{100.0 * alive / total if total else 100.0:.2f}%"))
+        head = ("name", "shape", "alive", "total", "remaining")
+        width = [max(len(x[i]) for x in rows + [head]) for i in range(5)]
+        fmt = lambda x: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(x, width)))
+        return "\n".join([fmt(head)] + [fmt(x) for x in rows])
+
+
+class Pruner(PrunerState):
+    """Chooses the tensors to prune (see lth_fast.selection for include / exclude / types /
+    parameter_names) and holds their masks, all True at first, and the rewind snapshot."""
+
+    def __init__(self, model: nn.Module, *, include=None, exclude=None,
+                 types=DEFAULT_TYPES, parameter_names=("weight",)) -> None:
+        names = select_parameters(model, include=include, exclude=exclude, types=types,
+                                  parameter_names=parameter_names)
+        self._setup(model, names)
+
+    def _setup(self, model: nn.Module, names: Sequence[str]) -> None:
+        self.model = model
+        self.names = tuple(names)
+        self.masks: Dict[str, Tensor] = {
+            n: torch.ones(p.shape, dtype=torch.bool, device=p.device)
+            for n, p in zip(self.names, self._params())}
+        self._snapshot: Optional[Dict[str, Tensor]] = None
+        self._snapshot_device: Optional[torch.device] = None  # None: kept beside the weights
+
+    @classmethod
+    def _for_names(cls, model: nn.Module, names: Sequence[str]) -> "Pruner":
+        self = cls.__new__(cls)
+        self._setup(model, names)
+        return self
+
+    def __repr__(self) -> str:
+        return (f"Pruner({len(self.names)} tensors, {sum(m.numel() for m in self.masks.values()):,}"
+                f" weights, density {100 * self.density:.2f}%)")
+
+    # -- the parameters and their masks ---------------------------------------------------------
+    def _params(self) -> List[Tensor]:
+        """The pruned parameters, looked up by name now (they may have been replaced)."""
+        out = []
+        for n in self.names:
+            try:
+                out.append(self.model.get_parameter(n))
+            except AttributeError as e:
+                raise RuntimeError(f"Pruner: the model has no parameter {n!r} any more ({e}); "
+                                   f"after to_torch_prune use Pruner.from_torch_prune") from e
+        return out
+
+    def _resolved(self):
+        """[(name, param, mask)], each mask moved to its param's device if the model moved."""
+        out = []
+        for n, p in zip(self.names, self._params()):
+            m = self.masks[n]
+            if m.shape != p.shape:
+                raise RuntimeError(f"Pruner: {n} now has shape {list(p.shape)} but its mask has "
+                                   f"shape {list(m.shape)}")
+            if m.device != p.device:
+                m = self.masks[n] = m.to(p.device)
+            out.append((n, p, m))
+        return out
+
+    def param_masks(self) -> Dict[Tensor, Tensor]:
+        """{parameter: mask}, as MaskedSGD(masks=...) takes them."""
+        return {p: m for _, p, m in self._resolved()}
+
+    def to(self, device) -> "Pruner":
+        """Moves the masks, and the snapshot unless snapshot(device=...) placed it elsewhere."""
+        for n in self.names:
+            self.masks[n] = self.masks[n].to(device)
+        if self._snapshot is not None and self._snapshot_device is None:
+            self._snapshot = {n: s.to(device) for n, s in self._snapshot.items()}
+        return self
+
+    # -- the kernels ------------------------------------------------------------------------------
+    def _named_errors(self, fn, *args, **kwargs):
+        """Runs an op; its errors name list[i], to which we add the parameter's name."""
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, TypeError) as e:
+            def name(m):
+                i = int(m.group(2))
+                return f"{m.group(0)} ({self.names[i]})" if i < len(self.names) else m.group(0)
+            raise type(e)(re.sub(r"\b(weights|masks|params|snapshot)\[(\d+)\]", name,
+                                 str(e))) from e
+
+    @torch.no_grad()
+    def _write(self, params: Sequence[Tensor], sources: Sequence[Tensor],
+               masks: Sequence[Tensor]) -> None:
+        """params = source where mask else 0: one fused rewind_ per (device, dtype); a
+        non-contiguous param (channels_last) goes through torch.where instead."""
+        groups: Dict[tuple, list] = {}
+        for p, s, m in zip(params, sources, masks):
+            s = s.to(p.device, p.dtype)
+            if not p.is_contiguous():
+                p.copy_(torch.where(m, s, torch.zeros((), dtype=p.dtype, device=p.device)))
+                continue
+            ps, ss, ms = groups.setdefault((p.device, p.dtype), ([], [], []))
+            ps.append(p.detach())
+            ss.append(s.contiguous())
+            ms.append(m.contiguous())
+        for ps, ss, ms in groups.values():
+            kernels.rewind_(ps, ss, ms)
+
+    # -- the LTH operations -----------------------------------------------------------------------
+    @torch.no_grad()
+    def snapshot(self, device=None) -> None:
+        """Copies the current weights as the rewind point (iteration 0, or k for late rewinding),
+        on `device` (default: beside each weight; e.g. "cpu" to save accelerator memory)."""
+        device = None if device is None else torch.device(device)
+        params = [p.detach() for p in self._params()]
+        old = self._snapshot or {}
+        dst = []
+        for n, p in zip(self.names, params):
+            where = device or p.device
+            s = old.get(n)
+            if s is None or s.shape != p.shape or s.dtype != p.dtype or s.device != where:
+                s = torch.empty(p.shape, dtype=p.dtype, device=where)
+            dst.append(s)
+        torch._foreach_copy_(dst, params)
+        self._snapshot = dict(zip(self.names, dst))
+        self._snapshot_device = device
+
+    def prune(self, amount, scope: str = "global",
+              per_layer: Optional[Mapping[str, Union[float, int]]] = None) -> PruneStats:
+        """Prunes the `amount` smallest-|w| alive weights (a fraction of the alive ones, or an int
+        count) ranked over all tensors (scope="global") or per tensor (scope="layer", where
+        per_layer={name: amount} overrides `amount`, e.g. half rate for the output layer), then
+        zeroes the pruned weights. Returns what lth_fast.prune_ did."""
+        if per_layer:
+            if scope != "layer":
+                raise ValueError("Pruner.prune: per_layer amounts need scope='layer' (a global "
+                                 "ranking takes one amount)")
+            unknown = sorted(set(per_layer) - set(self.names))
+            if unknown:
+                raise ValueError(f"Pruner.prune: per_layer names {unknown} are not pruned "
+                                 f"tensors; they are {list(self.names)}")
+            amount = [per_layer.get(n, amount) for n in self.names]
+        items = self._resolved()
+        weights = [p.detach() for _, p, _ in items]
+        masks = [m for _, _, m in items]
+        one_device = len({w.device for w in weights}) == 1
+        if one_device and len({w.dtype for w in weights}) == 1:
+            scores, work = [w.contiguous() for w in weights], masks
+        else:  # one ranking needs one device and dtype: upcasting keeps the |w| order exactly
+            dtype = weights[0].dtype
+            for w in weights[1:]:
+                dtype = torch.promote_types(dtype, w.dtype)
+            dev = weights[0].device
+            scores = [w.to(dev, dtype).contiguous() for w in weights]
+            work = [m.to(dev, copy=True) for m in masks]
+        stats = self._named_errors(kernels.prune_, scores, work, amount, scope=scope)
+        if work is not masks:
+            for m, w in zip(masks, work):
+                m.copy_(w)
+        self._write(weights, weights, masks)
+        return stats
+
+    def apply(self) -> None:
+        """Zeroes the pruned weights (one fused pass): call it after any optimizer's step."""
+        items = self._resolved()
+        params = [p.detach() for _, p, _ in items]
+        self._write(params, params, [m for _, _, m in items])
+
+    def rewind(self, optimizer: Optional[torch.optim.Optimizer] = None) -> None:
+        """weights = snapshot where mask else 0 (the snapshot is copied to the weights' device
+        if it lives elsewhere). With an optimizer, its state (momentum buffers, Adam moments
+        and steps) is cleared, as for a fresh optimizer; its param_groups (lr) are kept."""
+        if self._snapshot is None:
+            raise RuntimeError("Pruner.rewind: no snapshot; call snapshot() at the rewind point")
+        if optimizer is not None and not isinstance(getattr(optimizer, "state", None), dict):
+            raise TypeError(f"Pruner.rewind: optimizer must be a torch.optim.Optimizer, got "
+                            f"{type(optimizer).__name__}")
+        items = self._resolved()
+        self._write([p.detach() for _, p, _ in items], [self._snapshot[n] for n, _, _ in items],
+                    [m for _, _, m in items])
+        if optimizer is not None:
+            optimizer.state.clear()
+
+    # -- how much is left -------------------------------------------------------------------------
+    def report(self) -> PruneReport:
+        rows = PruneReport()
+        for n in self.names:
+            m = self.masks[n]
+            alive, total = int(m.count_nonzero()), m.numel()
+            rows.append({"name": n, "shape": list(m.shape), "alive": alive, "total": total,
+                         "remaining": 100.0 * alive / total if total else 100.0})
+        return rows
+
+    @property
+    def density(self) -> float:
+        """The fraction of the pruned tensors' weights still alive."""
+        total = sum(m.numel() for m in self.masks.values())
+        return sum(int(m.count_nonzero()) for m in self.masks.values()) / total if total else 1.0
+
+    def sparsity(self) -> float:
+        return 1.0 - self.density

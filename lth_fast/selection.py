@@ -1,0 +1,89 @@
+"""Which parameters a Pruner prunes.
+
+Eligible: the parameters named in `parameter_names` (default: "weight") that belong directly to
+a module of one of `types` (default: Linear and Conv1d/2d/3d) — so biases and norm layers are
+left alone unless asked for (parameter_names=("weight", "bias"), or a norm type in `types`).
+`include` and `exclude` then filter the eligible set; each is one item or a list of items:
+  - a string: an fnmatch pattern matched against the qualified parameter name
+    ("features.0.weight") and against the qualified name of its module ("features.0");
+  - a module class: matches the parameters of modules that are instances of it.
+A parameter is pruned when it is eligible, matches some include item (when include is given)
+and matches no exclude item. An include item, or an exclude pattern, that matches no eligible
+parameter is an error (a typo must not silently prune the wrong layers). A parameter shared by
+several modules is taken once, under its first name (as model.named_parameters() does)."""
+from __future__ import annotations
+
+import fnmatch
+from typing import Iterable, List, Sequence, Tuple, Union
+
+from torch import nn
+
+DEFAULT_TYPES: Tuple[type, ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+Item = Union[str, type]
+
+
+def _items(what: str, value) -> List[Item]:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, (str, type)) else list(value)
+    for i, item in enumerate(items):
+        if not isinstance(item, (str, type)):
+            raise TypeError(f"Pruner: {what}[{i}] must be a name pattern (str) or a module "
+                            f"class, got {type(item).__name__}")
+    return items
+
+
+def _matches(item: Item, param_name: str, module_name: str, module: nn.Module) -> bool:
+    if isinstance(item, str):
+        return (fnmatch.fnmatchcase(param_name, item)
+                or fnmatch.fnmatchcase(module_name, item))
+    return isinstance(module, item)
+
+
+def eligible_parameters(model: nn.Module, types: Sequence[type],
+                        parameter_names: Iterable[str]):
+    """[(qualified parameter name, module name, module)] in model order, shared ones once."""
+    seen, out = set(), []
+    for module_name, module in model.named_modules():
+        if not isinstance(module, tuple(types)):
+            continue
+        for local in parameter_names:
+            p = module._parameters.get(local)
+            if p is None or id(p) in seen:
+                continue
+            seen.add(id(p))
+            out.append((f"{module_name}.{local}" if module_name else local, module_name, module))
+    return out
+
+
+def select_parameters(model: nn.Module, *, include=None, exclude=None,
+                      types: Union[type, Sequence[type]] = DEFAULT_TYPES,
+                      parameter_names: Union[str, Sequence[str]] = ("weight",)) -> List[str]:
+    """The qualified names of the parameters to prune, in model order (see the module doc)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"Pruner: model must be a torch.nn.Module, got {type(model).__name__}")
+    types = (types,) if isinstance(types, type) else tuple(types)
+    for i, t in enumerate(types):
+        if not (isinstance(t, type) and issubclass(t, nn.Module)):
+            raise TypeError(f"Pruner: types[{i}] must be an nn.Module subclass, got {t!r}")
+    names = (parameter_names,) if isinstance(parameter_names, str) else tuple(parameter_names)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise TypeError(f"Pruner: parameter_names must be non-empty strings, got {names!r}")
+    inc, exc = _items("include", include), _items("exclude", exclude)
+
+    eligible = eligible_parameters(model, types, names)
+    hint = (f"the eligible parameters are those named {list(names)} of modules of types "
+            f"{[t.__name__ for t in types]}; change types= or parameter_names= to widen them")
+    for what, items in (("include", inc), ("exclude", exc)):
+        for item in items:
+            if what == "exclude" and not isinstance(item, str):
+                continue  # excluding a type absent from the model is harmless
+            if not any(_matches(item, *e) for e in eligible):
+                raise ValueError(f"Pruner: {what} item {item!r} matches no eligible parameter; "
+                                 f"{hint}")
+    chosen = [name for name, mod_name, mod in eligible
+              if (not inc or any(_matches(i, name, mod_name, mod) for i in inc))
+              and not any(_matches(i, name, mod_name, mod) for i in exc)]
+    if not chosen:
+        raise ValueError(f"Pruner: no parameter to prune in {type(model).__name__}; {hint}")
+    return chosen

@@ -1,0 +1,114 @@
+"""A lottery ticket on disk: one safetensors file (no pickle) holding, per pruned parameter,
+  "<name>.mask"      uint8 [ceil(numel / 8)]: the bool mask bit-packed, 1 bit per weight, in
+                     numpy.packbits' order (first element in the most significant bit, zero pad)
+  "<name>.snapshot"  the rewind-point weights, in their own dtype and shape,
+with metadata {"format": "lth_fast.ticket", "version", "names" (JSON list), "shapes" (JSON)}.
+Files are written atomically (a temporary file in the same directory, then os.replace), so a
+crash leaves the old ticket or the new one, never half of one."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+import torch
+
+FORMAT = "lth_fast.ticket"
+VERSION = "1"
+_BIT_VALUES = (128, 64, 32, 16, 8, 4, 2, 1)
+
+
+def pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    """uint8 [ceil(n / 8)]: 8 mask entries per byte, as numpy.packbits(mask.ravel()); computed on
+    the mask's device, so only the packed bytes ever cross to the host."""
+    flat = mask.reshape(-1).to(torch.uint8)
+    pad = (-flat.numel()) % 8
+    if pad:
+        flat = torch.cat([flat, flat.new_zeros(pad)])
+    values = torch.tensor(_BIT_VALUES, dtype=torch.uint8, device=flat.device)
+    return (flat.view(-1, 8) * values).sum(1, dtype=torch.uint8)
+
+
+def unpack_bits(packed: torch.Tensor, shape: Sequence[int], what: str) -> torch.Tensor:
+    """The bool mask of `shape` packed by pack_bits; checks the length and the zero padding."""
+    n = math.prod(shape)
+    if packed.dtype != torch.uint8 or packed.dim() != 1 or packed.numel() != (n + 7) // 8:
+        raise ValueError(f"ticket: {what} must be uint8 [{(n + 7) // 8}] (the bits of "
+                         f"{list(shape)}), got {packed.dtype} {list(packed.shape)}")
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
+    bits = ((packed.unsqueeze(1) >> shifts) & 1).reshape(-1)
+    if bits[n:].any():
+        raise ValueError(f"ticket: {what} has non-zero padding bits: the file is corrupt")
+    return bits[:n].bool().view(tuple(shape))
+
+
+def save(path, names: Sequence[str], masks: Mapping[str, torch.Tensor],
+         snapshot: Mapping[str, torch.Tensor]) -> None:
+    """Writes the ticket atomically (see the module doc)."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for n in names:
+        tensors[f"{n}.mask"] = pack_bits(masks[n]).cpu()
+        tensors[f"{n}.snapshot"] = snapshot[n].detach().to("cpu", copy=True).contiguous()
+    metadata = {"format": FORMAT, "version": VERSION, "names": json.dumps(list(names)),
+                "shapes": json.dumps({n: list(masks[n].shape) for n in names})}
+    path = os.fspath(path)
+    directory, base = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a ticket is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path) -> Tuple[List[str], Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+    """(names, bool masks, snapshot) read from a ticket on the CPU, every part validated."""
+    from safetensors import safe_open
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"ticket: no such file: {path}")
+    try:
+        f = safe_open(path, framework="pt", device="cpu")
+    except Exception as e:  # safetensors raises its own error type for a corrupt header
+        raise ValueError(f"ticket: {path} is not a readable safetensors file: {e}") from e
+    with f:
+        meta = f.metadata() or {}
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"ticket: {path} is not an lth_fast ticket "
+                             f"(metadata format={meta.get('format')!r}, want {FORMAT!r})")
+        if meta.get("version") != VERSION:
+            raise ValueError(f"ticket: {path} has version {meta.get('version')!r}; this "
+                             f"lth_fast reads version {VERSION}")
+        try:
+            names = json.loads(meta["names"])
+            shapes = {n: tuple(int(d) for d in s) for n, s in json.loads(meta["shapes"]).items()}
+        except (KeyError, ValueError, TypeError) as e:
+            raise ValueError(f"ticket: {path} has unreadable names/shapes metadata: {e}") from e
+        if (not isinstance(names, list) or set(names) != set(shapes)
+                or len(set(names)) != len(names)):
+            raise ValueError(f"ticket: {path}: the names and shapes metadata disagree")
+        want = {f"{n}.{part}" for n in names for part in ("mask", "snapshot")}
+        have = set(f.keys())
+        if want != have:
+            raise ValueError(f"ticket: {path}: missing tensors {sorted(want - have)}, "
+                             f"unexpected tensors {sorted(have - want)}")
+        masks, snapshot = {}, {}
+        for n in names:
+            masks[n] = unpack_bits(f.get_tensor(f"{n}.mask"), shapes[n], f"{n}.mask")
+            snap = f.get_tensor(f"{n}.snapshot")
+            if tuple(snap.shape) != shapes[n]:
+                raise ValueError(f"ticket: {n}.snapshot has shape {list(snap.shape)}, but the "
+                                 f"ticket's mask of {n} has shape {list(shapes[n])}")
+            snapshot[n] = snap
+    return names, masks, snapshot
