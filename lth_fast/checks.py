@@ -49,3 +49,16 @@ def check_like(op: str, name: str, tensors: Sequence[torch.Tensor], ref_name: st
                              f"{r.device}")
         if not t.is_contiguous():
             raise ValueError(f"{op}: {name}[{i}] must be contiguous")
+
+
+def check_sgd_hyperparameters(op: str, lr: float, momentum: float, dampening: float,
+                              weight_decay: float, nesterov: bool) -> None:
+    """torch.optim.SGD's rules, with the twin messages of csrc/common/sgd_checks.h."""
+    if lr < 0:
+        raise ValueError(f"{op}: invalid learning rate {lr}")
+    if momentum < 0:
+        raise ValueError(f"{op}: invalid momentum {momentum}")
+    if weight_decay < 0:
+        raise ValueError(f"{op}: invalid weight_decay {weight_decay}")
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError(f"{op}: nesterov momentum requires a momentum and zero dampening")

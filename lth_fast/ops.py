@@ -7,7 +7,7 @@ import torch
 
 from . import _C  # noqa: F401  (loads the library: registers torch.ops.lth_fast)
 from .amounts import Amount, parse_amount
-from .checks import check_tensors
+from .checks import check_sgd_hyperparameters, check_tensors
 from .stats import PruneStats
 
 _INT64_MAX = 2**63 - 1
@@ -96,6 +96,7 @@ def masked_sgd_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
                                               list(momentum_buffers))
     if _all_empty("masked_sgd_", params=params, grads=grads, masks=masks,
                   momentum_buffers=momentum_buffers):
+        check_sgd_hyperparameters("masked_sgd_", lr, momentum, dampening, weight_decay, nesterov)
         return
     torch.ops.lth_fast.masked_sgd_.default(
         list(params), list(grads), list(masks), list(momentum_buffers), float(lr),

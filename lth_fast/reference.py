@@ -9,7 +9,7 @@ from typing import List, Sequence, Union
 import torch
 
 from .amounts import Amount, k_for, parse_amount
-from .checks import check_float_list, check_like
+from .checks import check_float_list, check_like, check_sgd_hyperparameters
 from .stats import PruneStats
 
 
@@ -68,14 +68,7 @@ def _check_sgd(params, grads, masks, momentum_buffers, lr, momentum, dampening, 
     check_float_list(op, "params", params)
     check_like(op, "grads", grads, "params", params, None)
     check_like(op, "masks", masks, "params", params, torch.bool)
-    if lr < 0:
-        raise ValueError(f"{op}: invalid learning rate {lr}")
-    if momentum < 0:
-        raise ValueError(f"{op}: invalid momentum {momentum}")
-    if weight_decay < 0:
-        raise ValueError(f"{op}: invalid weight_decay {weight_decay}")
-    if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError(f"{op}: nesterov momentum requires a momentum and zero dampening")
+    check_sgd_hyperparameters(op, lr, momentum, dampening, weight_decay, nesterov)
     if momentum != 0:
         check_like(op, "momentum_buffers", momentum_buffers, "params", params, None)
     elif momentum_buffers:

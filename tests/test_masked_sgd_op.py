@@ -219,8 +219,6 @@ def test_empty_lists():
             impl([], [torch.zeros(2)], [], [], lr=0.1)
 
 
-@pytest.mark.xfail(reason="ops.masked_sgd_ returns early on empty lists before checking the "
-                          "hyperparameters; the reference raises ValueError")
 def test_empty_lists_still_check_hyperparameters():
     with pytest.raises(ValueError, match="learning rate"):
         reference.masked_sgd_([], [], [], [], lr=-0.1)

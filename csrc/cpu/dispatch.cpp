@@ -29,6 +29,12 @@ std::vector<Chunk> chunks_of(const std::vector<int64_t>& sizes) {
   return chunks;
 }
 
+int64_t chunk_grain(const std::vector<Chunk>& chunks) {
+  int64_t total = 0;
+  for (const Chunk& c : chunks) total += c.len;
+  return total < kSerialBelow ? std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) : 1;
+}
+
 simd::DType simd_dtype(at::ScalarType t) {
   switch (t) {
     case at::kFloat: return simd::DType::f32;

@@ -23,12 +23,18 @@ simd::DType simd_dtype(at::ScalarType t);
 const simd::SelectKernels& select_kernels();
 const simd::UpdateKernels& update_kernels();
 
+// The grain of at::parallel_for over `chunks`: all of them (one thread, no parallel region)
+// when they hold fewer than kSerialBelow elements in all, else one chunk.
+constexpr int64_t kSerialBelow = int64_t(1) << 15;
+int64_t chunk_grain(const std::vector<Chunk>& chunks);
+
 // fn(chunk) for every chunk, all in one parallel region.
 template <typename F>
 void parallel_chunks(const std::vector<Chunk>& chunks, F&& fn) {
-  at::parallel_for(0, static_cast<int64_t>(chunks.size()), 1, [&](int64_t b, int64_t e) {
-    for (int64_t c = b; c < e; ++c) fn(chunks[c]);
-  });
+  at::parallel_for(0, static_cast<int64_t>(chunks.size()), chunk_grain(chunks),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t c = b; c < e; ++c) fn(chunks[c]);
+                   });
 }
 
 }  // namespace lth_fast::cpu

@@ -17,7 +17,8 @@ void mark_pass(SelectPlan& p, const simd::SelectKernels& kern) {
   std::vector<int64_t> hists(static_cast<size_t>(threads) * simd::kMarkBuckets, 0);
   std::vector<simd::BandCount> counts(threads);
   std::vector<int64_t> nan_chunk(threads, std::numeric_limits<int64_t>::max());
-  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), 1, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), chunk_grain(p.chunks),
+                   [&](int64_t b, int64_t e) {
     const int t = at::get_thread_num();
     for (int64_t c = b; c < e; ++c) {
       const Chunk& ch = p.chunks[c];
@@ -52,7 +53,8 @@ std::vector<int64_t> resolve_pass(SelectPlan& p, int cut, uint8_t below_value, i
   const int threads = at::get_num_threads();
   std::vector<std::vector<int64_t>> found(threads, std::vector<int64_t>(cap));
   std::vector<int64_t> used(threads, 0);
-  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), 1, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), chunk_grain(p.chunks),
+                   [&](int64_t b, int64_t e) {
     const int t = at::get_thread_num();
     for (int64_t c = b; c < e; ++c) {
       const Chunk& ch = p.chunks[c];
