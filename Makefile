@@ -26,10 +26,14 @@ test: install
 bench: install
 	$(PY) -m lth_fast bench --sizes 10M,50M
 
+# CMake >= 3.26 knows nvcc's C++20 flag (torch 2.14 headers need C++20): taken from PyPI.
 cmake: $(VENV)/.deps
-	cmake -S . -B build-cmake -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch;print(torch.utils.cmake_prefix_path)')" \
-		-DPython_EXECUTABLE=$(abspath $(PY)) -DLTH_FAST_CUDA=$${LTH_FAST_FORCE_CUDA:-0} > build-cmake.log
-	cmake --build build-cmake -j2
+	$(PY) -m pip install -q "cmake>=3.26"
+	TORCH_CUDA_ARCH_LIST="8.0 9.0" $(VENV)/bin/cmake -S . -B build-cmake \
+		-DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch;print(torch.utils.cmake_prefix_path)')" \
+		-DPython_EXECUTABLE=$(abspath $(PY)) -DLTH_FAST_CUDA=$${LTH_FAST_FORCE_CUDA:-0} \
+		-DCUDA_TOOLKIT_ROOT_DIR=$(CUDA_HOME) -DCMAKE_CUDA_COMPILER=$(CUDA_HOME)/bin/nvcc > build-cmake.log
+	$(VENV)/bin/cmake --build build-cmake -j2
 
 clean:
 	rm -rf build build-cmake build-cmake.log lth_fast/*.so *.egg-info
