@@ -10,7 +10,7 @@ namespace lth_fast::cpu {
 namespace {
 
 constexpr int kBuckets = 4096;
-constexpr int64_t kSampleBlocks = 1024, kSampleBlock = 16;
+constexpr int64_t kSampleBlock = 16;
 constexpr int64_t kSampleMinTotal = int64_t(1) << 17;  // below this, count the whole key range
 
 int shift_for(uint64_t lo, uint64_t hi) {
@@ -27,7 +27,7 @@ std::vector<Chunk> make_chunks(const std::vector<Run>& runs) {
   return chunks_of(sizes);
 }
 
-void band_from_sample(SelectPlan& p, double amount, bool by_count, double z) {
+void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int64_t blocks) {
   int64_t total = 0;
   for (const Run& r : p.runs) total += r.n;
   p.lo = 0;
@@ -39,17 +39,28 @@ void band_from_sample(SelectPlan& p, double amount, bool by_count, double z) {
     offsets.push_back(offset);
     offset += r.n;
   }
+  // Blocks of neighbours, read in parallel: one per thread's list, then joined (the ranks
+  // taken below do not depend on the order).
+  const int threads = at::get_num_threads();
+  std::vector<std::vector<uint64_t>> found(threads);
+  std::vector<int64_t> seen_by(threads, 0);
+  at::parallel_for(0, blocks, 256, [&](int64_t b0, int64_t b1) {
+    const int t = at::get_thread_num();
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t pos = static_cast<int64_t>(static_cast<__int128>(total) * b / blocks);
+      const int64_t r = std::upper_bound(offsets.begin(), offsets.end(), pos) - offsets.begin() - 1;
+      const Run& run = p.runs[r];
+      const int64_t start = pos - offsets[r], len = std::min(kSampleBlock, run.n - start);
+      for (int64_t j = start; j < start + len; ++j)
+        if (run.m[j]) found[t].push_back(simd::key_at(p.dtype, run.w, j));
+      seen_by[t] += len;
+    }
+  });
   std::vector<uint64_t> keys;
-  keys.reserve(kSampleBlocks * kSampleBlock);
   int64_t seen = 0;
-  for (int64_t b = 0; b < kSampleBlocks; ++b) {
-    const int64_t pos = static_cast<int64_t>(static_cast<__int128>(total) * b / kSampleBlocks);
-    const int64_t r = std::upper_bound(offsets.begin(), offsets.end(), pos) - offsets.begin() - 1;
-    const Run& run = p.runs[r];
-    const int64_t start = pos - offsets[r], len = std::min(kSampleBlock, run.n - start);
-    for (int64_t j = start; j < start + len; ++j)
-      if (run.m[j]) keys.push_back(simd::key_at(p.dtype, run.w, j));
-    seen += len;
+  for (int t = 0; t < threads; ++t) {
+    keys.insert(keys.end(), found[t].begin(), found[t].end());
+    seen += seen_by[t];
   }
   const double n = static_cast<double>(keys.size());
   if (keys.size() < 64) return;
@@ -58,14 +69,15 @@ void band_from_sample(SelectPlan& p, double amount, bool by_count, double z) {
   f = std::min(1.0, std::max(0.0, f));
   const double margin = z * std::sqrt(n * f * (1.0 - f)) + 32.0;
   const double lo_rank = std::floor(f * n - margin), hi_rank = std::ceil(f * n + margin);
+  auto from = keys.begin();
   if (lo_rank > 0) {
-    auto it = keys.begin() + static_cast<int64_t>(lo_rank);
-    std::nth_element(keys.begin(), it, keys.end());
-    p.lo = *it;
+    from += static_cast<int64_t>(lo_rank);
+    std::nth_element(keys.begin(), from, keys.end());
+    p.lo = *from;  // everything from here on is >= lo: the second rank is found among those
   }
   if (hi_rank < n) {
     auto it = keys.begin() + static_cast<int64_t>(hi_rank);
-    std::nth_element(keys.begin(), it, keys.end());
+    std::nth_element(from, it, keys.end());
     p.hi = *it;
   }
   if (p.hi <= p.lo) p.hi = p.lo + 1;
@@ -168,7 +180,7 @@ SelectPlan plan_selection(simd::DType dtype, std::vector<Run> runs, double amoun
   p.chunks = make_chunks(p.runs);
   // Blocks of neighbours are correlated, so the margin is generous: a miss costs a pass, a
   // wide band only a little histogram work.
-  band_from_sample(p, amount, by_count, 6.0);
+  band_from_sample(p, amount, by_count, 6.0, 1024);
   count(p, kern);
   return p;
 }

@@ -51,9 +51,10 @@ struct SelectResult {
 };
 
 std::vector<Chunk> make_chunks(const std::vector<Run>& runs);
-// Guesses [lo, hi) around the k-th smallest alive key from ~16K entries in 1024 strided blocks,
-// z standard deviations of the sample's rank either side. `amount` as for plan_selection.
-void band_from_sample(SelectPlan& p, double amount, bool by_count, double z);
+// Guesses [lo, hi) around the k-th smallest alive key from `blocks` evenly spaced blocks of 16
+// entries, z standard deviations of the sample's rank either side (plus a little for blocks of
+// correlated neighbours). `amount` as for plan_selection.
+void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int64_t blocks);
 // Concatenates per-thread lists of packed positions (chunk << 16 | index in chunk).
 std::vector<int64_t> gather(const std::vector<std::vector<int64_t>>& found,
                             const std::vector<int64_t>& used);
