@@ -39,29 +39,30 @@ void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int
     offsets.push_back(offset);
     offset += r.n;
   }
-  // Blocks of neighbours, read in parallel: one per thread's list, then joined (the ranks
-  // taken below do not depend on the order).
-  const int threads = at::get_num_threads();
-  std::vector<std::vector<uint64_t>> found(threads);
-  std::vector<int64_t> seen_by(threads, 0);
+  // Blocks of neighbours, read in parallel, each into its own slots of one array (no
+  // per-thread copies), then packed; the ranks taken below do not depend on the order.
+  std::vector<uint64_t> keys(static_cast<size_t>(blocks) * kSampleBlock);
+  std::vector<int32_t> alive_in(blocks), len_of(blocks);
   at::parallel_for(0, blocks, 256, [&](int64_t b0, int64_t b1) {
-    const int t = at::get_thread_num();
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t pos = static_cast<int64_t>(static_cast<__int128>(total) * b / blocks);
       const int64_t r = std::upper_bound(offsets.begin(), offsets.end(), pos) - offsets.begin() - 1;
       const Run& run = p.runs[r];
       const int64_t start = pos - offsets[r], len = std::min(kSampleBlock, run.n - start);
+      int32_t got = 0;
       for (int64_t j = start; j < start + len; ++j)
-        if (run.m[j]) found[t].push_back(simd::key_at(p.dtype, run.w, j));
-      seen_by[t] += len;
+        if (run.m[j]) keys[b * kSampleBlock + got++] = simd::key_at(p.dtype, run.w, j);
+      alive_in[b] = got;
+      len_of[b] = static_cast<int32_t>(len);
     }
   });
-  std::vector<uint64_t> keys;
+  size_t used = 0;
   int64_t seen = 0;
-  for (int t = 0; t < threads; ++t) {
-    keys.insert(keys.end(), found[t].begin(), found[t].end());
-    seen += seen_by[t];
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int32_t j = 0; j < alive_in[b]; ++j) keys[used++] = keys[b * kSampleBlock + j];
+    seen += len_of[b];
   }
+  keys.resize(used);
   const double n = static_cast<double>(keys.size());
   if (keys.size() < 64) return;
   // A count amount becomes a fraction of the alive entries this sample estimates.
