@@ -140,50 +140,51 @@ LTH_AVX2 int64_t cut_below32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, 
   return found + portable::cut_below(w + i, m + i, n - i, lo, hi, idx + used, cap - used, i);
 }
 
-// Marking pass, 32 entries a step: mask bytes become 0 / 1 / kMarkBelow / 2 + bucket.
+// Marking pass, 32 entries a step: mask bytes become 0 / 1 / kMarkBelow / 2 + bucket. The
+// bucket is (key - lo) >> shift with an arithmetic shift, clamped to 253 by an unsigned min, so
+// keys below lo (negative differences) land on 253 + 2 == kMarkBelow with no compare of their
+// own; band entries are found on the packed bytes, once per 32.
 template <typename Bits>
 LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi, int shift,
                      int64_t* hist, uint64_t inf, BandCount* out) {
+  static_assert(kMarkBuckets + 2 == kMarkBelow, "below-band entries share the clamp value");
   const __m256i vlo = _mm256_set1_epi32(static_cast<int>(lo));
   const __m256i vhi = _mm256_set1_epi32(static_cast<int>(hi - 1));
-  const __m256i vinf = _mm256_set1_epi32(static_cast<int>(inf));
   const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
-  const __m256i two = _mm256_set1_epi32(2), below_mark = _mm256_set1_epi32(kMarkBelow);
+  const __m256i two = _mm256_set1_epi32(2), clamp = _mm256_set1_epi32(kMarkBuckets);
+  const __m256i below_mark = _mm256_set1_epi32(kMarkBelow);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256i two8 = _mm256_set1_epi8(2);
+  const __m256i below8 = _mm256_set1_epi8(static_cast<char>(kMarkBelow));
   const __m128i vshift = _mm_cvtsi32_si128(shift);
-  __m256i alive = zero, below = zero, nan = zero;
+  __m256i alive = zero, below = zero, top = zero;
   int64_t below_total = 0, in_band = 0, i = 0, steps = 0;
   for (; i + 32 <= n; i += 32) {
     alive = _mm256_add_epi64(alive, _mm256_sad_epu8(
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + i)), zero));
-    __m256i val[4], band[4], any = zero;
+    __m256i val[4];
     for (int j = 0; j < 4; ++j) {
       const __m256i k = keys8(w + i + 8 * j), a = alive01(m + i + 8 * j);
-      const __m256i lt = _mm256_cmpgt_epi32(vlo, k), gt = _mm256_cmpgt_epi32(k, vhi);
-      below = _mm256_add_epi32(below, _mm256_and_si256(lt, a));
-      __m256i v = _mm256_add_epi32(_mm256_srl_epi32(_mm256_sub_epi32(k, vlo), vshift), two);
-      v = _mm256_blendv_epi8(v, below_mark, lt);
-      v = _mm256_blendv_epi8(v, one, gt);
+      __m256i v = _mm256_sra_epi32(_mm256_sub_epi32(k, vlo), vshift);
+      v = _mm256_add_epi32(_mm256_min_epu32(v, clamp), two);
+      v = _mm256_blendv_epi8(v, one, _mm256_cmpgt_epi32(k, vhi));
       val[j] = _mm256_andnot_si256(_mm256_cmpeq_epi32(a, zero), v);
-      band[j] = _mm256_andnot_si256(_mm256_or_si256(lt, gt), a);
-      any = _mm256_or_si256(any, band[j]);
-      nan = _mm256_or_si256(nan, _mm256_cmpgt_epi32(k, vinf));
+      below = _mm256_sub_epi32(below, _mm256_cmpeq_epi32(val[j], below_mark));
+      top = _mm256_max_epu32(top, k);
     }
-    const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(val[0], val[1]),
-                                              _mm256_packus_epi32(val[2], val[3]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(m + i),
-                        _mm256_permutevar8x32_epi32(bytes, order));
-    if (!_mm256_testz_si256(any, any)) {
-      for (int j = 0; j < 4; ++j) {
-        unsigned bits = bits8(_mm256_slli_epi32(band[j], 31));
-        if (!bits) continue;
-        alignas(32) uint32_t tmp[8];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), val[j]);
-        in_band += _mm_popcnt_u32(bits);
-        while (bits) {
-          ++hist[tmp[__builtin_ctz(bits)] - 2];
-          bits &= bits - 1;
-        }
+    const __m256i bytes = _mm256_permutevar8x32_epi32(
+        _mm256_packus_epi16(_mm256_packus_epi32(val[0], val[1]),
+                            _mm256_packus_epi32(val[2], val[3])), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(m + i), bytes);
+    // Band bytes: 2 <= v (max(v, 2) == v) and v != kMarkBelow.
+    const __m256i band = _mm256_andnot_si256(
+        _mm256_cmpeq_epi8(bytes, below8), _mm256_cmpeq_epi8(_mm256_max_epu8(bytes, two8), bytes));
+    unsigned bits = static_cast<unsigned>(_mm256_movemask_epi8(band));
+    if (bits) {
+      in_band += _mm_popcnt_u32(bits);
+      while (bits) {
+        ++hist[m[i + __builtin_ctz(bits)] - 2];
+        bits &= bits - 1;
       }
     }
     if (++steps == (1 << 20)) {
@@ -192,12 +193,16 @@ LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t
       steps = 0;
     }
   }
+  alignas(32) uint32_t t32[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(t32), top);
+  bool nan = false;
+  for (int j = 0; j < 8; ++j) nan |= t32[j] > inf;
   alignas(32) int64_t a64[4];
   _mm256_store_si256(reinterpret_cast<__m256i*>(a64), alive);
   out->alive += a64[0] + a64[1] + a64[2] + a64[3];
   out->below += below_total + hsum_epi32(below);
   out->in_band += in_band;
-  out->has_nan |= !_mm256_testz_si256(nan, nan);
+  out->has_nan |= nan;
   portable::mark(w + i, m + i, n - i, lo, hi, shift, hist, inf, out);
 }
 
