@@ -13,11 +13,6 @@ constexpr int kBuckets = 4096;
 constexpr int64_t kSampleBlock = 16;
 constexpr int64_t kSampleMinTotal = int64_t(1) << 17;  // below this, count the whole key range
 
-int shift_for(uint64_t lo, uint64_t hi) {
-  int shift = 0;
-  while (((hi - lo - 1) >> shift) >= static_cast<uint64_t>(kBuckets)) ++shift;
-  return shift;
-}
 
 }  // namespace
 
@@ -88,38 +83,10 @@ namespace {
 
 // Counting pass over [p.lo, p.hi): alive, below, in_range, hist, nan_index.
 void count(SelectPlan& p, const simd::SelectKernels& kern) {
-  p.shift = shift_for(p.lo, p.hi);
-  const int threads = at::get_num_threads();
-  std::vector<int64_t> hists(static_cast<size_t>(threads) * kBuckets, 0);
-  std::vector<simd::BandCount> counts(threads);
-  std::vector<int64_t> nan_chunk(threads, std::numeric_limits<int64_t>::max());
-  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), chunk_grain(p.chunks),
-                   [&](int64_t b, int64_t e) {
-    const int t = at::get_thread_num();
-    for (int64_t c = b; c < e; ++c) {
-      const Chunk& ch = p.chunks[c];
-      const Run& r = p.runs[ch.run];
-      simd::BandCount bc;
-      kern.count_band(p.dtype, chunk_weights(p, ch), r.m + ch.start, ch.len, p.lo, p.hi,
-                      p.shift, hists.data() + static_cast<size_t>(t) * kBuckets, &bc);
-      counts[t].alive += bc.alive;
-      counts[t].below += bc.below;
-      counts[t].in_band += bc.in_band;
-      if (bc.has_nan) nan_chunk[t] = std::min(nan_chunk[t], c);
-    }
+  band_pass(p, kBuckets, [&](const Chunk& ch, int64_t* hist, simd::BandCount* bc) {
+    kern.count_band(p.dtype, chunk_weights(p, ch), p.runs[ch.run].m + ch.start, ch.len, p.lo,
+                    p.hi, p.shift, hist, bc);
   });
-  p.hist.assign(kBuckets, 0);
-  p.alive = p.below = p.in_range = 0;
-  int64_t first_nan = std::numeric_limits<int64_t>::max();
-  for (int t = 0; t < threads; ++t) {
-    for (int b = 0; b < kBuckets; ++b) p.hist[b] += hists[static_cast<size_t>(t) * kBuckets + b];
-    p.alive += counts[t].alive;
-    p.below += counts[t].below;
-    p.in_range += counts[t].in_band;
-    first_nan = std::min(first_nan, nan_chunk[t]);
-  }
-  p.nan_index = first_nan == std::numeric_limits<int64_t>::max()
-                    ? -1 : p.runs[p.chunks[first_nan].run].index;
 }
 
 // Clears the masks of the first `r` alive entries with key == v, in position order, walking
@@ -147,6 +114,40 @@ void clear_ties(SelectPlan& p, uint64_t v, int64_t r,
 }
 
 }  // namespace
+
+void band_pass(SelectPlan& p, int buckets, const ChunkCounter& count_chunk) {
+  p.shift = 0;
+  while (((p.hi - p.lo - 1) >> p.shift) >= static_cast<uint64_t>(buckets)) ++p.shift;
+  const int threads = at::get_num_threads();
+  std::vector<int64_t> hists(static_cast<size_t>(threads) * buckets, 0);
+  std::vector<simd::BandCount> counts(threads);
+  std::vector<int64_t> nan_chunk(threads, std::numeric_limits<int64_t>::max());
+  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), chunk_grain(p.chunks),
+                   [&](int64_t b, int64_t e) {
+                     const int t = at::get_thread_num();
+                     for (int64_t c = b; c < e; ++c) {
+                       simd::BandCount bc;
+                       count_chunk(p.chunks[c], hists.data() + static_cast<size_t>(t) * buckets,
+                                   &bc);
+                       counts[t].alive += bc.alive;
+                       counts[t].below += bc.below;
+                       counts[t].in_band += bc.in_band;
+                       if (bc.has_nan) nan_chunk[t] = std::min(nan_chunk[t], c);
+                     }
+                   });
+  p.hist.assign(buckets, 0);
+  p.alive = p.below = p.in_range = 0;
+  int64_t first_nan = std::numeric_limits<int64_t>::max();
+  for (int t = 0; t < threads; ++t) {
+    for (int b = 0; b < buckets; ++b) p.hist[b] += hists[static_cast<size_t>(t) * buckets + b];
+    p.alive += counts[t].alive;
+    p.below += counts[t].below;
+    p.in_range += counts[t].in_band;
+    first_nan = std::min(first_nan, nan_chunk[t]);
+  }
+  p.nan_index = first_nan == std::numeric_limits<int64_t>::max()
+                    ? -1 : p.runs[p.chunks[first_nan].run].index;
+}
 
 std::vector<int64_t> gather(const std::vector<std::vector<int64_t>>& found,
                             const std::vector<int64_t>& used) {

@@ -9,6 +9,7 @@
 // selection among those (by key, then position) clears the rest of the k.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "cpu/dispatch.h"
@@ -55,6 +56,12 @@ std::vector<Chunk> make_chunks(const std::vector<Run>& runs);
 // entries, z standard deviations of the sample's rank either side (plus a little for blocks of
 // correlated neighbours). `amount` as for plan_selection.
 void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int64_t blocks);
+// One read of every chunk in one parallel region: count_chunk(chunk, this thread's histogram
+// of `buckets` entries, counts) adds what it found; the pass sets p.shift (so the band
+// [p.lo, p.hi) spans at most `buckets` buckets) first, and after it alive, below, in_range,
+// hist and nan_index.
+using ChunkCounter = std::function<void(const Chunk&, int64_t*, simd::BandCount*)>;
+void band_pass(SelectPlan& p, int buckets, const ChunkCounter& count_chunk);
 // Concatenates per-thread lists of packed positions (chunk << 16 | index in chunk).
 std::vector<int64_t> gather(const std::vector<std::vector<int64_t>>& found,
                             const std::vector<int64_t>& used);

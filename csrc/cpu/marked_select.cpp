@@ -15,39 +15,10 @@ constexpr double kBandSigmas = 3.0;
 constexpr int64_t kSampleBlocks = 4096;
 
 void mark_pass(SelectPlan& p, const simd::SelectKernels& kern) {
-  p.shift = 0;
-  while (((p.hi - p.lo - 1) >> p.shift) >= static_cast<uint64_t>(simd::kMarkBuckets)) ++p.shift;
-  const int threads = at::get_num_threads();
-  std::vector<int64_t> hists(static_cast<size_t>(threads) * simd::kMarkBuckets, 0);
-  std::vector<simd::BandCount> counts(threads);
-  std::vector<int64_t> nan_chunk(threads, std::numeric_limits<int64_t>::max());
-  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), chunk_grain(p.chunks),
-                   [&](int64_t b, int64_t e) {
-    const int t = at::get_thread_num();
-    for (int64_t c = b; c < e; ++c) {
-      const Chunk& ch = p.chunks[c];
-      simd::BandCount bc;
-      kern.mark(p.dtype, chunk_weights(p, ch), p.runs[ch.run].m + ch.start, ch.len, p.lo, p.hi,
-                p.shift, hists.data() + static_cast<size_t>(t) * simd::kMarkBuckets, &bc);
-      counts[t].alive += bc.alive;
-      counts[t].below += bc.below;
-      counts[t].in_band += bc.in_band;
-      if (bc.has_nan) nan_chunk[t] = std::min(nan_chunk[t], c);
-    }
+  band_pass(p, simd::kMarkBuckets, [&](const Chunk& ch, int64_t* hist, simd::BandCount* bc) {
+    kern.mark(p.dtype, chunk_weights(p, ch), p.runs[ch.run].m + ch.start, ch.len, p.lo, p.hi,
+              p.shift, hist, bc);
   });
-  p.hist.assign(simd::kMarkBuckets, 0);
-  p.alive = p.below = p.in_range = 0;
-  int64_t first_nan = std::numeric_limits<int64_t>::max();
-  for (int t = 0; t < threads; ++t) {
-    for (int b = 0; b < simd::kMarkBuckets; ++b)
-      p.hist[b] += hists[static_cast<size_t>(t) * simd::kMarkBuckets + b];
-    p.alive += counts[t].alive;
-    p.below += counts[t].below;
-    p.in_range += counts[t].in_band;
-    first_nan = std::min(first_nan, nan_chunk[t]);
-  }
-  p.nan_index = first_nan == std::numeric_limits<int64_t>::max()
-                    ? -1 : p.runs[p.chunks[first_nan].run].index;
 }
 
 // Resolves every mask byte (see simd::ResolveFn); returns the packed positions of the entries

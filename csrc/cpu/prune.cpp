@@ -6,8 +6,7 @@
 
 #include <cmath>
 
-#include "common/amount_checks.h"
-#include "common/tensor_list.h"
+#include "common/prune_checks.h"
 #include "cpu/marked_select.h"
 
 namespace lth_fast::cpu {
@@ -16,10 +15,7 @@ namespace {
 std::tuple<at::Tensor, at::Tensor> prune_cpu(at::TensorList weights, at::TensorList masks,
                                              at::ArrayRef<double> fractions,
                                              at::IntArrayRef counts, bool layerwise) {
-  const c10::Device device = common_device(weights);
-  check_float_list("prune_", "weights", weights, device);
-  check_like("prune_", "masks", masks, "weights", weights, at::kBool);
-  check_amounts(fractions, counts, layerwise, weights.size());
+  check_prune(weights, masks, fractions, counts, layerwise);
   const simd::SelectKernels& kern = select_kernels();
   const simd::DType dtype = weights.empty() ? simd::DType::f32 : simd_dtype(weights[0].scalar_type());
 

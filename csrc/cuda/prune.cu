@@ -19,8 +19,7 @@
 #include <limits>
 #include <vector>
 
-#include "common/amount_checks.h"
-#include "common/tensor_list.h"
+#include "common/prune_checks.h"
 #include "cuda/multi_tensor.cuh"
 #include "cuda/radix_select.cuh"
 
@@ -122,11 +121,10 @@ std::tuple<at::Tensor, at::Tensor> prune_on_device(at::TensorList weights, at::T
                                  stream));
   C10_CUDA_CHECK(cudaStreamSynchronize(stream));
   const Status st = *host_status;
-  // Report what the CPU path reports: it checks the rankings in order, NaN before count.
-  // Layerwise, ranking g is tensor g; a global ranking holds every tensor.
+  // Report what the CPU path and the reference report: a NaN anywhere first (the first tensor
+  // holding one), then the first ranking whose count exceeds its alive entries.
   const bool nan = st.nan_tensor != ULLONG_MAX, bad = st.bad_group != ULLONG_MAX;
-  TORCH_CHECK_VALUE(!nan || (bad && layerwise && st.bad_group < st.nan_tensor), "prune_: weights[",
-                    st.nan_tensor, "] contains NaN");
+  TORCH_CHECK_VALUE(!nan, "prune_: weights[", st.nan_tensor, "] contains NaN");
   if (bad) {
     const int64_t g = static_cast<int64_t>(st.bad_group);
     long long row[2] = {0, 0};  // alive, k of the failing ranking
@@ -143,10 +141,8 @@ std::tuple<at::Tensor, at::Tensor> prune_on_device(at::TensorList weights, at::T
 std::tuple<at::Tensor, at::Tensor> prune_cuda(at::TensorList weights, at::TensorList masks,
                                               at::ArrayRef<double> fractions,
                                               at::IntArrayRef counts, bool layerwise) {
+  check_prune(weights, masks, fractions, counts, layerwise);
   const c10::Device device = common_device(weights);
-  check_float_list("prune_", "weights", weights, device);
-  check_like("prune_", "masks", masks, "weights", weights, at::kBool);
-  check_amounts(fractions, counts, layerwise, weights.size());
   if (weights.empty()) {  // no tensor, so no device: answer like the CPU path, on the CPU
     const int64_t groups = layerwise ? 0 : 1;
     const int64_t k = counts.empty() ? 0 : counts[0];  // round(f * 0) == 0

@@ -1,8 +1,10 @@
-// Checks on the amounts of lth_fast::prune_, shared by the device files so that every device
-// raises the same ValueError text.
+// Checks on the arguments of lth_fast::prune_, shared by the device files so that every device
+// raises the same errors.
 #pragma once
 #include <c10/util/ArrayRef.h>
 #include <c10/util/Exception.h>
+
+#include "common/tensor_list.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +28,15 @@ inline void check_amounts(c10::ArrayRef<double> fractions, c10::ArrayRef<int64_t
   for (size_t i = 0; i < counts.size(); ++i)
     TORCH_CHECK_VALUE(counts[i] >= 0, "prune_: amount[", i, "] = ", counts[i],
                       " is a negative count");
+}
+
+// Everything prune_ checks before it reads a weight: the two lists and the amounts.
+inline void check_prune(at::TensorList weights, at::TensorList masks,
+                        c10::ArrayRef<double> fractions, c10::ArrayRef<int64_t> counts,
+                        bool layerwise) {
+  check_float_list("prune_", "weights", weights, common_device(weights));
+  check_like("prune_", "masks", masks, "weights", weights, at::kBool);
+  check_amounts(fractions, counts, layerwise, weights.size());
 }
 
 }  // namespace lth_fast
