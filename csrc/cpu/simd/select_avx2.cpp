@@ -36,10 +36,6 @@ LTH_AVX2 inline __m256i keys8(const uint16_t* w) {
 LTH_AVX2 inline unsigned bits8(__m256i v) {
   return static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(v)));
 }
-LTH_AVX2 inline unsigned alive8(const uint8_t* m) {
-  const __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m)));
-  return ~bits8(_mm256_cmpeq_epi32(a, _mm256_setzero_si256())) & 0xFFu;
-}
 
 LTH_AVX2 inline __m256i alive01(const uint8_t* m) {  // 8 mask bytes as int32 lanes of 0/1
   return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m)));

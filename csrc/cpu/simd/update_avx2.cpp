@@ -87,7 +87,11 @@ LTH_AVX2 void rewind_bytes(char* p, const char* snap, const uint8_t* m, int64_t 
     __m256i a;
     if constexpr (Size == 4) a = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m + i)));
     else if constexpr (Size == 2) a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(m + i)));
-    else a = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(*reinterpret_cast<const int32_t*>(m + i)));
+    else {
+      int32_t b;  // 4 mask bytes at any alignment
+      __builtin_memcpy(&b, m + i, 4);
+      a = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(b));
+    }
     const __m256i dead = Size == 4 ? _mm256_cmpeq_epi32(a, _mm256_setzero_si256())
                        : Size == 2 ? _mm256_cmpeq_epi16(a, _mm256_setzero_si256())
                                    : _mm256_cmpeq_epi64(a, _mm256_setzero_si256());
