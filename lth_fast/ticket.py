@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
+from .atomic import write_atomic
+
 FORMAT = "lth_fast.ticket"
+MASKS_FORMAT = "lth_fast.masks"
 VERSION = "1"
 _BIT_VALUES = (128, 64, 32, 16, 8, 4, 2, 1)
 
@@ -44,71 +46,83 @@ def unpack_bits(packed: torch.Tensor, shape: Sequence[int], what: str) -> torch.
     return bits[:n].bool().view(tuple(shape))
 
 
-def save(path, names: Sequence[str], masks: Mapping[str, torch.Tensor],
-         snapshot: Mapping[str, torch.Tensor]) -> None:
-    """Writes the ticket atomically (see the module doc)."""
+def _write(path, fmt: str, names: Sequence[str], masks: Mapping[str, torch.Tensor],
+           snapshot: Optional[Mapping[str, torch.Tensor]]) -> None:
     from safetensors.torch import save_file
 
     tensors = {}
     for n in names:
         tensors[f"{n}.mask"] = pack_bits(masks[n]).cpu()
-        tensors[f"{n}.snapshot"] = snapshot[n].detach().to("cpu", copy=True).contiguous()
-    metadata = {"format": FORMAT, "version": VERSION, "names": json.dumps(list(names)),
+        if snapshot is not None:
+            tensors[f"{n}.snapshot"] = snapshot[n].detach().to("cpu", copy=True).contiguous()
+    metadata = {"format": fmt, "version": VERSION, "names": json.dumps(list(names)),
                 "shapes": json.dumps({n: list(masks[n].shape) for n in names})}
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())  # the data is on disk before the name points at it
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a ticket is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def load(path) -> Tuple[List[str], Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
-    """(names, bool masks, snapshot) read from a ticket on the CPU, every part validated."""
+def save(path, names: Sequence[str], masks: Mapping[str, torch.Tensor],
+         snapshot: Mapping[str, torch.Tensor]) -> None:
+    """Writes the ticket atomically (see the module doc)."""
+    _write(path, FORMAT, names, masks, snapshot)
+
+
+def save_masks(path, names: Sequence[str], masks: Mapping[str, torch.Tensor]) -> None:
+    """Writes only the bit-packed masks ("<name>.mask", format "lth_fast.masks"), atomically:
+    an IMP level's pruning decision, 1 bit per weight."""
+    _write(path, MASKS_FORMAT, names, masks, None)
+
+
+def _read(path, fmt: str, parts: Sequence[str]):
     from safetensors import safe_open
 
+    kind = "ticket" if fmt == FORMAT else "masks"
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"ticket: no such file: {path}")
+        raise FileNotFoundError(f"{kind}: no such file: {path}")
     try:
         f = safe_open(path, framework="pt", device="cpu")
     except Exception as e:  # safetensors raises its own error type for a corrupt header
-        raise ValueError(f"ticket: {path} is not a readable safetensors file: {e}") from e
+        raise ValueError(f"{kind}: {path} is not a readable safetensors file: {e}") from e
     with f:
         meta = f.metadata() or {}
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"ticket: {path} is not an lth_fast ticket "
-                             f"(metadata format={meta.get('format')!r}, want {FORMAT!r})")
+        if meta.get("format") != fmt:
+            raise ValueError(f"{kind}: {path} is not an lth_fast {kind} file "
+                             f"(metadata format={meta.get('format')!r}, want {fmt!r})")
         if meta.get("version") != VERSION:
-            raise ValueError(f"ticket: {path} has version {meta.get('version')!r}; this "
+            raise ValueError(f"{kind}: {path} has version {meta.get('version')!r}; this "
                              f"lth_fast reads version {VERSION}")
         try:
             names = json.loads(meta["names"])
             shapes = {n: tuple(int(d) for d in s) for n, s in json.loads(meta["shapes"]).items()}
         except (KeyError, ValueError, TypeError) as e:
-            raise ValueError(f"ticket: {path} has unreadable names/shapes metadata: {e}") from e
+            raise ValueError(f"{kind}: {path} has unreadable names/shapes metadata: {e}") from e
         if (not isinstance(names, list) or set(names) != set(shapes)
                 or len(set(names)) != len(names)):
-            raise ValueError(f"ticket: {path}: the names and shapes metadata disagree")
-        want = {f"{n}.{part}" for n in names for part in ("mask", "snapshot")}
+            raise ValueError(f"{kind}: {path}: the names and shapes metadata disagree")
+        want = {f"{n}.{part}" for n in names for part in parts}
         have = set(f.keys())
         if want != have:
-            raise ValueError(f"ticket: {path}: missing tensors {sorted(want - have)}, "
+            raise ValueError(f"{kind}: {path}: missing tensors {sorted(want - have)}, "
                              f"unexpected tensors {sorted(have - want)}")
         masks, snapshot = {}, {}
         for n in names:
             masks[n] = unpack_bits(f.get_tensor(f"{n}.mask"), shapes[n], f"{n}.mask")
+            if "snapshot" not in parts:
+                continue
             snap = f.get_tensor(f"{n}.snapshot")
             if tuple(snap.shape) != shapes[n]:
-                raise ValueError(f"ticket: {n}.snapshot has shape {list(snap.shape)}, but the "
+                raise ValueError(f"{kind}: {n}.snapshot has shape {list(snap.shape)}, but the "
                                  f"ticket's mask of {n} has shape {list(shapes[n])}")
             snapshot[n] = snap
     return names, masks, snapshot
+
+
+def load(path) -> Tuple[List[str], Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+    """(names, bool masks, snapshot) read from a ticket on the CPU, every part validated."""
+    return _read(path, FORMAT, ("mask", "snapshot"))
+
+
+def load_masks(path) -> Tuple[List[str], Dict[str, torch.Tensor]]:
+    """(names, bool masks) read from a save_masks file on the CPU, every part validated."""
+    names, masks, _ = _read(path, MASKS_FORMAT, ("mask",))
+    return names, masks

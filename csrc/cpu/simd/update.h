@@ -17,8 +17,11 @@ struct SgdParams {
 // pruned entries end with p = 0 and buf = 0. buf is unused when momentum == 0.
 using MaskedSgdFn = void (*)(DType t, void* p, const void* g, const uint8_t* m, void* buf,
                              int64_t n, const SgdParams& s);
-// p = m ? snapshot : 0.
-using RewindFn = void (*)(DType t, void* p, const void* snapshot, const uint8_t* m, int64_t n);
+// p = m ? snapshot : 0. stream: non-temporal stores (for lists far larger than the caches,
+// where skipping the write-allocate saves bandwidth; for small or in-place lists they would
+// evict what the next step reads).
+using RewindFn = void (*)(DType t, void* p, const void* snapshot, const uint8_t* m, int64_t n,
+                          bool stream);
 
 struct UpdateKernels {
   MaskedSgdFn masked_sgd;

@@ -70,7 +70,7 @@ LTH_AVX2 void masked_sgd8(T* p, const T* g, const uint8_t* m, T* buf, int64_t n,
 
 // Masked copy with streaming stores once p is 32-byte aligned: the old weights are never read,
 // so skipping the write-allocate leaves 9 bytes a float32 parameter.
-template <int Size>
+template <int Size, bool Stream>
 LTH_AVX2 void rewind_bytes(char* p, const char* snap, const uint8_t* m, int64_t n) {
   constexpr int kStep = 32 / Size;
   int64_t i = 0;
@@ -96,9 +96,11 @@ LTH_AVX2 void rewind_bytes(char* p, const char* snap, const uint8_t* m, int64_t 
                        : Size == 2 ? _mm256_cmpeq_epi16(a, _mm256_setzero_si256())
                                    : _mm256_cmpeq_epi64(a, _mm256_setzero_si256());
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(snap + i * Size));
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(p + i * Size), _mm256_andnot_si256(dead, v));
+    const __m256i out = _mm256_andnot_si256(dead, v);
+    if constexpr (Stream) _mm256_stream_si256(reinterpret_cast<__m256i*>(p + i * Size), out);
+    else _mm256_store_si256(reinterpret_cast<__m256i*>(p + i * Size), out);
   }
-  _mm_sfence();
+  if constexpr (Stream) _mm_sfence();
   scalar(n);
 }
 
@@ -120,12 +122,17 @@ void masked_sgd_avx2(DType t, void* p, const void* g, const uint8_t* m, void* bu
   }
 }
 
-void rewind_avx2(DType t, void* p, const void* snap, const uint8_t* m, int64_t n) {
+void rewind_avx2(DType t, void* p, const void* snap, const uint8_t* m, int64_t n, bool stream) {
   char* dst = static_cast<char*>(p);
   const char* src = static_cast<const char*>(snap);
-  if (t == DType::f32) return rewind_bytes<4>(dst, src, m, n);
-  if (t == DType::f64) return rewind_bytes<8>(dst, src, m, n);
-  rewind_bytes<2>(dst, src, m, n);
+  if (stream) {
+    if (t == DType::f32) return rewind_bytes<4, true>(dst, src, m, n);
+    if (t == DType::f64) return rewind_bytes<8, true>(dst, src, m, n);
+    return rewind_bytes<2, true>(dst, src, m, n);
+  }
+  if (t == DType::f32) return rewind_bytes<4, false>(dst, src, m, n);
+  if (t == DType::f64) return rewind_bytes<8, false>(dst, src, m, n);
+  rewind_bytes<2, false>(dst, src, m, n);
 }
 
 }  // namespace

@@ -68,7 +68,7 @@ LTH_AVX512 void masked_sgd16(T* p, const T* g, const uint8_t* m, T* buf, int64_t
 }
 
 // Masked copy with streaming stores once p is 64-byte aligned (see update_avx2.cpp).
-template <int Size>
+template <int Size, bool Stream>
 LTH_AVX512 void rewind_bytes(char* p, const char* snap, const uint8_t* m, int64_t n) {
   constexpr int kStep = 64 / Size;
   int64_t i = 0;
@@ -92,9 +92,10 @@ LTH_AVX512 void rewind_bytes(char* p, const char* snap, const uint8_t* m, int64_
       const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(m + i));
       v = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(_mm_test_epi8_mask(b, b)), snap + i * Size);
     }
-    _mm512_stream_si512(reinterpret_cast<__m512i*>(p + i * Size), v);
+    if constexpr (Stream) _mm512_stream_si512(reinterpret_cast<__m512i*>(p + i * Size), v);
+    else _mm512_store_si512(reinterpret_cast<__m512i*>(p + i * Size), v);
   }
-  _mm_sfence();
+  if constexpr (Stream) _mm_sfence();
   scalar(n);
 }
 
@@ -116,12 +117,17 @@ void masked_sgd_avx512(DType t, void* p, const void* g, const uint8_t* m, void* 
   }
 }
 
-void rewind_avx512(DType t, void* p, const void* snap, const uint8_t* m, int64_t n) {
+void rewind_avx512(DType t, void* p, const void* snap, const uint8_t* m, int64_t n, bool stream) {
   char* dst = static_cast<char*>(p);
   const char* src = static_cast<const char*>(snap);
-  if (t == DType::f32) return rewind_bytes<4>(dst, src, m, n);
-  if (t == DType::f64) return rewind_bytes<8>(dst, src, m, n);
-  rewind_bytes<2>(dst, src, m, n);
+  if (stream) {
+    if (t == DType::f32) return rewind_bytes<4, true>(dst, src, m, n);
+    if (t == DType::f64) return rewind_bytes<8, true>(dst, src, m, n);
+    return rewind_bytes<2, true>(dst, src, m, n);
+  }
+  if (t == DType::f32) return rewind_bytes<4, false>(dst, src, m, n);
+  if (t == DType::f64) return rewind_bytes<8, false>(dst, src, m, n);
+  rewind_bytes<2, false>(dst, src, m, n);
 }
 
 }  // namespace

@@ -13,7 +13,8 @@ void masked_sgd_scalar(DType t, void* p, const void* g, const uint8_t* m, void* 
   });
 }
 
-void rewind_scalar(DType t, void* p, const void* snap, const uint8_t* m, int64_t n) {
+void rewind_scalar(DType t, void* p, const void* snap, const uint8_t* m, int64_t n,
+                   bool /*stream: the portable loop leaves stores to the compiler*/) {
   portable::with_type(t, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     portable::rewind(static_cast<T*>(p), static_cast<const T*>(snap), m, n);

@@ -1,0 +1,102 @@
+"""`lth-fast imp`: argv -> IMPConfig (a preset plus overrides) -> run_imp -> the printed table."""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import List, Optional
+
+from ..report import format_table, summary_rows, time_share
+from .config import CONTROLS, OPTIMIZERS, REWINDS, SCOPES
+from .presets import DEFAULT_PRESET, PRESETS, preset
+
+
+def _csv(text: str) -> List[str]:
+    return [] if text.strip().lower() in ("", "none") else [t.strip() for t in text.split(",")]
+
+
+def _ints(text: str) -> List[int]:
+    try:
+        return [int(t) for t in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+
+
+def _rate_or_none(text: str) -> Optional[float]:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1) or 'none', got {text!r}")
+
+
+def _controls(text: str) -> List[str]:
+    items = _csv(text)
+    bad = [c for c in items if c not in CONTROLS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown controls {bad}; known: {', '.join(CONTROLS)}")
+    return items
+
+
+# (flag, IMPConfig field, argparse keywords); None means "keep the preset's value"
+_OVERRIDES = [
+    ("--model", "model", dict(help="network (lenet_300_100, conv2/4/6, resnet20, vgg16)")),
+    ("--dataset", "dataset", dict(help="mnist5k (embedded), mnist or cifar10 (--data-dir)")),
+    ("--val-size", "val_size", dict(type=int, help="validation examples")),
+    ("--test-size", "test_size", dict(type=int, help="test examples (mnist5k)")),
+    ("--levels", "levels", dict(type=int, help="pruning levels after the dense level 0")),
+    ("--iterations", "iterations", dict(type=int, help="training iterations per level")),
+    ("--batch-size", "batch_size", dict(type=int)),
+    ("--optimizer", "optimizer", dict(choices=OPTIMIZERS)),
+    ("--lr", "lr", dict(type=float)),
+    ("--momentum", "momentum", dict(type=float)),
+    ("--weight-decay", "weight_decay", dict(type=float)),
+    ("--warmup", "warmup", dict(type=int, help="iterations of linear LR warm-up")),
+    ("--milestones", "milestones", dict(type=_ints, help="iterations of LR x gamma, e.g. 80,120")),
+    ("--gamma", "gamma", dict(type=float)),
+    ("--eval-every", "eval_every", dict(type=int, help="iterations between evaluations")),
+    ("--scope", "scope", dict(choices=SCOPES, help="layer-wise or global magnitude ranking")),
+    ("--rate", "rate", dict(type=float, help="fraction of surviving weights pruned per level")),
+    ("--output-rate", "output_rate", dict(type=_rate_or_none,
+                                          help="the output layer's rate, or 'none'")),
+    ("--ignore", "ignore", dict(type=_csv, help="parameter names never pruned, comma-separated")),
+    ("--rewind", "rewind", dict(choices=REWINDS, help="init, iteration (k) or lr rewinding")),
+    ("--rewind-iteration", "rewind_iteration", dict(type=int, help="k, for late rewinding")),
+    ("--controls", "controls", dict(type=_controls, help="reinit,random (or none)")),
+]
+
+
+def add_imp(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                   help=f"the experiment to start from (default {DEFAULT_PRESET}: LeNet-300-100 "
+                        f"on the embedded MNIST digits, a few minutes on 2 CPU cores)")
+    p.add_argument("--run-dir", help="where the artifacts go; a killed run restarted with the "
+                                     "same command continues here (default runs/PRESET-sSEED)")
+    p.add_argument("--data-dir", help="folder with MNIST IDX files or CIFAR-10 python batches")
+    p.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
+    p.add_argument("--seed", type=int, default=None, help="seed of the initialisation, data "
+                                                          "order and controls (default 0)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random crop + flip of CIFAR training images")
+    for flag, field, kw in _OVERRIDES:
+        p.add_argument(flag, dest=field, default=None, **kw)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_imp_command(args: argparse.Namespace) -> int:
+    from .driver import run_imp
+
+    fields = ["data_dir", "device", "seed", "augment"] + [f for _, f, _ in _OVERRIDES]
+    overrides = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+    try:
+        cfg = preset(args.preset, **overrides)
+    except ValueError as e:
+        raise SystemExit(f"lth-fast imp: {e}")
+    run_dir = args.run_dir or os.path.join("runs", f"{args.preset}-s{cfg.seed}")
+    metrics = run_imp(cfg, run_dir, progress=not args.no_progress)
+    print(format_table(summary_rows(metrics)))
+    t = time_share(metrics)
+    print(f"\npruning {t['prune']:.2f} s + rewinding {t['rewind']:.2f} s + masking "
+          f"{t['mask']:.2f} s = {100 * t['share']:.2f}% of {t['level']:.1f} s of IMP")
+    print(f"artifacts: {run_dir}/ (summary.csv, imp.png, level_*/)")
+    return 0

@@ -1,0 +1,113 @@
+"""IMPConfig: everything that defines an IMP experiment. Two runs with equal configs (and the
+same thread count) produce the same tickets and metrics; config.json in the run directory is
+this dataclass as JSON, and a restarted run must match it."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+OPTIMIZERS = ("sgd", "adam")
+SCOPES = ("layer", "global")
+REWINDS = ("init", "iteration", "lr")
+CONTROLS = ("reinit", "random")
+
+
+@dataclass
+class IMPConfig:
+    # what is trained, on what
+    model: str = "lenet_300_100"
+    dataset: str = "mnist5k"
+    data_dir: Optional[str] = None
+    val_size: Optional[int] = None    # None: the dataset's default split
+    test_size: Optional[int] = None   # mnist5k only (the others have a fixed test set)
+    augment: bool = False             # random crop + flip (CIFAR)
+    # how it is trained (each level the same way)
+    optimizer: str = "adam"
+    lr: float = 1.2e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+    batch_size: int = 60
+    iterations: int = 1200
+    warmup: int = 0                   # iterations of linear LR warm-up
+    milestones: Tuple[int, ...] = ()  # iterations at which the LR is multiplied by gamma
+    gamma: float = 0.1
+    eval_every: int = 25
+    # how it is pruned
+    levels: int = 14                  # pruning rounds after the dense level 0
+    scope: str = "layer"
+    rate: float = 0.2                 # fraction of the surviving weights pruned per level
+    output_rate: Optional[float] = 0.1   # the classifier's rate (None: `rate`)
+    layer_rates: Dict[str, float] = field(default_factory=dict)   # scope="layer" only
+    ignore: Tuple[str, ...] = ()      # parameter names never pruned
+    rewind: str = "init"              # init | iteration (to rewind_iteration) | lr (Renda et al.)
+    rewind_iteration: int = 0
+    controls: Tuple[str, ...] = CONTROLS
+    # where and with which randomness
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.milestones = tuple(int(m) for m in self.milestones)
+        self.ignore = tuple(self.ignore)
+        self.controls = tuple(self.controls)
+        self.layer_rates = dict(self.layer_rates)
+        self.validate()
+
+    def validate(self) -> None:
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise ValueError(f"IMPConfig: {what}")
+
+        need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got "
+             f"{self.optimizer!r}")
+        need(self.scope in SCOPES, f"scope must be one of {SCOPES}, got {self.scope!r}")
+        need(self.rewind in REWINDS, f"rewind must be one of {REWINDS}, got {self.rewind!r}")
+        bad = [c for c in self.controls if c not in CONTROLS]
+        need(not bad, f"controls {bad} unknown; known: {CONTROLS}")
+        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        for name in ("batch_size", "iterations", "eval_every"):
+            need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("levels", "warmup", "rewind_iteration", "seed"):
+            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        need(self.rewind_iteration < self.iterations,
+             f"rewind_iteration ({self.rewind_iteration}) must be < iterations "
+             f"({self.iterations})")
+        need(self.rewind == "iteration" or self.rewind == "lr" or self.rewind_iteration == 0,
+             f"rewind_iteration={self.rewind_iteration} needs rewind='iteration' or 'lr'")
+        rates = {"rate": self.rate, "output_rate": self.output_rate,
+                 **{f"layer_rates[{k!r}]": v for k, v in self.layer_rates.items()}}
+        for what, r in rates.items():
+            need(r is None or 0.0 <= r < 1.0, f"{what} must be in [0, 1), got {r}")
+        need(self.scope == "layer" or (not self.layer_rates and self.output_rate is None),
+             "per-layer rates (output_rate, layer_rates) need scope='layer'; a global ranking "
+             "takes one rate (set output_rate to None)")
+        need(all(m > 0 for m in self.milestones), f"milestones must be > 0: {self.milestones}")
+        need(self.test_size is None or self.dataset == "mnist5k",
+             f"test_size applies to mnist5k only ({self.dataset} has its own test set)")
+        need(0.0 < self.gamma <= 1.0, f"gamma must be in (0, 1], got {self.gamma}")
+
+    # -- JSON ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "IMPConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"IMPConfig: unknown fields {unknown}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "IMPConfig":
+        return dataclasses.replace(self, **changes)
+
+    def differences(self, other: "IMPConfig") -> List[str]:
+        """The fields where two configs differ, as 'name: a != b' lines."""
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]

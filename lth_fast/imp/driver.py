@@ -1,0 +1,267 @@
+"""The IMP level loop: train -> prune -> rewind -> retrain, with open_lth's two controls at every
+pruned level, all artifacts in one run directory, resumable after a kill.
+
+    run_dir/config.json                 the IMPConfig (a restart must match it)
+    run_dir/rewind_point.safetensors    the whole model at the rewind point (iteration 0 or k)
+    run_dir/level_LL/masks.safetensors  the level's masks, bit-packed (lth_fast.ticket.load_masks)
+    run_dir/level_LL/checkpoint.safetensors  the ticket's weights at the end of its training
+    run_dir/level_LL/metrics.json       every branch's evaluations and timings; written last, so
+                                        its presence marks the level finished
+    run_dir/summary.csv, run_dir/imp.png   the table and plot (lth_fast.report)
+
+Level 0 trains the dense network. Level L >= 1 prunes the previous level's trained ticket
+(layer-wise or global magnitude), rewinds the survivors (to iteration 0 or k; or, with
+rewind="lr", keeps the trained weights and replays the learning-rate schedule from k) and
+retrains. Controls: "reinit" trains the same masks from a fresh initialisation; "random" trains
+random masks with the same per-layer sparsity from the rewind point. Every seed is a function of
+(cfg.seed, branch, level), so a restarted run ends exactly as an uninterrupted one."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Callable, Dict, List, Optional
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from .. import atomic, kernels, ticket
+from ..data import Dataset, load_dataset
+from ..models import build_model, output_layer
+from ..pruner import Pruner
+from ..report import summary_rows, write_plot, write_summary_csv
+from .config import IMPConfig
+from .train import RunResult, train_run
+
+BRANCH_TAGS = {"ticket": 0, "reinit": 1, "random": 2}
+
+
+def branch_seed(seed: int, branch: str, level: int) -> int:
+    return (seed * 7919 + BRANCH_TAGS[branch]) * 104729 + level
+
+
+def load_data(cfg: IMPConfig) -> Dataset:
+    kw = {k: v for k, v in (("val_size", cfg.val_size), ("test_size", cfg.test_size))
+          if v is not None}
+    return load_dataset(cfg.dataset, cfg.data_dir, **kw)
+
+
+def new_model(cfg: IMPConfig, data: Dataset, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    model = build_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    return model.to(cfg.device)
+
+
+def new_pruner(model: nn.Module, cfg: IMPConfig) -> Pruner:
+    pruner = Pruner(model, exclude=list(cfg.ignore) or None)
+    unknown = sorted(set(cfg.layer_rates) - set(pruner.names))
+    if unknown:
+        raise ValueError(f"layer_rates names {unknown} are not pruned tensors of {cfg.model}; "
+                         f"they are {list(pruner.names)}")
+    return pruner
+
+
+def level_rates(cfg: IMPConfig, model: nn.Module, pruner: Pruner) -> Optional[Dict[str, float]]:
+    """Per-layer rates for scope='layer' (the output layer at cfg.output_rate), else None."""
+    if cfg.scope != "layer":
+        return None
+    rates = {n: cfg.rate for n in pruner.names}
+    out = output_layer(model)
+    if cfg.output_rate is not None and out in rates:
+        rates[out] = cfg.output_rate
+    rates.update(cfg.layer_rates)
+    return rates
+
+
+class IMPRun:
+    """One experiment in one run directory; run() does it, or finishes it after a kill."""
+
+    def __init__(self, cfg: IMPConfig, run_dir, *, progress: bool = True,
+                 log: Callable[[str], None] = print) -> None:
+        self.cfg, self.dir, self.progress, self.log = cfg, os.fspath(run_dir), progress, log
+        self.rewind_path = os.path.join(self.dir, "rewind_point.safetensors")
+
+    def level_dir(self, level: int) -> str:
+        return os.path.join(self.dir, f"level_{level:02d}")
+
+    def finished_levels(self) -> List[int]:
+        done = []
+        for level in range(self.cfg.levels + 1):
+            if not os.path.exists(os.path.join(self.level_dir(level), "metrics.json")):
+                break
+            done.append(level)
+        return done
+
+    def load_metrics(self) -> List[dict]:
+        out = []
+        for level in self.finished_levels():
+            with open(os.path.join(self.level_dir(level), "metrics.json"), encoding="utf-8") as f:
+                out.append(json.load(f))
+        return out
+
+    def _check_config(self) -> None:
+        path = os.path.join(self.dir, "config.json")
+        if not os.path.exists(path):
+            atomic.write_json(path, self.cfg.to_dict())
+            return
+        with open(path, encoding="utf-8") as f:
+            old = IMPConfig.from_dict(json.load(f))
+        diff = old.differences(self.cfg)
+        if diff:
+            raise ValueError(f"{self.dir} holds a different experiment ({'; '.join(diff)}); "
+                             f"give another run directory or the same settings")
+
+    # -- the experiment ----------------------------------------------------------------------
+    def run(self) -> List[dict]:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        os.makedirs(self.dir, exist_ok=True)
+        self._check_config()
+        self.data = load_data(cfg)
+        done = self.finished_levels()
+        self.log(f"IMP: {cfg.model} on {self.data.describe()}; levels 0..{cfg.levels} in "
+                 f"{self.dir}" + (f", resuming after level {done[-1]}" if done else ""))
+        self.model = new_model(cfg, self.data, cfg.seed)
+        self.pruner = new_pruner(self.model, cfg)
+        self.rates = level_rates(cfg, self.model, self.pruner)
+        if done:
+            self._resume(done[-1])
+        todo = sum(cfg.iterations - (0 if lv == 0 else cfg.rewind_iteration)
+                   for lv in range(len(done), cfg.levels + 1)) * (1 + len(cfg.controls))
+        self.bar = tqdm(total=todo, desc="IMP", unit="it", disable=not self.progress,
+                        dynamic_ncols=True, leave=False)
+        try:
+            for level in range(len(done), cfg.levels + 1):
+                metrics = self._level(level)
+                self._save_level(level, metrics)
+                t = metrics["branches"]["ticket"]
+                self.bar.set_postfix_str(f"level {level}: {metrics['remaining']:.1f}% left, "
+                                         f"ticket {100 * t['test_accuracy_at_early_stop']:.1f}%")
+        finally:
+            self.bar.close()
+        all_metrics = self.load_metrics()
+        rows = summary_rows(all_metrics)
+        write_plot(os.path.join(self.dir, "imp.png"), rows,
+                   title=f"IMP: {cfg.model} on {cfg.dataset}")
+        return all_metrics
+
+    def _resume(self, level: int) -> None:
+        """The state after `level`: the rewind point (as the pruner's snapshot), the level's
+        masks, and its ticket's trained weights (what the next level prunes)."""
+        self.rewind_state = self._load_state(self.rewind_path)
+        self.model.load_state_dict(self.rewind_state)
+        self.pruner.snapshot()
+        names, masks = ticket.load_masks(os.path.join(self.level_dir(level), "masks.safetensors"))
+        if list(names) != list(self.pruner.names):
+            raise ValueError(f"{self.dir}: level {level}'s masks are for {names}, not for "
+                             f"{list(self.pruner.names)}")
+        for n in names:
+            self.pruner.masks[n].copy_(masks[n])
+        self.model.load_state_dict(
+            self._load_state(os.path.join(self.level_dir(level), "checkpoint.safetensors")))
+
+    def _load_state(self, path: str) -> Dict[str, torch.Tensor]:
+        return {k: v.to(self.cfg.device) for k, v in load_file(path).items()}
+
+    def _take_rewind_point(self, _iteration: int = 0) -> None:
+        self.rewind_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.pruner.snapshot()
+        atomic.save_tensors(self.rewind_path, self.rewind_state)
+
+    def _rewind(self) -> None:
+        """The ticket's tensors to the rewind point: pruned weights to snapshot x mask (the
+        fused rewind_), every other tensor (biases, norms) copied."""
+        pruned = set(self.pruner.names)
+        with torch.no_grad():
+            for k, v in self.model.state_dict().items():
+                if k not in pruned:
+                    v.copy_(self.rewind_state[k])
+        self.pruner.rewind()
+
+    def _train(self, model, pruner, start: int, level: int, branch: str, on_iteration=None):
+        self.bar.set_description(f"IMP level {level}/{self.cfg.levels} {branch}")
+        return train_run(model, pruner, self.data, self.cfg, start=start,
+                         on_iteration=on_iteration, progress=self.bar)
+
+    def _level(self, level: int) -> dict:
+        cfg, model, pruner = self.cfg, self.model, self.pruner
+        t_level = time.perf_counter()
+        secs = {"prune": 0.0, "rewind": 0.0}
+        results: Dict[str, RunResult] = {}
+        if level == 0:
+            late = cfg.rewind != "init" and cfg.rewind_iteration > 0
+            if not late:
+                self._take_rewind_point()
+            hook = ((lambda i: self._take_rewind_point() if i == cfg.rewind_iteration else None)
+                    if late else None)
+            results["ticket"] = self._train(model, pruner, 0, level, "dense", hook)
+        else:
+            t0 = time.perf_counter()
+            pruner.prune(cfg.rate, scope=cfg.scope, per_layer=self.rates)
+            t1 = time.perf_counter()
+            if cfg.rewind != "lr":  # learning-rate rewinding keeps the trained weights
+                self._rewind()
+            secs["prune"] += t1 - t0
+            secs["rewind"] += time.perf_counter() - t1
+            results["ticket"] = self._train(model, pruner, cfg.rewind_iteration, level, "ticket")
+            for control in cfg.controls:
+                results[control] = self._control(control, level, secs)
+        return self._metrics(level, results, secs, time.perf_counter() - t_level)
+
+    def _control(self, control: str, level: int, secs: Dict[str, float]) -> RunResult:
+        """reinit: this level's masks on a fresh initialisation; random: random masks with the
+        same per-layer sparsity (lth_fast.prune_ on seeded random scores) at the rewind point."""
+        cfg = self.cfg
+        seed = branch_seed(cfg.seed, control, level)
+        model = new_model(cfg, self.data, seed if control == "reinit" else cfg.seed)
+        pruner = new_pruner(model, cfg)
+        t0 = time.perf_counter()
+        if control == "reinit":
+            for n in pruner.names:
+                pruner.masks[n].copy_(self.pruner.masks[n])
+            pruner.apply()
+        else:
+            gen = torch.Generator().manual_seed(seed)
+            scores = [torch.rand(pruner.masks[n].shape, generator=gen).to(cfg.device)
+                      for n in pruner.names]
+            counts = [int(self.pruner.masks[n].numel() - self.pruner.masks[n].sum())
+                      for n in pruner.names]
+            kernels.prune_(scores, [pruner.masks[n] for n in pruner.names], counts,
+                           scope="layer")
+            secs["prune"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            model.load_state_dict(self.rewind_state)
+            pruner.apply()
+        secs["rewind"] += time.perf_counter() - t0
+        return self._train(model, pruner, cfg.rewind_iteration, level, control)
+
+    def _metrics(self, level: int, results: Dict[str, RunResult], secs: Dict[str, float],
+                 wall: float) -> dict:
+        report = self.pruner.report()
+        alive, total = sum(r["alive"] for r in report), sum(r["total"] for r in report)
+        for r in results.values():
+            for k, v in r.seconds.items():
+                secs[k] = secs.get(k, 0.0) + v
+        secs["level"] = wall
+        return {"level": level, "remaining": 100.0 * alive / total, "alive": alive,
+                "total": total, "layers": {r["name"]: r["remaining"] for r in report},
+                "branches": {b: {**r.summary(), "seconds": r.seconds, "evals": r.evals}
+                             for b, r in results.items()},
+                "seconds": secs}
+
+    def _save_level(self, level: int, metrics: dict) -> None:
+        d = self.level_dir(level)
+        ticket.save_masks(os.path.join(d, "masks.safetensors"), self.pruner.names,
+                          self.pruner.masks)
+        atomic.save_tensors(os.path.join(d, "checkpoint.safetensors"), self.model.state_dict())
+        atomic.write_json(os.path.join(d, "metrics.json"), metrics)  # last: the level is done
+        write_summary_csv(os.path.join(self.dir, "summary.csv"),
+                          summary_rows(self.load_metrics()))
+
+
+def run_imp(cfg: IMPConfig, run_dir, *, progress: bool = True,
+            log: Callable[[str], None] = print) -> List[dict]:
+    """Runs (or resumes) IMP with `cfg` in `run_dir`; returns every level's metrics."""
+    return IMPRun(cfg, run_dir, progress=progress, log=log).run()

