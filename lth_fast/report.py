@@ -76,6 +76,7 @@ def write_plot(path, rows: Sequence[dict], title: str = "IMP") -> None:
     import matplotlib
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     styles = {"ticket": ("C0", "-", "o"), "reinit": ("C1", "--", "s"),
@@ -96,6 +97,10 @@ def write_plot(path, rows: Sequence[dict], title: str = "IMP") -> None:
             ax.axhline(dense[f"ticket_{f}"] * scale, color="gray", linewidth=0.8,
                        label="dense network")
         ax.set_xscale("log")
+        levels = [r["remaining"] for r in rows]
+        ax.set_xticks(levels[::2] if len(levels) > 8 else levels)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.invert_xaxis()
         ax.set_xlabel("weights remaining (%)")
         ax.set_ylabel(ylabel)

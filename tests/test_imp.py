@@ -315,3 +315,39 @@ def test_report_table_and_time_share():
     assert table[1].split() == ["0", "100.0%", "90.0", "100", "91.0", "-", "-", "-"]
     assert table[2].split() == ["1", "80.0%", "92.0", "80", "93.0", "85.0", "120", "86.0"]
     assert time_share(levels)["share"] == pytest.approx(4 / 100)
+
+
+@pytest.mark.parametrize("name", sorted(__import__("lth_fast.imp", fromlist=["PRESETS"]).PRESETS))
+def test_every_preset_builds_its_model_and_rates(name):
+    from lth_fast.imp.driver import level_rates, new_pruner
+    from lth_fast.models import build_model, output_layer
+
+    cfg = preset(name)
+    model = build_model(cfg.model)
+    pruner = new_pruner(model, cfg)
+    rates = level_rates(cfg, model, pruner)
+    assert not set(cfg.ignore) & set(pruner.names)
+    if cfg.scope == "layer":
+        assert rates[output_layer(model)] == cfg.output_rate
+        assert all(rates[n] == r for n, r in cfg.layer_rates.items())
+    else:
+        assert rates is None and output_layer(model) in cfg.ignore
+
+
+def test_resnet20_on_cifar_files_sgd_late_rewind(tmp_path):
+    """The deep preset end to end on tiny CIFAR-10 batches: MaskedSGD, augmentation, global
+    pruning with the classifier left dense, rewinding to iteration k (BatchNorm buffers too)."""
+    from data_files import cifar_files
+
+    cifar_files(str(tmp_path / "cifar"), protocol=2, n_per_batch=8, n_test=10)
+    cfg = preset("resnet20_cifar10", data_dir=str(tmp_path / "cifar"), val_size=8, batch_size=8,
+                 iterations=6, eval_every=3, levels=1, milestones=(4,), rewind_iteration=2)
+    levels = run_imp(cfg, tmp_path / "run", progress=False, log=lambda s: None)
+    names, masks = ticket.load_masks(tmp_path / "run" / "level_01" / "masks.safetensors")
+    assert "fc.weight" not in names and len(names) == 21
+    total = sum(m.numel() for m in masks.values())
+    assert total - sum(int(m.sum()) for m in masks.values()) == round(0.2 * total)
+    state = load_file(tmp_path / "run" / "level_01" / "checkpoint.safetensors")
+    assert all(not state[n][~masks[n]].any() for n in names)
+    assert [e[0] for e in levels[1]["branches"]["ticket"]["evals"]] == [2, 5, 6]
+    assert levels[1]["seconds"]["mask"] == 0.0  # MaskedSGD masks inside its fused step

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -131,7 +132,8 @@ class IMPRun:
         todo = sum(cfg.iterations - (0 if lv == 0 else cfg.rewind_iteration)
                    for lv in range(len(done), cfg.levels + 1)) * (1 + len(cfg.controls))
         self.bar = tqdm(total=todo, desc="IMP", unit="it", disable=not self.progress,
-                        dynamic_ncols=True, leave=False)
+                        dynamic_ncols=True, leave=False,
+                        mininterval=0.1 if sys.stderr.isatty() else 10.0)  # logs: fewer lines
         try:
             for level in range(len(done), cfg.levels + 1):
                 metrics = self._level(level)
