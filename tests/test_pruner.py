@@ -149,6 +149,29 @@ def test_apply_after_another_optimizer():
     assert (w[~m] == 0).all() and torch.equal(w.detach()[m], alive)
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
+def test_masker_equals_apply_at_every_step(channels_last):
+    """pruner.masker() is apply() with the lists built once: the same weights, bit for bit,
+    after each of several Adam steps (contiguous weights and the strided path)."""
+    model = Net()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    twin = copy.deepcopy(model)
+    pruner, pruner2 = Pruner(model), Pruner(twin)
+    pruner.prune(0.6)
+    pruner2.prune(0.6)
+    mask = pruner.masker()
+    opt, opt2 = (torch.optim.Adam(m.parameters(), lr=1e-2) for m in (model, twin))
+    for _ in range(3):
+        train(model, opt, n=1)
+        train(twin, opt2, n=1)
+        mask()
+        pruner2.apply()
+        for (n, a), b in zip(model.named_parameters(), twin.parameters()):
+            assert torch.equal(bits(a.detach()), bits(b.detach())), n
+        assert all(not p[~m].any() for p, m in pruner.param_masks().items())
+
+
 def test_channels_last_weights():
     """Non-contiguous weights take the torch.where path of rewind/apply; prune ranks a copy."""
     model = Net().to(memory_format=torch.channels_last)
