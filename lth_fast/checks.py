@@ -62,3 +62,22 @@ def check_sgd_hyperparameters(op: str, lr: float, momentum: float, dampening: fl
         raise ValueError(f"{op}: invalid weight_decay {weight_decay}")
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError(f"{op}: nesterov momentum requires a momentum and zero dampening")
+
+
+def check_adam_hyperparameters(op: str, lr: float, beta1: float, beta2: float, eps: float,
+                               weight_decay: float, step: float) -> None:
+    """torch.optim.Adam's rules and step >= 1, with the twin messages of
+    csrc/common/adam_checks.h (written as `not (in range)` so that NaN fails too)."""
+    if not lr >= 0:
+        raise ValueError(f"{op}: invalid learning rate {lr}")
+    if not 0 <= beta1 < 1:
+        raise ValueError(f"{op}: invalid beta1 {beta1} (need 0 <= beta1 < 1)")
+    if not 0 <= beta2 < 1:
+        raise ValueError(f"{op}: invalid beta2 {beta2} (need 0 <= beta2 < 1)")
+    if not eps >= 0:
+        raise ValueError(f"{op}: invalid epsilon {eps}")
+    if not weight_decay >= 0:
+        raise ValueError(f"{op}: invalid weight_decay {weight_decay}")
+    if not step >= 1:
+        raise ValueError(f"{op}: invalid step {step} (the step count after this step's "
+                         f"increment, >= 1)")

@@ -41,9 +41,9 @@ def _positive(text: str) -> int:
 def add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", type=_sizes, default=["10M", "50M"], metavar="10M,50M",
                    help="parameter counts (K/M/G/B suffixes), comma-separated (default 10M,50M)")
-    p.add_argument("--ops", type=_csv, default=["prune", "masked_sgd", "rewind"],
-                   metavar="prune,masked_sgd,rewind",
-                   help="ops to measure, comma-separated (default all three)")
+    p.add_argument("--ops", type=_csv, default=["prune", "masked_sgd", "rewind", "masked_adam"],
+                   metavar="prune,masked_sgd,rewind,masked_adam",
+                   help="ops to measure, comma-separated (default all four)")
     p.add_argument("--workloads", type=_csv, default=["resnet", "transformer"],
                    metavar="resnet,transformer", help="model shapes (default both)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")

@@ -35,6 +35,10 @@ def masked_sgd_(params, grads, masks, momentum_buffers, **hyper) -> None:
     _impl("masked_sgd_", params)(params, grads, masks, momentum_buffers, **hyper)
 
 
+def masked_adam_(params, grads, masks, exp_avgs, exp_avg_sqs, **hyper) -> None:
+    _impl("masked_adam_", params)(params, grads, masks, exp_avgs, exp_avg_sqs, **hyper)
+
+
 def rewind_(params, snapshot, masks) -> None:
     _impl("rewind_", params)(params, snapshot, masks)
 

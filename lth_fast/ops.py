@@ -7,7 +7,7 @@ import torch
 
 from . import _C  # noqa: F401  (loads the library: registers torch.ops.lth_fast)
 from .amounts import Amount, parse_amount
-from .checks import check_sgd_hyperparameters, check_tensors
+from .checks import check_adam_hyperparameters, check_sgd_hyperparameters, check_tensors
 from .stats import PruneStats
 
 _INT64_MAX = 2**63 - 1
@@ -107,6 +107,31 @@ def masked_sgd_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
 @torch.library.register_fake("lth_fast::masked_sgd_")
 def _masked_sgd_fake(params, grads, masks, momentum_buffers, lr, momentum, dampening,
                      weight_decay, nesterov, maximize, init_buffers):
+    return None
+
+
+def masked_adam_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
+                 masks: Sequence[torch.Tensor], exp_avgs: Sequence[torch.Tensor],
+                 exp_avg_sqs: Sequence[torch.Tensor], *, lr: float, beta1: float = 0.9,
+                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+                 step: float, maximize: bool = False) -> None:
+    """One torch.optim.Adam step (amsgrad off, L2 weight decay) on the alive entries, fused in
+    one pass; pruned entries of the params and of both moments end exactly 0. step: the step
+    count after this step's increment (>= 1), shared by every tensor of the call."""
+    params, grads, masks, exp_avgs, exp_avg_sqs = (list(params), list(grads), list(masks),
+                                                   list(exp_avgs), list(exp_avg_sqs))
+    if _all_empty("masked_adam_", params=params, grads=grads, masks=masks, exp_avgs=exp_avgs,
+                  exp_avg_sqs=exp_avg_sqs):
+        check_adam_hyperparameters("masked_adam_", lr, beta1, beta2, eps, weight_decay, step)
+        return
+    torch.ops.lth_fast.masked_adam_.default(
+        params, grads, masks, exp_avgs, exp_avg_sqs, float(lr), float(beta1), float(beta2),
+        float(eps), float(weight_decay), float(step), bool(maximize))
+
+
+@torch.library.register_fake("lth_fast::masked_adam_")
+def _masked_adam_fake(params, grads, masks, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps,
+                      weight_decay, step, maximize):
     return None
 
 

@@ -7,7 +7,7 @@ state[p]["momentum_buffer"] like SGD's, so state_dicts load either way."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Callable, List, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -15,14 +15,10 @@ from torch.optim.optimizer import Optimizer
 from torch.optim.sgd import sgd as _torch_sgd
 
 from . import kernels
+from .optim_masks import ContiguousArgs, MaskedOptimizerMixin
 
 
-def _is_mask_source(obj) -> bool:
-    """A Pruner (or anything like one): masks looked up live at every step."""
-    return callable(getattr(obj, "param_masks", None))
-
-
-class MaskedSGD(Optimizer):
+class MaskedSGD(MaskedOptimizerMixin, Optimizer):
     """torch.optim.SGD whose update skips pruned entries: for every param with a mask, entries
     where the mask is False end each step with weight 0 and momentum 0, whatever the gradient.
 
@@ -55,13 +51,7 @@ class MaskedSGD(Optimizer):
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                         foreach=foreach, differentiable=False, fused=fused)
         super().__init__(params, defaults)
-        self._mask_source = None
-        self._mask_dict: Dict[Tensor, Tensor] = {}
-        self.set_masks(masks)
-
-    def __getstate__(self):  # keep the masks through copy.deepcopy and pickle
-        return {**super().__getstate__(), "_mask_source": self._mask_source,
-                "_mask_dict": self._mask_dict}
+        self._init_masks(masks)
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -71,52 +61,6 @@ class MaskedSGD(Optimizer):
             group.setdefault("foreach", None)
             group.setdefault("differentiable", False)
             group.setdefault("fused", False)
-        self.__dict__.setdefault("_mask_source", None)
-        self.__dict__.setdefault("_mask_dict", {})
-
-    # -- masks ---------------------------------------------------------------------------------
-    def set_masks(self, masks) -> None:
-        """Replaces the masks: None, a Pruner, or a dict {param: bool mask} (see the class)."""
-        if masks is None:
-            self._mask_source, self._mask_dict = None, {}
-        elif _is_mask_source(masks):
-            self._mask_source, self._mask_dict = masks, {}
-            self._masks_now()  # checks now that its parameters are ours
-        elif isinstance(masks, Mapping):
-            checked = {}
-            for p, m in masks.items():
-                if not isinstance(p, Tensor):
-                    raise TypeError(f"MaskedSGD: masks keys must be the parameters themselves, "
-                                    f"got {type(p).__name__} (pass the Pruner itself, or "
-                                    f"{{param: mask}})")
-                if not isinstance(m, Tensor) or m.dtype != torch.bool:
-                    what = m.dtype if isinstance(m, Tensor) else type(m).__name__
-                    raise TypeError(f"MaskedSGD: the mask of a parameter of shape "
-                                    f"{list(p.shape)} must be a torch.bool tensor, got {what}")
-                if m.shape != p.shape or m.device != p.device:
-                    raise ValueError(f"MaskedSGD: a mask of shape {list(m.shape)} on {m.device} "
-                                     f"was given for a parameter of shape {list(p.shape)} on "
-                                     f"{p.device}")
-                checked[p] = m
-            self._check_known(checked)
-            self._mask_source, self._mask_dict = None, checked
-        else:
-            raise TypeError(f"MaskedSGD: masks must be None, a Pruner or a dict "
-                            f"{{param: mask}}, got {type(masks).__name__}")
-
-    def _check_known(self, masks: Mapping[Tensor, Tensor]) -> None:
-        ours = {id(p) for g in self.param_groups for p in g["params"]}
-        for p in masks:
-            if id(p) not in ours:
-                raise ValueError(f"MaskedSGD: a mask was given for a tensor of shape "
-                                 f"{list(p.shape)} that is not a parameter of this optimizer")
-
-    def _masks_now(self) -> Mapping[Tensor, Tensor]:
-        if self._mask_source is None:
-            return self._mask_dict
-        masks = self._mask_source.param_masks()
-        self._check_known(masks)
-        return masks
 
     # -- the step ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -168,15 +112,8 @@ class MaskedSGD(Optimizer):
     def _fused_step(self, ps: List[Tensor], masks, first: bool, hyper: dict) -> None:
         """One masked_sgd_ call. The op takes contiguous tensors: a non-contiguous param or
         buffer (e.g. channels_last) is updated through a contiguous copy written back after."""
-        params, grads, ms, bufs, write_back = [], [], [], [], []
-
-        def contiguous(t: Tensor) -> Tensor:
-            if t.is_contiguous():
-                return t
-            c = t.contiguous()
-            write_back.append((t, c))
-            return c
-
+        params, grads, ms, bufs = [], [], [], []
+        contiguous = ContiguousArgs()
         for p in ps:
             params.append(contiguous(p.detach()))
             grads.append(p.grad.contiguous())
@@ -189,5 +126,4 @@ class MaskedSGD(Optimizer):
                         p, memory_format=torch.contiguous_format)
                 bufs.append(contiguous(state["momentum_buffer"]))
         kernels.masked_sgd_(params, grads, ms, bufs, init_buffers=first, **hyper)
-        for target, copy in write_back:
-            target.copy_(copy)
+        contiguous.write_back()

@@ -9,7 +9,8 @@ from typing import List, Sequence, Union
 import torch
 
 from .amounts import Amount, k_for, parse_amount
-from .checks import check_float_list, check_like, check_sgd_hyperparameters
+from .checks import (check_adam_hyperparameters, check_float_list, check_like,
+                     check_sgd_hyperparameters)
 from .stats import PruneStats
 
 
@@ -106,6 +107,41 @@ def masked_sgd_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
         p.copy_(torch.where(m, np_, torch.zeros((), dtype=np_.dtype)))
         if b is not None:
             b.copy_(torch.where(m, nb, torch.zeros((), dtype=nb.dtype)))
+
+
+@torch.no_grad()
+def masked_adam_(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
+                 masks: Sequence[torch.Tensor], exp_avgs: Sequence[torch.Tensor],
+                 exp_avg_sqs: Sequence[torch.Tensor], *, lr: float, beta1: float = 0.9,
+                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+                 step: float, maximize: bool = False) -> None:
+    """Reference of lth_fast.masked_adam_: torch.optim.Adam's single-tensor step (the same ops
+    in the same order, amsgrad off, L2 weight decay), then masking of the params and both
+    moments. Half types are computed in float32 and rounded once."""
+    op = "masked_adam_"
+    params, grads, masks = list(params), list(grads), list(masks)
+    exp_avgs, exp_avg_sqs = list(exp_avgs), list(exp_avg_sqs)
+    check_float_list(op, "params", params)
+    check_like(op, "grads", grads, "params", params, None)
+    check_like(op, "masks", masks, "params", params, torch.bool)
+    check_like(op, "exp_avgs", exp_avgs, "params", params, None)
+    check_like(op, "exp_avg_sqs", exp_avg_sqs, "params", params, None)
+    check_adam_hyperparameters(op, lr, beta1, beta2, eps, weight_decay, step)
+    step_size = lr / (1 - beta1 ** step)  # host side in double, as torch
+    bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+    for p, g, m, a, v in zip(params, grads, masks, exp_avgs, exp_avg_sqs):
+        up = (lambda t: t.float()) if p.dtype in (torch.float16, torch.bfloat16) else (lambda t: t)
+        w = up(p)
+        d = -up(g) if maximize else up(g)
+        if weight_decay != 0:
+            d = d.add(w, alpha=weight_decay)
+        new_a = up(a).lerp(d, 1 - beta1)
+        new_v = up(v).mul(beta2).addcmul_(d, d, value=1 - beta2)
+        denom = (new_v.sqrt() / bias_correction2_sqrt).add_(eps)
+        new_p = w.addcdiv(new_a, denom, value=-step_size)
+        zero = torch.zeros((), dtype=new_p.dtype)
+        for dst, src in ((p, new_p), (a, new_a), (v, new_v)):
+            dst.copy_(torch.where(m, src, zero))
 
 
 @torch.no_grad()

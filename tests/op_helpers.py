@@ -32,8 +32,11 @@ def ulp(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.ldexp(torch.ones_like(x), e - (digits - 1))
 
 
-def assert_within_ulps(actual: torch.Tensor, expected: torch.Tensor, what: str, ulps: int = 1):
-    """Same NaN and infinity positions; finite values within `ulps` ulp of each other."""
+def assert_within_ulps(actual: torch.Tensor, expected: torch.Tensor, what: str, ulps: int = 1,
+                       scale: torch.Tensor = None):
+    """Same NaN and infinity positions; finite values within `ulps` ulp of each other (ulps of
+    the larger of the two and, when given, of |scale| at the same position: for results of a
+    sum whose terms were larger than the result)."""
     assert actual.dtype == expected.dtype and actual.shape == expected.shape, what
     a, e = actual.double().reshape(-1), expected.double().reshape(-1)
     nan_a, nan_e = torch.isnan(a), torch.isnan(e)
@@ -46,6 +49,9 @@ def assert_within_ulps(actual: torch.Tensor, expected: torch.Tensor, what: str, 
     fin = ~(nan_a | inf)
     a, e = a[fin], e[fin]
     tol = ulps * torch.maximum(ulp(a, actual.dtype), ulp(e, actual.dtype))
+    if scale is not None:
+        s = scale.double().reshape(-1)[fin].abs().nan_to_num(posinf=0.0)
+        tol = torch.maximum(tol, ulps * ulp(s, actual.dtype))
     over = (a - e).abs() > tol
     if over.any():
         i = torch.nonzero(over).flatten()[:5]

@@ -297,11 +297,11 @@ def test_cli_help_and_table(data_dir, tmp_path, capsys):
 
 
 def test_report_table_and_time_share():
-    levels = [{"level": 0, "remaining": 100.0, "seconds": {"prune": 0, "rewind": 0, "mask": 1,
+    levels = [{"level": 0, "remaining": 100.0, "seconds": {"prune": 0, "rewind": 0, "train": 40,
                                                            "level": 50},
                "branches": {"ticket": {"test_accuracy_at_early_stop": 0.9,
                                        "early_stop_iteration": 100, "final_test_accuracy": 0.91}}},
-              {"level": 1, "remaining": 80.0, "seconds": {"prune": 1, "rewind": 1, "mask": 1,
+              {"level": 1, "remaining": 80.0, "seconds": {"prune": 1, "rewind": 2, "train": 40,
                                                           "level": 50},
                "branches": {"ticket": {"test_accuracy_at_early_stop": 0.92,
                                        "early_stop_iteration": 80, "final_test_accuracy": 0.93},
@@ -314,7 +314,7 @@ def test_report_table_and_time_share():
                                 "reinit", "final"]
     assert table[1].split() == ["0", "100.0%", "90.0", "100", "91.0", "-", "-", "-"]
     assert table[2].split() == ["1", "80.0%", "92.0", "80", "93.0", "85.0", "120", "86.0"]
-    assert time_share(levels)["share"] == pytest.approx(4 / 100)
+    assert time_share(levels)["share"] == pytest.approx(3 / 100)
 
 
 @pytest.mark.parametrize("name", sorted(__import__("lth_fast.imp", fromlist=["PRESETS"]).PRESETS))
@@ -350,4 +350,3 @@ def test_resnet20_on_cifar_files_sgd_late_rewind(tmp_path):
     state = load_file(tmp_path / "run" / "level_01" / "checkpoint.safetensors")
     assert all(not state[n][~masks[n]].any() for n in names)
     assert [e[0] for e in levels[1]["branches"]["ticket"]["evals"]] == [2, 5, 6]
-    assert levels[1]["seconds"]["mask"] == 0.0  # MaskedSGD masks inside its fused step

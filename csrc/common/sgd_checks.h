@@ -12,9 +12,7 @@ inline void check_masked_sgd(at::TensorList params, at::TensorList grads, at::Te
                              at::TensorList momentum_buffers, double lr, double momentum,
                              double dampening, double weight_decay, bool nesterov) {
   const char* op = "masked_sgd_";
-  check_float_list(op, "params", params, common_device(params));
-  check_like(op, "grads", grads, "params", params, std::nullopt);
-  check_like(op, "masks", masks, "params", params, at::kBool);
+  check_update_lists(op, params, grads, masks);
   TORCH_CHECK_VALUE(lr >= 0, op, ": invalid learning rate ", lr);
   TORCH_CHECK_VALUE(momentum >= 0, op, ": invalid momentum ", momentum);
   TORCH_CHECK_VALUE(weight_decay >= 0, op, ": invalid weight_decay ", weight_decay);

@@ -48,4 +48,11 @@ void check_like(const char* op, const char* list, at::TensorList tensors, const 
   }
 }
 
+void check_update_lists(const char* op, at::TensorList params, at::TensorList grads,
+                        at::TensorList masks) {
+  check_float_list(op, "params", params, common_device(params));
+  check_like(op, "grads", grads, "params", params, std::nullopt);
+  check_like(op, "masks", masks, "params", params, at::kBool);
+}
+
 }  // namespace lth_fast

@@ -20,4 +20,9 @@ void check_like(const char* op, const char* list, at::TensorList tensors, const 
 // that has one (CPU when all are empty).
 c10::Device common_device(at::TensorList first);
 
+// The lists every masked update op takes: params (float, one dtype, contiguous, one device),
+// grads like params, masks like params but torch.bool.
+void check_update_lists(const char* op, at::TensorList params, at::TensorList grads,
+                        at::TensorList masks);
+
 }  // namespace lth_fast

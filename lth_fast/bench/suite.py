@@ -1,6 +1,6 @@
 """The benchmarked ops as a small registry: one OpCase per op, each with its minimum bytes per
 parameter (DESIGN §4), the fast implementation, the pure-PyTorch reference and any further
-baselines. Adding masked_sgd (21 B/param) or rewind (9 B/param) is one more `register(OpCase(...))`.
+baselines. Each op (prune, masked_sgd, rewind, masked_adam) is one `register(OpCase(...))`.
 
 An Impl's `prepare(workload)` builds what one implementation needs (it may allocate, e.g.
 nn.Modules for torch.nn.utils.prune) and returns a Prepared: `setup` runs untimed before every
@@ -175,4 +175,49 @@ register(OpCase(
     fast=Impl("lth_fast", _rewind_with(ops.rewind_)),
     reference=Impl("reference", _rewind_with(reference.rewind_), slow=True),
     description="rewind the weights to a snapshot, zero where pruned",
+))
+
+
+# --- masked Adam: one step at step count 10, weight decay, 20% of the entries pruned --------
+
+ADAM = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=5e-4, step=10)
+
+
+def _adam_state(wl: Workload):
+    """Params (copies of the workload's weights), gradients and both moments (v >= 0)."""
+    params = [w.clone() for w in wl.weights]
+    grads = [torch.randn_like(w) for w in wl.weights]
+    exp_avgs = [torch.randn_like(w) * 0.1 for w in wl.weights]
+    exp_avg_sqs = [torch.rand_like(w) * 0.01 for w in wl.weights]
+    return params, grads, exp_avgs, exp_avg_sqs
+
+
+def _adam_with(fn: Callable) -> Callable[[Workload], Prepared]:
+    def prepare(wl: Workload) -> Prepared:
+        params, grads, exp_avgs, exp_avg_sqs = _adam_state(wl)
+        return Prepared(setup=lambda: None,
+                        op=lambda: fn(params, grads, wl.masks, exp_avgs, exp_avg_sqs, **ADAM),
+                        result=None)
+    return prepare
+
+
+def _adam_torch_fused(wl: Workload) -> Prepared:
+    """torch.optim.Adam(fused=True) with no masks at all: the bar to stay under."""
+    params, grads, _, _ = _adam_state(wl)
+    params = [torch.nn.Parameter(p) for p in params]
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt = torch.optim.Adam(params, lr=ADAM["lr"], betas=(ADAM["beta1"], ADAM["beta2"]),
+                           eps=ADAM["eps"], weight_decay=ADAM["weight_decay"], fused=True)
+    opt.step()  # creates the moments
+    return Prepared(setup=lambda: None, op=opt.step, result=None)
+
+
+register(OpCase(
+    name="masked_adam",
+    bytes_per_param=29,  # read w, g, m, v (16) and the mask (1), write w, m, v (12)
+    fast=Impl("lth_fast", _adam_with(ops.masked_adam_)),
+    reference=Impl("reference", _adam_with(reference.masked_adam_), slow=True),
+    baselines=[Impl("torch Adam(fused=True), no masks", _adam_torch_fused)],
+    description="one Adam step (weight decay) keeping pruned weights and both moments 0",
 ))

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..data import Dataset, Split, augment_cifar
 from ..optim import MaskedSGD
+from ..optim_adam import MaskedAdam
 from ..pruner import Pruner
 from .config import IMPConfig
 
@@ -74,8 +75,7 @@ class RunResult:
     """What one training run measured. evals rows: [iteration, val_loss, val_acc, test_acc,
     train_loss (mean since the previous evaluation, None at the first)]."""
     evals: List[list] = field(default_factory=list)
-    seconds: Dict[str, float] = field(default_factory=lambda: {"train": 0.0, "mask": 0.0,
-                                                                 "eval": 0.0})
+    seconds: Dict[str, float] = field(default_factory=lambda: {"train": 0.0, "eval": 0.0})
 
     @property
     def early_stop(self) -> list:
@@ -90,12 +90,13 @@ class RunResult:
 
 
 def make_optimizer(model: nn.Module, cfg: IMPConfig, pruner: Pruner) -> torch.optim.Optimizer:
-    """SGD: MaskedSGD, which keeps pruned weights and their momentum at 0 inside its fused step.
-    Adam: torch's Adam followed by pruner.apply() after every step (see train_run)."""
+    """MaskedSGD or MaskedAdam: the pruned weights (and their momentum / Adam moments) are set
+    to exactly 0 inside the fused step, so no masking pass follows it."""
     if cfg.optimizer == "sgd":
         return MaskedSGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                          weight_decay=cfg.weight_decay, nesterov=cfg.nesterov, masks=pruner)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return MaskedAdam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                      masks=pruner)
 
 
 def train_run(model: nn.Module, pruner: Pruner, data: Dataset, cfg: IMPConfig, *,
@@ -106,7 +107,6 @@ def train_run(model: nn.Module, pruner: Pruner, data: Dataset, cfg: IMPConfig, *
     `progress` is a tqdm bar (or None) advanced once per iteration."""
     device = torch.device(cfg.device)
     opt = make_optimizer(model, cfg, pruner)
-    mask_after_step = None if isinstance(opt, MaskedSGD) else pruner.masker()
     order = DataOrder(len(data.train), cfg.batch_size, cfg.seed)
     train_x, train_y = data.train.x.to(device), data.train.y.to(device)
     result = RunResult()
@@ -140,11 +140,7 @@ def train_run(model: nn.Module, pruner: Pruner, data: Dataset, cfg: IMPConfig, *
         opt.step()
         loss_sum += loss.detach()
         loss_n += 1
-        t1 = time.perf_counter()
-        secs["train"] += t1 - t0
-        if mask_after_step is not None:
-            mask_after_step()
-            secs["mask"] += time.perf_counter() - t1
+        secs["train"] += time.perf_counter() - t0
         if progress is not None:
             progress.update(1)
     return result

@@ -1,6 +1,8 @@
-// Torch-free elementwise kernels over one contiguous run: the masked SGD step and the rewind.
+// Torch-free elementwise kernels over one contiguous run: the masked SGD and Adam steps and the
+// rewind.
 // float32 / float16 / bfloat16 / float64; half types are computed in float32 and rounded once.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "cpu/simd/select.h"
@@ -23,9 +25,30 @@ using MaskedSgdFn = void (*)(DType t, void* p, const void* g, const uint8_t* m, 
 using RewindFn = void (*)(DType t, void* p, const void* snapshot, const uint8_t* m, int64_t n,
                           bool stream);
 
+struct AdamParams {
+  double lr, beta1, beta2, eps, weight_decay;  // cast to the compute type, as torch does
+  bool maximize;
+  // Computed once on the host in double, exactly as torch.optim.Adam (single-tensor) does:
+  double neg_step_size;          // -lr / (1 - beta1^step)
+  double bias_correction2_sqrt;  // (1 - beta2^step) ** 0.5 (pow, as Python's **)
+};
+
+inline AdamParams make_adam_params(double lr, double beta1, double beta2, double eps,
+                                   double weight_decay, double step, bool maximize) {
+  const double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
+  return {lr, beta1, beta2, eps, weight_decay, maximize, -(lr / bc1), std::pow(bc2, 0.5)};
+}
+
+// For alive entries torch.optim.Adam's update (amsgrad off, L2 weight decay), with torch's CPU
+// operation order: exp_avg by lerp, exp_avg_sq = fma((1-b2)*g, g, b2*v), p + (-ss*m)/denom;
+// sqrt is the correctly rounded one. Pruned entries end with p = m1 = m2 = 0.
+using MaskedAdamFn = void (*)(DType t, void* p, const void* g, const uint8_t* m, void* exp_avg,
+                              void* exp_avg_sq, int64_t n, const AdamParams& s);
+
 struct UpdateKernels {
   MaskedSgdFn masked_sgd;
   RewindFn rewind;
+  MaskedAdamFn masked_adam;
 };
 
 const UpdateKernels* update_kernels(Isa isa);

@@ -92,6 +92,45 @@ void masked_sgd(T* p, const T* g, const uint8_t* m, T* buf, int64_t n, const Sgd
   }
 }
 
+// torch's lerp(a, b, w): a + w*(b-a) for |w| < 0.5, else b - (1-w)*(b-a), both as one FMA.
+template <typename Acc>
+struct Lerp {
+  Acc w, w_minus_1;
+  bool small;
+  explicit Lerp(double weight)
+      : w(Acc(weight)), w_minus_1(Acc(weight) - Acc(1)), small(std::fabs(Acc(weight)) < Acc(0.5)) {}
+  Acc operator()(Acc a, Acc b) const {
+    return small ? std::fma(w, b - a, a) : std::fma(w_minus_1, b - a, b);
+  }
+};
+
+template <typename T>
+void masked_adam(T* p, const T* g, const uint8_t* m, T* m1, T* m2, int64_t n,
+                 const AdamParams& s) {
+  using Acc = decltype(to_float(T{}));
+  const Lerp<Acc> lerp(1 - s.beta1);
+  const Acc b2 = Acc(s.beta2), c2 = Acc(1 - s.beta2), wd = Acc(s.weight_decay);
+  const Acc eps = Acc(s.eps), bc2s = Acc(s.bias_correction2_sqrt), nss = Acc(s.neg_step_size);
+  for (int64_t i = 0; i < n; ++i) {
+    if (!m[i]) {
+      store(p + i, Acc(0));
+      store(m1 + i, Acc(0));
+      store(m2 + i, Acc(0));
+      continue;
+    }
+    const Acc w = to_float(p[i]);
+    Acc d = to_float(g[i]);
+    if (s.maximize) d = -d;
+    if (s.weight_decay != 0) d = std::fma(w, wd, d);
+    const Acc a = lerp(to_float(m1[i]), d);
+    const Acc v = std::fma(c2 * d, d, to_float(m2[i]) * b2);
+    const Acc denom = std::sqrt(v) / bc2s + eps;
+    store(m1 + i, a);
+    store(m2 + i, v);
+    store(p + i, w + nss * a / denom);
+  }
+}
+
 template <typename T>
 void rewind(T* p, const T* snap, const uint8_t* m, int64_t n) {
   for (int64_t i = 0; i < n; ++i) p[i] = m[i] ? snap[i] : T{};
