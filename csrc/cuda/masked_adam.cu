@@ -114,13 +114,8 @@ void masked_adam_cuda(at::TensorList params, at::TensorList grads, at::TensorLis
   const c10::cuda::CUDAGuard guard(params[0].device());
   const auto args = std::make_tuple(params, grads, masks, exp_avgs, exp_avg_sqs, lr, beta1,
                                     beta2, eps, weight_decay, step, maximize);
-  switch (params[0].scalar_type()) {
-    case at::kFloat: return std::apply(run<float>, args);
-    case at::kDouble: return std::apply(run<double>, args);
-    case at::kHalf: return std::apply(run<c10::Half>, args);
-    case at::kBFloat16: return std::apply(run<c10::BFloat16>, args);
-    default: TORCH_CHECK_TYPE(false, "masked_adam_: unsupported dtype");  // checked above
-  }
+  with_float_type(params[0].scalar_type(), "masked_adam_",
+                  [&](auto tag) { std::apply(run<decltype(tag)>, args); });
 }
 
 }  // namespace

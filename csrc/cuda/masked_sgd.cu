@@ -105,13 +105,8 @@ void masked_sgd_cuda(at::TensorList params, at::TensorList grads, at::TensorList
   const c10::cuda::CUDAGuard guard(params[0].device());
   const auto args = std::make_tuple(params, grads, masks, momentum_buffers, lr, momentum,
                                     dampening, weight_decay, nesterov, maximize, init_buffers);
-  switch (params[0].scalar_type()) {
-    case at::kFloat: return std::apply(run<float>, args);
-    case at::kDouble: return std::apply(run<double>, args);
-    case at::kHalf: return std::apply(run<c10::Half>, args);
-    case at::kBFloat16: return std::apply(run<c10::BFloat16>, args);
-    default: TORCH_CHECK_TYPE(false, "masked_sgd_: unsupported dtype");  // checked above
-  }
+  with_float_type(params[0].scalar_type(), "masked_sgd_",
+                  [&](auto tag) { std::apply(run<decltype(tag)>, args); });
 }
 
 }  // namespace

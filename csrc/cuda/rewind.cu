@@ -53,13 +53,8 @@ void rewind_cuda(at::TensorList params, at::TensorList snapshot, at::TensorList 
   check_like("rewind_", "masks", masks, "params", params, at::kBool);
   if (params.empty()) return;
   const c10::cuda::CUDAGuard guard(params[0].device());
-  switch (params[0].scalar_type()) {
-    case at::kFloat: return run<float>(params, snapshot, masks);
-    case at::kDouble: return run<double>(params, snapshot, masks);
-    case at::kHalf: return run<c10::Half>(params, snapshot, masks);
-    case at::kBFloat16: return run<c10::BFloat16>(params, snapshot, masks);
-    default: TORCH_CHECK_TYPE(false, "rewind_: unsupported dtype");  // checked above
-  }
+  with_float_type(params[0].scalar_type(), "rewind_",
+                  [&](auto tag) { run<decltype(tag)>(params, snapshot, masks); });
 }
 
 }  // namespace

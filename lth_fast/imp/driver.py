@@ -140,7 +140,8 @@ class IMPRun:
                 self._save_level(level, metrics)
                 t = metrics["branches"]["ticket"]
                 self.bar.set_postfix_str(f"level {level}: {metrics['remaining']:.1f}% left, "
-                                         f"ticket {100 * t['test_accuracy_at_early_stop']:.1f}%")
+                                         f"ticket {100 * t['test_accuracy_at_early_stop']:.1f}%",
+                                         refresh=False)
         finally:
             self.bar.close()
         all_metrics = self.load_metrics()
@@ -183,7 +184,7 @@ class IMPRun:
         self.pruner.rewind()
 
     def _train(self, model, pruner, start: int, level: int, branch: str, on_iteration=None):
-        self.bar.set_description(f"IMP level {level}/{self.cfg.levels} {branch}")
+        self.bar.set_description(f"IMP level {level}/{self.cfg.levels} {branch}", refresh=False)
         return train_run(model, pruner, self.data, self.cfg, start=start,
                          on_iteration=on_iteration, progress=self.bar)
 
