@@ -129,7 +129,7 @@ def test_same_seed_same_results_and_other_seed_differs(data_dir, tmp_path):
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_rerun_finishes_nothing_twice_and_refuses_other_config(data_dir, tmp_path):
+def test_rerun_redoes_nothing_refuses_another_config_and_extends(data_dir, tmp_path):
     run = tmp_path / "run"
     first = run_imp(tiny(data_dir, levels=1), run, progress=False, log=lambda s: None)
     mtime = os.path.getmtime(run / "level_01" / "metrics.json")
@@ -138,6 +138,12 @@ def test_rerun_finishes_nothing_twice_and_refuses_other_config(data_dir, tmp_pat
     assert os.path.getmtime(run / "level_01" / "metrics.json") == mtime
     with pytest.raises(ValueError, match=r"different experiment.*lr: 0\.0012 != 0\.01"):
         run_imp(tiny(data_dir, levels=1, lr=0.01), run, progress=False, log=lambda s: None)
+    longer = run_imp(tiny(data_dir, levels=2), run, progress=False, log=lambda s: None)
+    assert os.path.getmtime(run / "level_01" / "metrics.json") == mtime  # extended, not redone
+    whole = run_imp(tiny(data_dir, levels=2), tmp_path / "whole", progress=False,
+                    log=lambda s: None)
+    assert without_times(longer) == without_times(whole)
+    assert json.loads((run / "config.json").read_text())["levels"] == 2
 
 
 def _starts(monkeypatch):

@@ -108,10 +108,13 @@ class IMPRun:
             return
         with open(path, encoding="utf-8") as f:
             old = IMPConfig.from_dict(json.load(f))
-        diff = old.differences(self.cfg)
+        # more (or fewer) levels leave the earlier ones as they are: a run can be extended
+        diff = [d for d in old.differences(self.cfg) if not d.startswith("levels:")]
         if diff:
             raise ValueError(f"{self.dir} holds a different experiment ({'; '.join(diff)}); "
                              f"give another run directory or the same settings")
+        if old.levels != self.cfg.levels:
+            atomic.write_json(path, self.cfg.to_dict())
 
     # -- the experiment ----------------------------------------------------------------------
     def run(self) -> List[dict]:
@@ -168,7 +171,7 @@ class IMPRun:
     def _load_state(self, path: str) -> Dict[str, torch.Tensor]:
         return {k: v.to(self.cfg.device) for k, v in load_file(path).items()}
 
-    def _take_rewind_point(self, _iteration: int = 0) -> None:
+    def _take_rewind_point(self) -> None:
         self.rewind_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.pruner.snapshot()
         atomic.save_tensors(self.rewind_path, self.rewind_state)
