@@ -16,7 +16,8 @@ from torch import nn
 
 from lth_fast import MaskedAdam, Pruner
 from op_helpers import one_thread  # noqa: F401
-from training_helpers import _run, batches, groups, mlp, random_masks
+from training_helpers import (_run, assert_pruned_zero, batches, groups, lockstep, mask_, mlp,
+                              random_masks)
 
 STEPS = 300
 TOL = dict(rtol=1e-5, atol=1e-6)
@@ -32,53 +33,20 @@ CONFIGS = {
 }
 
 
-def mask_all(params_and_masks, optimizer):
-    """What the reference run does after each Adam step: zero pruned weights and moments."""
-    with torch.no_grad():
-        for p, m in params_and_masks:
-            p.masked_fill_(~m, 0)
-            for key in MOMENTS:
-                t = optimizer.state.get(p, {}).get(key)
-                if t is not None:
-                    t.masked_fill_(~m, 0)
-
-
-def assert_pruned_zero(masks, optimizer, where):
-    for p, m in masks.items():
-        assert (p[~m] == 0).all(), f"{where}: a pruned weight is not 0"
-        for key in MOMENTS:
-            t = optimizer.state.get(p, {}).get(key)
-            if t is not None:
-                assert (t[~m] == 0).all(), f"{where}: a pruned {key} entry is not 0"
-
-
 def train_pair(config, gen, steps=STEPS, masked=True, grad_none_at=10):
     """Runs MaskedAdam and Adam+masking side by side; compares after every step."""
     ref_model, model = mlp(), mlp()
     masks = random_masks(model, gen) if masked else {}
-    ref_masks = [(rp, masks[p]) for rp, p in zip(ref_model.parameters(), model.parameters())
-                 if p in masks]
-    mask_all(ref_masks, torch.optim.Adam(ref_model.parameters()))  # both start pruned
-    mask_all(list(masks.items()), torch.optim.Adam(model.parameters()))
+    with torch.no_grad():  # both start pruned
+        for p, m in masks.items():
+            p.masked_fill_(~m, 0)
+        for rp, p in zip(ref_model.parameters(), model.parameters()):
+            if p in masks:
+                rp.masked_fill_(~masks[p], 0)
     opt = MaskedAdam(groups(model, CONFIGS[config]), lr=1e-2, masks=masks or None)
     ref = torch.optim.Adam(groups(ref_model, CONFIGS[config]), lr=1e-2, foreach=False)
-    scheds = [torch.optim.lr_scheduler.StepLR(o, step_size=60, gamma=0.5) for o in (opt, ref)]
-    for step, (x, y) in enumerate(batches(steps)):
-        for o, mdl in ((opt, model), (ref, ref_model)):
-            o.zero_grad()
-            nn.functional.mse_loss(mdl(x), y).backward()
-            if step == grad_none_at:  # a param without a gradient is skipped, as Adam does
-                mdl[2].bias.grad = None
-                mdl[4].weight.grad = None
-        opt.step()
-        ref.step()
-        mask_all(ref_masks, ref)
-        for s in scheds:
-            s.step()
-        assert_pruned_zero(masks, opt, f"step {step}")
-        for i, (p, rp) in enumerate(zip(model.parameters(), ref_model.parameters())):
-            torch.testing.assert_close(p, rp, **TOL, msg=lambda m: f"step {step} param {i}: {m}")
-    assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in ref.param_groups]
+    lockstep((model, opt), (ref_model, ref), masks, steps, TOL, MOMENTS, grad_none_at,
+             sched_every=60)
     return model, opt, ref_model, ref
 
 
@@ -123,7 +91,7 @@ def test_state_dict_interchangeable_with_adam(direction, gen):
     first = (torch.optim.Adam(model.parameters(), **cfg) if direction == "adam->masked"
              else MaskedAdam(model.parameters(), masks=masks, **cfg))
     _run(model, first, batches(10))
-    mask_all(list(masks.items()), first)
+    mask_(list(masks.items()), first, MOMENTS)
     sd = copy.deepcopy(first.state_dict())
     ref_model = copy.deepcopy(model)
     second = (MaskedAdam(model.parameters(), masks=masks, lr=1.0) if direction == "adam->masked"
@@ -140,9 +108,9 @@ def test_state_dict_interchangeable_with_adam(direction, gen):
             o.zero_grad()
             nn.functional.mse_loss(mdl(x), y).backward()
             o.step()
-        mask_all(ref_masks, ref)
+        mask_(ref_masks, ref, MOMENTS)
         if direction == "masked->adam":
-            mask_all(list(masks.items()), second)
+            mask_(list(masks.items()), second, MOMENTS)
     for p, rp in zip(model.parameters(), ref_model.parameters()):
         torch.testing.assert_close(p, rp, **TOL)
 
@@ -159,7 +127,7 @@ def test_deepcopy_keeps_the_masks(gen):
     for p, p2 in zip(model.parameters(), model2.parameters()):
         assert torch.equal(p, p2)
     assert len(opt2._masks_now()) == len(masks)
-    assert_pruned_zero(opt2._masks_now(), opt2, "copy")
+    assert_pruned_zero(opt2._masks_now(), opt2, "copy", MOMENTS)
 
 
 def test_pruner_masks_and_channels_last(gen):
@@ -176,7 +144,7 @@ def test_pruner_masks_and_channels_last(gen):
         x = torch.randn(2, 3, 9, 9, generator=gen).to(memory_format=torch.channels_last)
         model(x).square().mean().backward()
         opt.step()
-        assert_pruned_zero(pruner.param_masks(), opt, f"step {i}")
+        assert_pruned_zero(pruner.param_masks(), opt, f"step {i}", MOMENTS)
     assert not model[0].weight.is_contiguous()
     assert not opt.state[model[0].weight]["exp_avg"].is_contiguous()
 

@@ -12,7 +12,8 @@ from torch import nn
 from conftest import needs_cuda
 from lth_fast import MaskedSGD
 from op_helpers import one_thread  # noqa: F401
-from training_helpers import _run, assert_pruned_zero, batches, groups, mask_, mlp, random_masks
+from training_helpers import (_run, assert_pruned_zero, batches, groups, lockstep, mask_, mlp,
+                              random_masks)
 
 STEPS = 220
 TOL = dict(rtol=1e-5, atol=1e-6)  # float32 after 220 steps; in practice the runs agree exactly
@@ -32,32 +33,16 @@ def train_pair(config, gen, steps=STEPS, masked=True, grad_none_at=10):
     """Runs MaskedSGD and SGD+masking side by side; compares after every step."""
     ref_model, model = mlp(), mlp()
     masks = random_masks(model, gen) if masked else {}
-    ref_masks = [(rp, masks[p]) for rp, p in zip(ref_model.parameters(), model.parameters())
-                 if p in masks]
-    mask_(ref_masks, torch.optim.SGD(ref_model.parameters()))  # both start pruned
-    with torch.no_grad():
+    with torch.no_grad():  # both start pruned
         for p, m in masks.items():
             p.masked_fill_(~m, 0)
+        for rp, p in zip(ref_model.parameters(), model.parameters()):
+            if p in masks:
+                rp.masked_fill_(~masks[p], 0)
     opt = MaskedSGD(groups(model, CONFIGS[config]), lr=0.05, masks=masks or None)
     ref = torch.optim.SGD(groups(ref_model, CONFIGS[config]), lr=0.05)
-    scheds = [torch.optim.lr_scheduler.StepLR(o, step_size=50, gamma=0.5) for o in (opt, ref)]
-    loss_fn = nn.MSELoss()
-    for step, (x, y) in enumerate(batches(steps)):
-        for o, mdl in ((opt, model), (ref, ref_model)):
-            o.zero_grad()
-            loss_fn(mdl(x), y).backward()
-            if step == grad_none_at:  # a param without a gradient is skipped, as SGD does
-                mdl[2].bias.grad = None
-                mdl[4].weight.grad = None
-        opt.step()
-        ref.step()
-        mask_(ref_masks, ref)
-        for s in scheds:
-            s.step()
-        assert_pruned_zero(masks, opt, f"step {step}")
-        for i, (p, rp) in enumerate(zip(model.parameters(), ref_model.parameters())):
-            torch.testing.assert_close(p, rp, **TOL, msg=lambda m: f"step {step} param {i}: {m}")
-    assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in ref.param_groups]
+    lockstep((model, opt), (ref_model, ref), masks, steps, TOL, ("momentum_buffer",),
+             grad_none_at)
     return model, opt, ref_model, ref
 
 

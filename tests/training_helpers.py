@@ -1,4 +1,4 @@
-"""Models, data and checks shared by the MaskedSGD and Pruner tests."""
+"""Models, data and checks shared by the MaskedSGD, MaskedAdam and Pruner tests."""
 from __future__ import annotations
 
 import torch
@@ -30,22 +30,52 @@ def groups(model, spec):
     return [dict(params=list(m.parameters()), **opts) for m, opts in zip(linears, spec)]
 
 
-def mask_(params_and_masks, optimizer):
-    """What the reference run does after each SGD step: zero pruned weights and buffers."""
+def mask_(params_and_masks, optimizer, keys=("momentum_buffer",)):
+    """What a reference run does after each step: zero the pruned weights and the pruned
+    entries of the optimizer's state tensors `keys` (SGD's buffer; Adam's two moments)."""
     with torch.no_grad():
         for p, m in params_and_masks:
             p.masked_fill_(~m, 0)
-            buf = optimizer.state.get(p, {}).get("momentum_buffer")
-            if buf is not None:
-                buf.masked_fill_(~m, 0)
+            for key in keys:
+                t = optimizer.state.get(p, {}).get(key)
+                if t is not None:
+                    t.masked_fill_(~m, 0)
 
 
-def assert_pruned_zero(model_masks, optimizer, where):
+def assert_pruned_zero(model_masks, optimizer, where, keys=("momentum_buffer",)):
     for p, m in model_masks.items():
         assert (p[~m] == 0).all(), f"{where}: a pruned weight is not 0"
-        buf = optimizer.state.get(p, {}).get("momentum_buffer")
-        if buf is not None:
-            assert (buf[~m] == 0).all(), f"{where}: a pruned momentum entry is not 0"
+        for key in keys:
+            t = optimizer.state.get(p, {}).get(key)
+            if t is not None:
+                assert (t[~m] == 0).all(), f"{where}: a pruned {key} entry is not 0"
+
+
+def lockstep(pair, ref_pair, masks, steps, tol, keys, grad_none_at=10, sched_every=50):
+    """Trains (model, masked optimizer) and (ref_model, torch optimizer + mask_ after each step)
+    on the same batches with a StepLR each, comparing the weights after every step. At step
+    `grad_none_at` two params lose their gradient (both optimizers must skip them)."""
+    (model, opt), (ref_model, ref) = pair, ref_pair
+    ref_masks = [(rp, masks[p]) for rp, p in zip(ref_model.parameters(), model.parameters())
+                 if p in masks]
+    scheds = [torch.optim.lr_scheduler.StepLR(o, step_size=sched_every, gamma=0.5)
+              for o in (opt, ref)]
+    for step, (x, y) in enumerate(batches(steps)):
+        for o, mdl in ((opt, model), (ref, ref_model)):
+            o.zero_grad()
+            nn.functional.mse_loss(mdl(x), y).backward()
+            if step == grad_none_at:
+                mdl[2].bias.grad = None
+                mdl[4].weight.grad = None
+        opt.step()
+        ref.step()
+        mask_(ref_masks, ref, keys)
+        for s in scheds:
+            s.step()
+        assert_pruned_zero(masks, opt, f"step {step}", keys)
+        for i, (p, rp) in enumerate(zip(model.parameters(), ref_model.parameters())):
+            torch.testing.assert_close(p, rp, **tol, msg=lambda m: f"step {step} param {i}: {m}")
+    assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in ref.param_groups]
 
 
 def _run(model, opt, data):
