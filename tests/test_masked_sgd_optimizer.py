@@ -33,12 +33,6 @@ def train_pair(config, gen, steps=STEPS, masked=True, grad_none_at=10):
     """Runs MaskedSGD and SGD+masking side by side; compares after every step."""
     ref_model, model = mlp(), mlp()
     masks = random_masks(model, gen) if masked else {}
-    with torch.no_grad():  # both start pruned
-        for p, m in masks.items():
-            p.masked_fill_(~m, 0)
-        for rp, p in zip(ref_model.parameters(), model.parameters()):
-            if p in masks:
-                rp.masked_fill_(~masks[p], 0)
     opt = MaskedSGD(groups(model, CONFIGS[config]), lr=0.05, masks=masks or None)
     ref = torch.optim.SGD(groups(ref_model, CONFIGS[config]), lr=0.05)
     lockstep((model, opt), (ref_model, ref), masks, steps, TOL, ("momentum_buffer",),

@@ -53,11 +53,14 @@ def assert_pruned_zero(model_masks, optimizer, where, keys=("momentum_buffer",))
 
 def lockstep(pair, ref_pair, masks, steps, tol, keys, grad_none_at=10, sched_every=50):
     """Trains (model, masked optimizer) and (ref_model, torch optimizer + mask_ after each step)
-    on the same batches with a StepLR each, comparing the weights after every step. At step
-    `grad_none_at` two params lose their gradient (both optimizers must skip them)."""
+    on the same batches with a StepLR each, both pruned at the start, comparing the weights
+    after every step. At step `grad_none_at` two params lose their gradient (both optimizers
+    must skip them)."""
     (model, opt), (ref_model, ref) = pair, ref_pair
     ref_masks = [(rp, masks[p]) for rp, p in zip(ref_model.parameters(), model.parameters())
                  if p in masks]
+    mask_(list(masks.items()), opt, keys)  # both start pruned
+    mask_(ref_masks, ref, keys)
     scheds = [torch.optim.lr_scheduler.StepLR(o, step_size=sched_every, gamma=0.5)
               for o in (opt, ref)]
     for step, (x, y) in enumerate(batches(steps)):
