@@ -5,6 +5,8 @@ link errors fail it); LTH_FAST_CPU_ONLY=1 leaves them out.
 """
 import glob
 import os
+import shlex
+import subprocess
 import sys
 
 import torch
@@ -37,6 +39,25 @@ def _cuda_dependency_includes():
     return [p for p in dict.fromkeys(found) if os.path.isdir(p)]
 
 
+def _shared_libstdcxx():
+    """Link flags that keep libstdc++ shared. A compiler that finds only libstdc++.a (a GCC
+    installed beside the system's, say) links a private copy into the extension; its locale
+    facets then disagree with the copy libtorch uses, and formatting an error message crashes.
+    Naming the shared library first makes the linker take it from the system's directories."""
+    if not sys.platform.startswith("linux"):
+        return []
+    cxx = shlex.split(os.environ.get("CXX", "c++"))
+    try:
+        found = subprocess.run(cxx + ["-print-file-name=libstdc++.so"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    if os.path.isabs(found) and os.path.exists(found):
+        return []
+    print(f"lth_fast: {cxx[0]} has no shared libstdc++; linking the system's libstdc++.so.6")
+    return ["-l:libstdc++.so.6"]
+
+
 def _sources(pattern):
     return sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, pattern), recursive=True))
 
@@ -45,7 +66,7 @@ def extension():
     cpp = _sources("csrc/*.cpp") + _sources("csrc/common/*.cpp") + _sources("csrc/cpu/**/*.cpp")
     # -fopenmp: at::parallel_for is header code; without it the extension's loops run on one thread.
     cxx = ["-O3", "-fopenmp", "-fno-math-errno"]
-    link = ["-fopenmp"]
+    link = ["-fopenmp"] + _shared_libstdcxx()
     include = [os.path.join(HERE, "csrc")]
     macros = [("LTH_FAST_PYTHON_MODULE", "1")]
     if _want_cuda():

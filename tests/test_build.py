@@ -1,6 +1,6 @@
-"""Properties of the compiled extension itself: its parallel loops run on several threads, and
-no AVX2/AVX-512 instruction sits outside the functions dispatched at run time, so the library
-loads and runs its scalar path on any x86-64 CPU."""
+"""Properties of the compiled extension itself: its parallel loops run on several threads; no
+AVX2/AVX-512 instruction sits outside the functions dispatched at run time, so the library loads
+and runs its scalar path on any x86-64 CPU; and it shares torch's libstdc++."""
 import os
 import re
 import shutil
@@ -52,3 +52,26 @@ def test_simd_instructions_only_in_dispatched_kernels():
         f for f in avx512 if "avx512_kernels" not in f)
     assert all("avx2_kernels" in f or "avx512_kernels" in f for f in ymm), sorted(
         f for f in ymm if "avx2_kernels" not in f and "avx512_kernels" not in f)
+
+
+@pytest.mark.skipif(shutil.which("nm") is None or shutil.which("readelf") is None,
+                    reason="needs nm and readelf (binutils)")
+def test_libstdcxx_is_shared_with_torch():
+    """A private copy of libstdc++ inside the extension (what a compiler that finds only
+    libstdc++.a links) has its own locale facet ids; formatting an error message with torch's
+    streams then crashes the process. The extension must use the shared library torch uses."""
+    needed = subprocess.run(["readelf", "-d", _C.__file__], capture_output=True, text=True,
+                            check=True).stdout
+    assert "[libstdc++.so.6]" in needed, needed
+    defined = subprocess.run(["nm", "--defined-only", "-C", _C.__file__], capture_output=True,
+                             text=True, check=True).stdout
+    private = [line for line in defined.splitlines()
+               if "std::locale::" in line or "codecvt" in line or "ios_base::Init" in line]
+    assert not private, f"libstdc++ internals linked into {_C.__file__}: {private[:5]}"
+
+
+def test_error_message_with_numbers_formats():
+    """The same failure seen from Python: a message built from sizes and indices."""
+    w = [torch.randn(5)]
+    with pytest.raises(ValueError, match=r"amount\[0\] = 7 exceeds the 5 alive entries"):
+        lth_fast.prune_(w, [torch.ones(5, dtype=torch.bool)], 7)

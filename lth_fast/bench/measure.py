@@ -3,8 +3,9 @@
 A repetition is setup() (untimed: restore masks, rebuild modules) then op() (timed). On CUDA the
 op is timed with CUDA events after the setup's work has finished; on CPU with perf_counter.
 The floor is measured in the same process over buffers as large as the workload, so the cache
-and thread situation match the op's: the best bandwidth of a float32 copy (read + write-allocate
-+ write = 12 bytes per element) and of a read-only reduction (4 bytes per element).
+and thread situation match the op's: the best bandwidth of a float32 copy and of a read-only
+reduction (4 bytes per element). A CPU copy moves 12 bytes per element (read, write-allocate,
+write); a GPU's full-sector stores allocate without reading, so there it moves 8.
 """
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ class Floor:
     numel: int
     copy_bps: float
     reduce_bps: float
+    copy_bytes: int = 12  # bytes per float32 the copy was counted at
 
     @property
     def bps(self) -> float:
@@ -73,11 +75,16 @@ class Floor:
     def as_dict(self) -> dict:
         return {"numel": self.numel, "copy_gbps": self.copy_bps / 1e9,
                 "reduce_gbps": self.reduce_bps / 1e9, "gbps": self.bps / 1e9,
-                "method": self.method}
+                "method": self.method, "copy_bytes": self.copy_bytes}
 
 
-COPY_BYTES = 12    # per float32: read src, write-allocate dst (read for ownership), write dst
 REDUCE_BYTES = 4   # per float32: read once
+
+
+def copy_bytes(device) -> int:
+    """Bytes a float32 copy moves per element: read src and write dst, plus on a CPU the
+    write-allocate read of dst (read for ownership)."""
+    return 8 if torch.device(device).type == "cuda" else 12
 
 
 def measure_floor(numel: int, device="cpu", reps: int = 7, warmup: int = 2) -> Floor:
@@ -95,4 +102,5 @@ def measure_floor(numel: int, device="cpu", reps: int = 7, warmup: int = 2) -> F
     gc.collect()
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
-    return Floor(numel, COPY_BYTES * numel / t_copy, REDUCE_BYTES * numel / t_sum)
+    per = copy_bytes(device)
+    return Floor(numel, per * numel / t_copy, REDUCE_BYTES * numel / t_sum, per)
