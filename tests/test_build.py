@@ -1,7 +1,6 @@
 """Properties of the compiled extension itself: its parallel loops run on several threads; no
 AVX2/AVX-512 instruction sits outside the functions dispatched at run time, so the library loads
 and runs its scalar path on any x86-64 CPU; and it shares torch's libstdc++."""
-import os
 import re
 import shutil
 import subprocess
