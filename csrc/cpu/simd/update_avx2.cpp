@@ -44,29 +44,36 @@ LTH_AVX2 inline __m256 keep8(const uint8_t* m) {  // all-ones lanes where the ma
       _mm256_xor_si256(_mm256_cmpeq_epi32(a, _mm256_setzero_si256()), _mm256_set1_epi32(-1)));
 }
 
-template <typename T>
-LTH_AVX2 void masked_sgd8(T* p, const T* g, const uint8_t* m, T* buf, int64_t n,
-                          const SgdParams& s) {
+template <typename T, typename Form>
+LTH_AVX2 void masked_sgd8_loop(T* p, const T* g, const uint8_t* m, T* buf, int64_t n,
+                               const SgdParams& s) {
   const __m256 neg_lr = _mm256_set1_ps(static_cast<float>(-s.lr));
   const __m256 mom = _mm256_set1_ps(static_cast<float>(s.momentum));
   const __m256 damp1 = _mm256_set1_ps(static_cast<float>(1 - s.dampening));
   const __m256 wd = _mm256_set1_ps(static_cast<float>(s.weight_decay));
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
+  const __m256 flip = _mm256_set1_ps(s.maximize ? -0.0f : 0.0f);
+  for (int64_t i = 0; i < n; i += 8) {
     const __m256 keep = keep8(m + i), w = load8(p + i);
-    __m256 d = load8(g + i);
-    if (s.maximize) d = _mm256_xor_ps(d, sign);
-    if (s.weight_decay != 0) d = _mm256_fmadd_ps(w, wd, d);
-    if (s.momentum != 0) {
-      const __m256 b = s.init_buffers
-                           ? d : _mm256_fmadd_ps(d, damp1, _mm256_mul_ps(load8(buf + i), mom));
+    __m256 d = _mm256_xor_ps(load8(g + i), flip);
+    if constexpr (Form::decay) d = _mm256_fmadd_ps(w, wd, d);
+    if constexpr (Form::momentum) {
+      __m256 b = d;
+      if constexpr (!Form::init) b = _mm256_fmadd_ps(d, damp1, _mm256_mul_ps(load8(buf + i), mom));
       store8(buf + i, _mm256_and_ps(b, keep));
-      d = s.nesterov ? _mm256_fmadd_ps(b, mom, d) : b;
+      d = Form::nesterov ? _mm256_fmadd_ps(b, mom, d) : b;
     }
     store8(p + i, _mm256_and_ps(_mm256_fmadd_ps(d, neg_lr, w), keep));
   }
-  portable::masked_sgd(p + i, g + i, m + i, buf ? buf + i : nullptr, n - i, s);
+}
+
+template <typename T>
+LTH_AVX2 void masked_sgd8(T* p, const T* g, const uint8_t* m, T* buf, int64_t n,
+                          const SgdParams& s) {
+  const int64_t body = n & ~int64_t{7};
+  portable::with_sgd_form(s, [&](auto form) {
+    masked_sgd8_loop<T, decltype(form)>(p, g, m, buf, body, s);
+  });
+  portable::masked_sgd(p + body, g + body, m + body, buf ? buf + body : nullptr, n - body, s);
 }
 
 // The portable loop's arithmetic, 8 lanes at a time (the same roundings: see update.h).

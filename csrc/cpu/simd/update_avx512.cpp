@@ -42,30 +42,37 @@ LTH_AVX512 inline __mmask16 keep16(const uint8_t* m) {
   return _mm_test_epi8_mask(v, v);
 }
 
-template <typename T>
-LTH_AVX512 void masked_sgd16(T* p, const T* g, const uint8_t* m, T* buf, int64_t n,
-                             const SgdParams& s) {
+template <typename T, typename Form>
+LTH_AVX512 void masked_sgd16_loop(T* p, const T* g, const uint8_t* m, T* buf, int64_t n,
+                                  const SgdParams& s) {
   const __m512 neg_lr = _mm512_set1_ps(static_cast<float>(-s.lr));
   const __m512 mom = _mm512_set1_ps(static_cast<float>(s.momentum));
   const __m512 damp1 = _mm512_set1_ps(static_cast<float>(1 - s.dampening));
   const __m512 wd = _mm512_set1_ps(static_cast<float>(s.weight_decay));
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
+  const __m512i flip = _mm512_set1_epi32(s.maximize ? INT32_MIN : 0);
+  for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 keep = keep16(m + i);
     const __m512 w = load16(p + i);
-    __m512 d = load16(g + i);
-    if (s.maximize)
-      d = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(d), _mm512_set1_epi32(INT32_MIN)));
-    if (s.weight_decay != 0) d = _mm512_fmadd_ps(w, wd, d);
-    if (s.momentum != 0) {
-      const __m512 b = s.init_buffers
-                           ? d : _mm512_fmadd_ps(d, damp1, _mm512_mul_ps(load16(buf + i), mom));
+    __m512 d = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(load16(g + i)), flip));
+    if constexpr (Form::decay) d = _mm512_fmadd_ps(w, wd, d);
+    if constexpr (Form::momentum) {
+      __m512 b = d;
+      if constexpr (!Form::init) b = _mm512_fmadd_ps(d, damp1, _mm512_mul_ps(load16(buf + i), mom));
       store16(buf + i, _mm512_maskz_mov_ps(keep, b));
-      d = s.nesterov ? _mm512_fmadd_ps(b, mom, d) : b;
+      d = Form::nesterov ? _mm512_fmadd_ps(b, mom, d) : b;
     }
     store16(p + i, _mm512_maskz_mov_ps(keep, _mm512_fmadd_ps(d, neg_lr, w)));
   }
-  portable::masked_sgd(p + i, g + i, m + i, buf ? buf + i : nullptr, n - i, s);
+}
+
+template <typename T>
+LTH_AVX512 void masked_sgd16(T* p, const T* g, const uint8_t* m, T* buf, int64_t n,
+                             const SgdParams& s) {
+  const int64_t body = n & ~int64_t{15};
+  portable::with_sgd_form(s, [&](auto form) {
+    masked_sgd16_loop<T, decltype(form)>(p, g, m, buf, body, s);
+  });
+  portable::masked_sgd(p + body, g + body, m + body, buf ? buf + body : nullptr, n - body, s);
 }
 
 // The portable loop's arithmetic, 16 lanes at a time (the same roundings: see update.h).

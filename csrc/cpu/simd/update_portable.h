@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/simd/update.h"
 
@@ -89,6 +90,32 @@ void masked_sgd(T* p, const T* g, const uint8_t* m, T* buf, int64_t n, const Sgd
       d = s.nesterov ? std::fma(b, Acc(s.momentum), d) : b;
     }
     store(p + i, std::fma(d, Acc(-s.lr), w));
+  }
+}
+
+// The branches of one SGD step, fixed at compile time so that a vector loop carries none (with
+// them read from SgdParams, each iteration reloaded and tested the flags: the stores through
+// vector types may alias them).
+template <bool Decay, bool Momentum, bool Init, bool Nesterov>
+struct SgdForm {
+  static constexpr bool decay = Decay, momentum = Momentum, init = Init, nesterov = Nesterov;
+};
+
+// Calls f(SgdForm<...>{}) with the form `s` asks for (maximize is left to the loop: it is a
+// sign flip, free as an xor with -0.0 or +0.0).
+template <typename F>
+void with_sgd_form(const SgdParams& s, F&& f) {
+  auto pick = [&](auto decay) {
+    constexpr bool D = decltype(decay)::value;
+    if (s.momentum == 0) return f(SgdForm<D, false, false, false>{});
+    if (s.init_buffers)
+      return s.nesterov ? f(SgdForm<D, true, true, true>{}) : f(SgdForm<D, true, true, false>{});
+    return s.nesterov ? f(SgdForm<D, true, false, true>{}) : f(SgdForm<D, true, false, false>{});
+  };
+  if (s.weight_decay != 0) {
+    pick(std::true_type{});
+  } else {
+    pick(std::false_type{});
   }
 }
 
