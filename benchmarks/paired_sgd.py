@@ -8,13 +8,11 @@ alternate in one process, and the median of the per-pair time ratios is reported
 """
 import argparse
 import statistics
-import time
 
 import torch
 
 import lth_fast
-from lth_fast.bench import workloads
-from lth_fast.bench.measure import synchronize
+from lth_fast.bench import time_op, workloads
 
 
 def main(argv=None) -> None:
@@ -40,11 +38,7 @@ def main(argv=None) -> None:
     fused.step()  # creates the momentum buffers: every timed step below is a steady one
 
     def timed(step) -> float:
-        synchronize(args.device)
-        t0 = time.perf_counter()
-        step()
-        synchronize(args.device)
-        return time.perf_counter() - t0
+        return time_op(step, reps=1, warmup=0, device=args.device)[0]
 
     ours, theirs = [], []
     for _ in range(args.pairs):

@@ -44,7 +44,8 @@ def markdown(data: dict) -> str:
     for size, f in data["floors"].items():
         lines.append("")
         lines.append(f"floor {size}: {f['gbps']:.1f} GB/s (best of copy {f['copy_gbps']:.1f} "
-                     f"GB/s at {f.get('copy_bytes', 12)} B/float, reduction {f['reduce_gbps']:.1f} GB/s at 4 B/float, "
+                     f"GB/s at {f.get('copy_bytes', 12)} B/float, reduction "
+                     f"{f['reduce_gbps']:.1f} GB/s at 4 B/float, "
                      f"over {_params(f['numel'])} float32) · device {meta['device']} "
                      f"({meta['device_name']}) · torch {meta['torch']} · cpu_isa "
                      f"{meta['cpu_isa']} · {meta['threads']} threads · commit "
