@@ -74,3 +74,31 @@ def offset_view(shape, dtype, offset: int, fill: float, pad: int = 64):
         n *= d
     big = torch.full((offset + n + pad,), fill, dtype=dtype)
     return big[offset:offset + n].view(shape), big
+
+
+def update_inputs(shapes, dtype, gen, states, alive_p=0.7, offsets=None):
+    """Inputs of a masked update op: params, grads, masks, then one list per entry of `states`,
+    a (scale, square) pair: randn * scale, squared when square (for second moments, >= 0).
+    With offsets, every tensor starts at an unaligned address inside a NaN-filled buffer and
+    the masks at odd byte addresses."""
+    def tensor(shape, scale, i, k, square=False):
+        x = torch.randn(shape, generator=gen, dtype=torch.float64) * scale
+        x = (x * x if square else x).to(dtype)
+        if offsets is None:
+            return x
+        view, _ = offset_view(shape, dtype, offsets[(i + k) % len(offsets)], float("nan"))
+        return view.copy_(x)
+    params = [tensor(s, 1.0, i, 0) for i, s in enumerate(shapes)]
+    grads = [tensor(s, 0.5, i, 1) for i, s in enumerate(shapes)]
+    extra = [[tensor(s, scale, i, 2 + j, square) for i, s in enumerate(shapes)]
+             for j, (scale, square) in enumerate(states)]
+    masks = [torch.rand(s, generator=gen) < alive_p for s in shapes]
+    if offsets is not None:
+        masks = [offset_view(m.shape, torch.bool, offsets[i % len(offsets)] + 2, True)[0]
+                 .copy_(m) for i, m in enumerate(masks)]
+    return (params, grads, masks, *extra)
+
+
+def flat(tensors, dtype):
+    """One 1-D tensor of all of `tensors` (empty of `dtype` when there are none)."""
+    return torch.cat([t.reshape(-1) for t in tensors]) if tensors else torch.empty(0, dtype=dtype)

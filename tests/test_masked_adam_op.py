@@ -19,7 +19,8 @@ import torch
 
 import lth_fast
 from conftest import DTYPES, random_masks
-from op_helpers import assert_within_ulps, bits, offset_view, one_thread  # noqa: F401
+from op_helpers import (assert_within_ulps, bits, flat, one_thread,  # noqa: F401
+                        update_inputs)
 from lth_fast import reference
 
 EDGE_SHAPES = [(0,), (1,), (7,), (8,), (9,), (15,), (16,), (17,), (31,), (33,), (64, 3),
@@ -37,26 +38,7 @@ COMBO_IDS = ["b{beta1}-{beta2}-wd{weight_decay}-max{maximize:d}-s{step}".format(
 
 def make_inputs(shapes, dtype, gen, alive_p=0.7, offsets=None):
     """params, grads, masks, exp_avgs, exp_avg_sqs (>= 0); with offsets, unaligned tensors."""
-    def tensor(shape, scale, i, k, square=False):
-        x = torch.randn(shape, generator=gen, dtype=torch.float64) * scale
-        x = (x * x if square else x).to(dtype)
-        if offsets is None:
-            return x
-        view, _ = offset_view(shape, dtype, offsets[(i + k) % len(offsets)], float("nan"))
-        return view.copy_(x)
-    params = [tensor(s, 1.0, i, 0) for i, s in enumerate(shapes)]
-    grads = [tensor(s, 0.5, i, 1) for i, s in enumerate(shapes)]
-    exp_avgs = [tensor(s, 0.1, i, 2) for i, s in enumerate(shapes)]
-    exp_avg_sqs = [tensor(s, 0.1, i, 3, square=True) for i, s in enumerate(shapes)]
-    masks = [torch.rand(s, generator=gen) < alive_p for s in shapes]
-    if offsets is not None:  # masks at odd byte addresses too
-        masks = [offset_view(m.shape, torch.bool, offsets[i % len(offsets)] + 2, True)[0]
-                 .copy_(m) for i, m in enumerate(masks)]
-    return params, grads, masks, exp_avgs, exp_avg_sqs
-
-
-def flat(tensors, dtype):
-    return torch.cat([t.reshape(-1) for t in tensors]) if tensors else torch.empty(0, dtype=dtype)
+    return update_inputs(shapes, dtype, gen, [(0.1, False), (0.1, True)], alive_p, offsets)
 
 
 def run_both(params, grads, masks, exp_avgs, exp_avg_sqs, device="cpu", lr=1e-2, **opts):

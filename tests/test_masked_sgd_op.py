@@ -12,7 +12,8 @@ import torch
 
 import lth_fast
 from conftest import DTYPES
-from op_helpers import assert_within_ulps, bits, offset_view, one_thread  # noqa: F401
+from op_helpers import (assert_within_ulps, bits, flat, one_thread,  # noqa: F401
+                        update_inputs)
 from lth_fast import reference
 
 EDGE_SHAPES = [(0,), (1,), (7,), (15,), (16,), (17,), (31,), (33,), (64, 3), (5, 0, 3), (1000,)]
@@ -39,24 +40,7 @@ COMBO_IDS = ["m{momentum}-d{dampening}-n{nesterov:d}-wd{weight_decay}-max{maximi
 
 def make_inputs(shapes, dtype, gen, alive_p=0.7, offsets=None):
     """params, grads, masks, buffers; with offsets, each tensor starts at an unaligned address."""
-    def tensor(shape, scale, i, k):
-        x = (torch.randn(shape, generator=gen, dtype=torch.float64) * scale).to(dtype)
-        if offsets is None:
-            return x
-        view, _ = offset_view(shape, dtype, offsets[(i + k) % len(offsets)], float("nan"))
-        return view.copy_(x)
-    params = [tensor(s, 1.0, i, 0) for i, s in enumerate(shapes)]
-    grads = [tensor(s, 0.5, i, 1) for i, s in enumerate(shapes)]
-    bufs = [tensor(s, 0.1, i, 2) for i, s in enumerate(shapes)]
-    masks = [torch.rand(s, generator=gen) < alive_p for s in shapes]
-    if offsets is not None:  # masks at odd byte addresses too
-        masks = [offset_view(m.shape, torch.bool, offsets[i % len(offsets)] + 2, True)[0]
-                 .copy_(m) for i, m in enumerate(masks)]
-    return params, grads, masks, bufs
-
-
-def flat(tensors, dtype):
-    return torch.cat([t.reshape(-1) for t in tensors]) if tensors else torch.empty(0, dtype=dtype)
+    return update_inputs(shapes, dtype, gen, [(0.1, False)], alive_p, offsets)
 
 
 def run_both(params, grads, masks, bufs, lr=0.05, device="cpu", **opts):
