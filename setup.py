@@ -65,7 +65,10 @@ def _sources(pattern):
 def extension():
     cpp = _sources("csrc/*.cpp") + _sources("csrc/common/*.cpp") + _sources("csrc/cpu/**/*.cpp")
     # -fopenmp: at::parallel_for is header code; without it the extension's loops run on one thread.
-    cxx = ["-O3", "-fopenmp", "-fno-math-errno"]
+    # -ffp-contract=off: FMAs only where the code asks for one (std::fma, _mm*_fmadd_ps, as
+    # torch's kernels use them); every other product is rounded before it is added, as in
+    # torch, and the same in every ISA (the scalar build has no FMA to contract into).
+    cxx = ["-O3", "-fopenmp", "-fno-math-errno", "-ffp-contract=off"]
     link = ["-fopenmp"] + _shared_libstdcxx()
     include = [os.path.join(HERE, "csrc")]
     macros = [("LTH_FAST_PYTHON_MODULE", "1")]

@@ -1,4 +1,4 @@
-"""pytest-benchmark suite for global magnitude pruning (DESIGN §1a, §4): lth_fast.prune_ against
+"""pytest-benchmark suite for global magnitude pruning (docs/semantics.md, docs/measuring.md): lth_fast.prune_ against
 its pure-PyTorch reference on model-shaped workloads. Each round restores the masks first
 (untimed, via pedantic's setup), so every round prunes the same 20% of the same alive entries.
 These are benchmarks: they record numbers and assert nothing about time."""

@@ -33,12 +33,15 @@ TORCH_LIBRARY(lth_fast, m) {
   m.def("masked_sgd_(Tensor(a!)[] params, Tensor[] grads, Tensor[] masks, "
         "Tensor(b!)[] momentum_buffers, float lr, float momentum, float dampening, "
         "float weight_decay, bool nesterov, bool maximize, bool init_buffers) -> ()");
-  // One step of torch.optim.Adam (amsgrad off, L2 weight decay added to the gradient, maximize)
-  // on alive entries; pruned entries of params, exp_avgs and exp_avg_sqs end exactly 0. `step`
-  // is the step count after this step's increment (>= 1), the same for every tensor.
+  // One step of torch.optim.Adam (weight decay as Adam's L2 term in the gradient, or AdamW's
+  // decoupled decay of the weight; amsgrad; maximize) on alive entries; pruned entries of
+  // params, exp_avgs, exp_avg_sqs and max_exp_avg_sqs end exactly 0. `step` is the step count
+  // after this step's increment (>= 1), the same for every tensor. max_exp_avg_sqs is empty
+  // unless amsgrad.
   m.def("masked_adam_(Tensor(a!)[] params, Tensor[] grads, Tensor[] masks, "
-        "Tensor(b!)[] exp_avgs, Tensor(c!)[] exp_avg_sqs, float lr, float beta1, float beta2, "
-        "float eps, float weight_decay, float step, bool maximize) -> ()");
+        "Tensor(b!)[] exp_avgs, Tensor(c!)[] exp_avg_sqs, Tensor(d!)[] max_exp_avg_sqs, "
+        "float lr, float beta1, float beta2, float eps, float weight_decay, float step, "
+        "bool amsgrad, bool maximize, bool decoupled_weight_decay) -> ()");
   // params = snapshot where masks else 0.
   m.def("rewind_(Tensor(a!)[] params, Tensor[] snapshot, Tensor[] masks) -> ()");
   // The CPU instruction set the kernels use now: scalar, avx2 or avx512.

@@ -1,11 +1,23 @@
-"""lth_fast: fused multi-tensor kernels for finding lottery tickets fast."""
-from . import reference
-from .ops import cpu_isa, masked_adam_, masked_sgd_, prune_, rewind_
-from .optim import MaskedSGD
-from .optim_adam import MaskedAdam
-from .pruner import Pruner
-from .stats import PruneStats
+"""lth_fast: fused multi-tensor kernels for finding lottery tickets fast.
 
-__version__ = "0.1.0"
+lth_fast.ops (prune_, masked_sgd_, masked_adam_, rewind_), lth_fast.pruning (Pruner),
+lth_fast.optim (MaskedSGD, MaskedAdam, MaskedAdamW), lth_fast.imp (the IMP driver),
+lth_fast.bench; lth_fast.reference is the pure-PyTorch spec, importable without the compiled
+extension lth_fast._C."""
+from . import ops, reference
+from ._version import __version__
+from .ops import PruneStats
+
 __all__ = ["prune_", "masked_sgd_", "masked_adam_", "rewind_", "cpu_isa", "PruneStats",
-           "reference", "MaskedSGD", "MaskedAdam", "Pruner", "__version__"]
+           "reference", "MaskedSGD", "MaskedAdam", "MaskedAdamW", "Pruner", "__version__"]
+
+if ops.BUILD_ERROR is None:
+    from .ops import cpu_isa, masked_adam_, masked_sgd_, prune_, rewind_
+    from .optim import MaskedAdam, MaskedAdamW, MaskedSGD
+    from .pruning import Pruner
+else:
+    def __getattr__(name: str):
+        if name in __all__:
+            raise ImportError(f"lth_fast.{name} needs the compiled extension lth_fast._C, which "
+                              f"is not built ({ops.BUILD_ERROR}); pip install -e . builds it")
+        raise AttributeError(f"module 'lth_fast' has no attribute {name!r}")

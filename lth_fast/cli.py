@@ -8,92 +8,8 @@ import argparse
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
+from .bench.cli import add_bench, run_bench
 from .imp.cli import add_imp, run_imp_command
-
-
-def _csv(text: str) -> List[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return items
-
-
-def _sizes(text: str) -> List[str]:
-    from .bench.workloads import parse_size
-    items = _csv(text)
-    for s in items:
-        try:
-            parse_size(s)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-    return items
-
-
-def _positive(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
-
-
-# --- bench ---------------------------------------------------------------------------------
-
-def add_bench(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sizes", type=_sizes, default=["10M", "50M"], metavar="10M,50M",
-                   help="parameter counts (K/M/G/B suffixes), comma-separated (default 10M,50M)")
-    p.add_argument("--ops", type=_csv, default=["prune", "masked_sgd", "rewind", "masked_adam"],
-                   metavar="prune,masked_sgd,rewind,masked_adam",
-                   help="ops to measure, comma-separated (default all four)")
-    p.add_argument("--workloads", type=_csv, default=["resnet", "transformer"],
-                   metavar="resnet,transformer", help="model shapes (default both)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    p.add_argument("--reps", type=_positive, default=15,
-                   help="repetitions of the fast op (default 15); slow baselines run "
-                        "min(--slow-reps, --reps)")
-    p.add_argument("--slow-reps", type=_positive, default=3,
-                   help="repetitions of the reference and torch baselines (default 3)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed runs before timing (default 1)")
-    p.add_argument("--threads", type=_positive, default=None,
-                   help="torch.set_num_threads (default: torch's choice)")
-    p.add_argument("--json", metavar="FILE", default=None,
-                   help="also write every number (all times) to FILE, atomically")
-    p.add_argument("--no-baselines", action="store_true",
-                   help="time only the fast implementations")
-    p.add_argument("--no-memory", action="store_true",
-                   help="skip the peak-memory probe (fresh subprocesses)")
-    p.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-
-def run_bench(args: argparse.Namespace) -> int:
-    import os
-
-    from .bench import report, runner, suite
-
-    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        print(f"lth-fast bench: no directory for --json {args.json}", file=sys.stderr)
-        return 2
-
-    for op in args.ops:
-        if op not in suite.OPS:
-            print(f"lth-fast bench: unknown op {op!r}; choose from {sorted(suite.OPS)}",
-                  file=sys.stderr)
-            return 2
-    opts = runner.Options(ops=args.ops, workloads=args.workloads, sizes=args.sizes,
-                          device=args.device, reps=args.reps, slow_reps=args.slow_reps,
-                          warmup=args.warmup, threads=args.threads,
-                          baselines=not args.no_baselines, memory=not args.no_memory,
-                          progress=not args.quiet, seed=args.seed)
-    try:
-        data = runner.run(opts)
-    except ValueError as e:
-        print(f"lth-fast bench: {e}", file=sys.stderr)
-        return 2
-    print(report.markdown(data))
-    if args.json:
-        report.write_json(data, args.json)
-        print(f"\nwrote {args.json}", file=sys.stderr)
-    return 0
 
 
 COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None],
@@ -108,7 +24,7 @@ COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None],
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lth-fast", description="Lottery tickets, fast.")
-    from . import __version__
+    from ._version import __version__
     parser.add_argument("--version", action="version", version=f"lth_fast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

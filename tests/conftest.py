@@ -2,7 +2,7 @@
 
 Every comparison runs the fast op and the pure-PyTorch reference (lth_fast.reference, the
 executable spec) on clones of the same inputs, then checks masks bit for bit, the returned
-PruneStats, and invariants that follow from DESIGN.md 1a without either implementation
+PruneStats, and invariants that follow from docs/semantics.md ("Magnitude selection") without either implementation
 (weights untouched, dead entries stay dead, exactly k pruned, pruned |w| <= kept |w|, ties cut by
 position)."""
 from __future__ import annotations
@@ -107,7 +107,7 @@ def flat_cpu(tensors):
 
 
 def check_selection(weights, before, after, k, scope):
-    """Invariants of DESIGN 1a, checked on CPU without either implementation."""
+    """Invariants of docs/semantics.md ("Magnitude selection"), checked on CPU without either implementation."""
     groups = [[i] for i in range(len(weights))] if scope == "layer" else [list(range(len(weights)))]
     ks = k if isinstance(k, (list, tuple)) else [k] * len(groups)
     for g, idx in enumerate(groups):

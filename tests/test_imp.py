@@ -15,14 +15,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lth_fast import ticket
+from lth_fast.pruning import ticket
 from lth_fast.imp import IMPConfig, preset, run_imp
 from lth_fast.imp.train import DataOrder, lr_at
-from lth_fast.report import format_table, summary_rows, time_share
+from lth_fast.imp.report import format_table, summary_rows, time_share
 
 from data_files import idx_bytes, write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read_masks(path):
+    """(names, masks) of an IMP level's masks file."""
+    saved = ticket.load_masks(path)
+    return list(saved.names), saved.masks
 
 
 def learnable_mnist(root, n_train=500, n_test=200, seed=0):
@@ -74,7 +80,7 @@ def test_two_levels_artifacts_masks_and_controls(data_dir, tmp_path):
     prev = None
     for level in range(3):
         d = run / f"level_{level:02d}"
-        names, masks = ticket.load_masks(d / "masks.safetensors")
+        names, masks = read_masks(d / "masks.safetensors")
         assert names == ["fc1.weight", "fc2.weight", "fc3.weight"]
         state = load_file(d / "checkpoint.safetensors")
         for n in names:
@@ -106,7 +112,7 @@ def test_controls_use_the_same_sparsity(data_dir, tmp_path, monkeypatch):
     seen = _starts(monkeypatch)
     run_imp(tiny(data_dir, levels=1), tmp_path / "run", progress=False, log=lambda s: None)
     (_, dense0), (_, tw), (_, rw), (_, xw) = seen
-    _, tmask = ticket.load_masks(tmp_path / "run" / "level_01" / "masks.safetensors")
+    _, tmask = read_masks(tmp_path / "run" / "level_01" / "masks.safetensors")
     for n, m in tmask.items():
         assert torch.equal(tw[n], dense0[n] * m), "ticket: not rewound to init x mask"
         assert torch.equal(rw[n] != 0, m), "reinit: not the ticket's mask"
@@ -174,7 +180,7 @@ def test_rewind_modes(data_dir, tmp_path, monkeypatch, mode):
     seen = _starts(monkeypatch)
     run_imp(cfg, tmp_path / "run", progress=False, log=lambda s: None)
     (start0, init), (start1, ticket_w) = seen
-    _, masks = ticket.load_masks(tmp_path / "run" / "level_01" / "masks.safetensors")
+    _, masks = read_masks(tmp_path / "run" / "level_01" / "masks.safetensors")
     point = load_file(tmp_path / "run" / "rewind_point.safetensors")
     trained = load_file(tmp_path / "run" / "level_00" / "checkpoint.safetensors")
     assert start0 == 0 and start1 == k
@@ -195,7 +201,7 @@ def test_global_scope_ignores_layers(data_dir, tmp_path):
     cfg = tiny(data_dir, levels=1, scope="global", output_rate=None, ignore=("fc3.weight",),
                controls=())
     levels = run_imp(cfg, tmp_path / "run", progress=False, log=lambda s: None)
-    names, masks = ticket.load_masks(tmp_path / "run" / "level_01" / "masks.safetensors")
+    names, masks = read_masks(tmp_path / "run" / "level_01" / "masks.safetensors")
     assert names == ["fc1.weight", "fc2.weight"]
     total = sum(m.numel() for m in masks.values())
     assert total - sum(int(m.sum()) for m in masks.values()) == round(0.2 * total)
@@ -349,7 +355,7 @@ def test_resnet20_on_cifar_files_sgd_late_rewind(tmp_path):
     cfg = preset("resnet20_cifar10", data_dir=str(tmp_path / "cifar"), val_size=8, batch_size=8,
                  iterations=6, eval_every=3, levels=1, milestones=(4,), rewind_iteration=2)
     levels = run_imp(cfg, tmp_path / "run", progress=False, log=lambda s: None)
-    names, masks = ticket.load_masks(tmp_path / "run" / "level_01" / "masks.safetensors")
+    names, masks = read_masks(tmp_path / "run" / "level_01" / "masks.safetensors")
     assert "fc.weight" not in names and len(names) == 21
     total = sum(m.numel() for m in masks.values())
     assert total - sum(int(m.sum()) for m in masks.values()) == round(0.2 * total)

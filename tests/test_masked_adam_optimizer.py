@@ -1,11 +1,13 @@
-"""MaskedAdam == torch.optim.Adam followed by masking the weights and both moments, over 300
-steps of a small MLP with several param groups, weight decay, maximize and a StepLR schedule;
-pruned entries exactly 0 after every step; without masks bit for bit torch.optim.Adam;
-state_dicts interchangeable with torch.optim.Adam's; deepcopy keeps the masks.
+"""MaskedAdam == torch.optim.Adam followed by masking the weights and both moments: 300 steps
+of a small MLP with several param groups, weight decay, maximize and a StepLR schedule, each
+step compared with torch's from the same state; pruned entries exactly 0 after every step;
+without masks bit for bit torch.optim.Adam; state_dicts interchangeable with torch.optim.Adam's;
+deepcopy keeps the masks.
 
-Tolerance rtol 1e-5 / atol 1e-6 (float32): the fused step differs from torch's by an ulp or
-so of the update term (torch's float32 sqrt is not correctly rounded), and 300 steps of a
-contracting optimisation keep that at the 1e-7 level in practice (measured: < 2e-7 abs)."""
+One step's tolerance: 4 ulp of |old| + |new| (the update term is at most that large): the fused
+step differs from torch's by an ulp or so of the update term (torch's float32 sqrt is up to 1.5
+ulp off; ours is correctly rounded), which goes through two more roundings. Longer runs are
+compared with a looser tolerance only where a test needs unsynced runs (state_dict loading)."""
 from __future__ import annotations
 
 import copy
@@ -14,13 +16,14 @@ import pytest
 import torch
 from torch import nn
 
-from lth_fast import MaskedAdam, Pruner
+from lth_fast import MaskedAdam, MaskedAdamW, Pruner
 from op_helpers import one_thread  # noqa: F401
-from training_helpers import (_run, assert_pruned_zero, batches, groups, lockstep, mask_, mlp,
-                              random_masks)
+from training_helpers import (_run, assert_pruned_zero, batches, exactly_like_torch, groups,
+                              lockstep, mask_, mlp, random_masks)
 
 STEPS = 300
-TOL = dict(rtol=1e-5, atol=1e-6)
+ULPS = 4
+TOL = dict(rtol=1e-5, atol=1e-6)  # float32 after a few unsynced steps (state_dict tests)
 MOMENTS = ("exp_avg", "exp_avg_sq")
 
 CONFIGS = {
@@ -30,7 +33,12 @@ CONFIGS = {
                      dict(betas=(0.8, 0.99), eps=1e-6),
                      dict(betas=(0.3, 0.9), maximize=True, lr=1e-4)],
     "maximize": [dict(maximize=True, weight_decay=1e-3)] * 3,
+    "amsgrad": [dict(amsgrad=True, weight_decay=1e-3)] * 3,
+    "decoupled": [dict(decoupled_weight_decay=True, weight_decay=1e-2),
+                  dict(decoupled_weight_decay=True, weight_decay=1e-1, amsgrad=True),
+                  dict(weight_decay=1e-2, maximize=True)],
 }
+MOMENTS_AMS = MOMENTS + ("max_exp_avg_sq",)
 
 
 def train_pair(config, gen, steps=STEPS, masked=True, grad_none_at=10):
@@ -39,26 +47,30 @@ def train_pair(config, gen, steps=STEPS, masked=True, grad_none_at=10):
     masks = random_masks(model, gen) if masked else {}
     opt = MaskedAdam(groups(model, CONFIGS[config]), lr=1e-2, masks=masks or None)
     ref = torch.optim.Adam(groups(ref_model, CONFIGS[config]), lr=1e-2, foreach=False)
-    lockstep((model, opt), (ref_model, ref), masks, steps, TOL, MOMENTS, grad_none_at,
-             sched_every=60)
+    if masked:
+        lockstep((model, opt), (ref_model, ref), masks, steps, ULPS, MOMENTS_AMS, grad_none_at,
+                 sched_every=60)
+    else:
+        exactly_like_torch((model, opt), (ref_model, ref), steps, MOMENTS_AMS)
     return model, opt, ref_model, ref
+
+
+def groups_params(opt):
+    return [p for g in opt.param_groups for p in g["params"] if p in opt.state]
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_matches_adam_then_mask(config, gen):
     _, opt, _, ref = train_pair(config, gen)
     assert len(opt.state) == len(ref.state)
-    for s, rs in zip(opt.state.values(), ref.state.values()):
+    for p, rp in zip(groups_params(opt), groups_params(ref)):
+        s, rs = opt.state[p], ref.state[rp]
         assert s["step"].dtype == rs["step"].dtype and torch.equal(s["step"], rs["step"])
-        for key in MOMENTS:
-            torch.testing.assert_close(s[key], rs[key], rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize("config", ["mixed-groups", "weight-decay"])
+@pytest.mark.parametrize("config", ["mixed-groups", "weight-decay", "decoupled"])
 def test_without_masks_is_exactly_adam(config, gen):
-    model, _, ref_model, _ = train_pair(config, gen, steps=60, masked=False)
-    for p, rp in zip(model.parameters(), ref_model.parameters()):
-        assert torch.equal(p, rp)
+    train_pair(config, gen, steps=60, masked=False)
 
 
 def test_state_dict_round_trip(gen):
@@ -143,8 +155,7 @@ def test_pruner_masks_and_channels_last(gen):
     assert not opt.state[model[0].weight]["exp_avg"].is_contiguous()
 
 
-@pytest.mark.parametrize("kw,error", [(dict(amsgrad=True), NotImplementedError),
-                                      (dict(capturable=True), NotImplementedError),
+@pytest.mark.parametrize("kw,error", [(dict(capturable=True), NotImplementedError),
                                       (dict(differentiable=True), ValueError),
                                       (dict(betas=(1.0, 0.9)), ValueError),
                                       (dict(eps=-1.0), ValueError),
@@ -155,9 +166,23 @@ def test_unsupported_and_bad_options(kw, error):
         MaskedAdam(mlp().parameters(), **kw)
 
 
-def test_loaded_amsgrad_state_dict_is_refused():
+def test_loaded_capturable_state_dict_is_refused():
     model = mlp()
     opt = MaskedAdam(model.parameters())
-    opt.load_state_dict(torch.optim.Adam(model.parameters(), amsgrad=True).state_dict())
-    with pytest.raises(NotImplementedError, match="amsgrad"):
+    opt.load_state_dict(torch.optim.Adam(model.parameters(), capturable=True).state_dict())
+    with pytest.raises(NotImplementedError, match="capturable"):
         opt.step()
+
+
+def test_adamw_is_adam_with_decoupled_decay(gen):
+    """MaskedAdamW and MaskedAdam(decoupled_weight_decay=True) take the same steps."""
+    runs = []
+    for make in (lambda ps, m: MaskedAdamW(ps, lr=1e-2, weight_decay=0.1, masks=m),
+                 lambda ps, m: MaskedAdam(ps, lr=1e-2, weight_decay=0.1, masks=m,
+                                          decoupled_weight_decay=True)):
+        model = mlp()
+        masks = random_masks(model, torch.Generator().manual_seed(3))
+        _run(model, make(model.parameters(), masks), batches(15))
+        runs.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)

@@ -1,5 +1,5 @@
-"""masked_sgd_ fast == reference (DESIGN 1b) on fresh random data: every CPU ISA (and CUDA where
-there is one), every dtype, every combination of SGD options, edge sizes (0, 1, 7, around SIMD
+"""masked_sgd_ fast == reference (docs/semantics.md, "Masked SGD") on fresh random data: every
+CPU ISA (and CUDA where there is one), every dtype, every combination of SGD options, edge sizes (0, 1, 7, around SIMD
 widths, across the 2^16 parallel chunk), unaligned data pointers and hundreds of tensors. Alive
 entries within 1 ulp of the reference; pruned entries exactly 0 in params and buffers whatever
 the inputs hold there; bad input raises an error naming the list and index, nothing mutated."""

@@ -160,7 +160,7 @@ def test_masks_without_weights():
 @pytest.mark.parametrize("which", ["weights", "masks"])
 @pytest.mark.parametrize("bad", [None, [1.0, 2.0]], ids=["None", "list"])
 def test_non_tensor_element(which, bad, gen):
-    """DESIGN 1: bad input raises TypeError/ValueError naming the list and the index."""
+    """docs/semantics.md, "Errors and aliasing": bad input raises TypeError/ValueError naming the list and the index."""
     weights, masks = make(gen, sizes=(3, 4, 5))
     (weights if which == "weights" else masks)[1] = bad
     raises_same(weights, masks, 0.5, "global", TypeError, f"{which}[1]")

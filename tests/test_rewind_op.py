@@ -1,4 +1,4 @@
-"""rewind_ fast == reference (DESIGN 1c), bit for bit: every CPU ISA (and CUDA where there is
+"""rewind_ fast == reference (docs/semantics.md, "Rewind"), bit for bit: every CPU ISA (and CUDA where there is
 one) and dtype, edge sizes, unaligned data pointers (every misalignment of the streaming-store
 head), hundreds of tensors, special values, in-place use (params as their own snapshot), and bad
 input. Destinations are poisoned with NaN first, so an element the kernel forgets to write

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from lth_fast import MaskedSGD, Pruner
-from lth_fast.ticket import pack_bits, unpack_bits
+from lth_fast.pruning.ticket import pack_bits, unpack_bits
 from op_helpers import one_thread  # noqa: F401
 from training_helpers import Net, train, weights
 

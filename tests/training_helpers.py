@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from op_helpers import assert_within_ulps
+
 
 # -- a small MLP for the optimizer tests -----------------------------------------------------
 def mlp(seed=0):
@@ -51,34 +53,82 @@ def assert_pruned_zero(model_masks, optimizer, where, keys=("momentum_buffer",))
                 assert (t[~m] == 0).all(), f"{where}: a pruned {key} entry is not 0"
 
 
-def lockstep(pair, ref_pair, masks, steps, tol, keys, grad_none_at=10, sched_every=50):
-    """Trains (model, masked optimizer) and (ref_model, torch optimizer + mask_ after each step)
-    on the same batches with a StepLR each, both pruned at the start, comparing the weights
-    after every step. At step `grad_none_at` two params lose their gradient (both optimizers
-    must skip them)."""
+def sync_(src, src_opt, dst, dst_opt) -> None:
+    """dst's params and optimizer state := src's (state tensors cloned, by param position)."""
+    with torch.no_grad():
+        for p, q in zip(src.parameters(), dst.parameters()):
+            q.copy_(p)
+            state = src_opt.state.get(p)
+            if state:
+                dst_opt.state[q] = {k: v.clone() if isinstance(v, torch.Tensor) else v
+                                    for k, v in state.items()}
+            else:
+                dst_opt.state.pop(q, None)
+
+
+def _state_tensors(opt, params, keys):
+    return [[opt.state.get(p, {}).get(k) for k in keys] for p in params]
+
+
+def lockstep(pair, ref_pair, masks, steps, ulps, keys, grad_none_at=10, sched_every=50):
+    """Trains (model, masked optimizer) on `steps` batches with a StepLR, and at every step
+    compares its step with the torch optimizer's (+ mask_ after it) taken from the same state:
+    before each step the reference model and optimizer state are set to the masked run's, and
+    both get the same gradients. So a difference can never build up over steps, and each
+    step's is bounded: within `ulps` ulp of |old| + |new| (the update term is at most that
+    large) for every weight and every state tensor in `keys`. At step `grad_none_at` two
+    params lose their gradient (both optimizers must skip them)."""
     (model, opt), (ref_model, ref) = pair, ref_pair
     ref_masks = [(rp, masks[p]) for rp, p in zip(ref_model.parameters(), model.parameters())
                  if p in masks]
-    mask_(list(masks.items()), opt, keys)  # both start pruned
-    mask_(ref_masks, ref, keys)
+    mask_(list(masks.items()), opt, keys)  # start pruned
     scheds = [torch.optim.lr_scheduler.StepLR(o, step_size=sched_every, gamma=0.5)
               for o in (opt, ref)]
+    params, ref_params = list(model.parameters()), list(ref_model.parameters())
     for step, (x, y) in enumerate(batches(steps)):
-        for o, mdl in ((opt, model), (ref, ref_model)):
-            o.zero_grad()
-            nn.functional.mse_loss(mdl(x), y).backward()
-            if step == grad_none_at:
-                mdl[2].bias.grad = None
-                mdl[4].weight.grad = None
+        sync_(model, opt, ref_model, ref)
+        old = [p.detach().clone() for p in params]
+        old_state = [[None if t is None else t.clone() for t in row]
+                     for row in _state_tensors(opt, params, keys)]
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        if step == grad_none_at:
+            model[2].bias.grad = None
+            model[4].weight.grad = None
+        for p, q in zip(params, ref_params):
+            q.grad = None if p.grad is None else p.grad.clone()
         opt.step()
         ref.step()
         mask_(ref_masks, ref, keys)
         for s in scheds:
             s.step()
         assert_pruned_zero(masks, opt, f"step {step}", keys)
-        for i, (p, rp) in enumerate(zip(model.parameters(), ref_model.parameters())):
-            torch.testing.assert_close(p, rp, **tol, msg=lambda m: f"step {step} param {i}: {m}")
+        new_state = _state_tensors(opt, params, keys)
+        for i, (p, rp) in enumerate(zip(params, ref_params)):
+            assert_within_ulps(p.detach(), rp.detach(), f"step {step} param {i}", ulps,
+                               old[i].abs() + p.detach().abs())
+            for key, before, got, want in zip(keys, old_state[i], new_state[i],
+                                              _state_tensors(ref, [rp], keys)[0]):
+                assert (got is None) == (want is None), f"step {step} param {i} {key}"
+                if got is not None:
+                    scale = got.abs() if before is None else before.abs() + got.abs()
+                    assert_within_ulps(got, want, f"step {step} param {i} {key}", ulps, scale)
     assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in ref.param_groups]
+
+
+def exactly_like_torch(pair, ref_pair, steps, keys):
+    """Without masks the optimizer is torch's own code path: trained side by side on the same
+    batches (no syncing), weights and state are bit for bit the same after every step."""
+    (model, opt), (ref_model, ref) = pair, ref_pair
+    for step, data in enumerate(batches(steps)):
+        _run(model, opt, [data])
+        _run(ref_model, ref, [data])
+        for i, (p, rp) in enumerate(zip(model.parameters(), ref_model.parameters())):
+            assert torch.equal(p, rp), f"step {step} param {i}"
+            for key in keys:
+                got, want = opt.state.get(p, {}).get(key), ref.state.get(rp, {}).get(key)
+                assert (got is None) == (want is None), f"step {step} param {i} {key}"
+                assert got is None or torch.equal(got, want), f"step {step} param {i} {key}"
 
 
 def _run(model, opt, data):

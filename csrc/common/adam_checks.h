@@ -10,13 +10,20 @@
 namespace lth_fast {
 
 inline void check_masked_adam(at::TensorList params, at::TensorList grads, at::TensorList masks,
-                              at::TensorList exp_avgs, at::TensorList exp_avg_sqs, double lr,
-                              double beta1, double beta2, double eps, double weight_decay,
-                              double step) {
+                              at::TensorList exp_avgs, at::TensorList exp_avg_sqs,
+                              at::TensorList max_exp_avg_sqs, double lr, double beta1,
+                              double beta2, double eps, double weight_decay, double step,
+                              bool amsgrad) {
   const char* op = "masked_adam_";
   check_update_lists(op, params, grads, masks);
   check_like(op, "exp_avgs", exp_avgs, "params", params, std::nullopt);
   check_like(op, "exp_avg_sqs", exp_avg_sqs, "params", params, std::nullopt);
+  if (amsgrad) {
+    check_like(op, "max_exp_avg_sqs", max_exp_avg_sqs, "params", params, std::nullopt);
+  } else {
+    TORCH_CHECK_VALUE(max_exp_avg_sqs.empty(), op,
+                      ": max_exp_avg_sqs must be empty when amsgrad is off");
+  }
   // Written as !(x in range) so that NaN fails too.
   TORCH_CHECK_VALUE(lr >= 0, op, ": invalid learning rate ", lr);
   TORCH_CHECK_VALUE(beta1 >= 0 && beta1 < 1, op, ": invalid beta1 ", beta1,

@@ -11,16 +11,19 @@ namespace lth_fast::cpu {
 namespace {
 
 void masked_adam_cpu(at::TensorList params, at::TensorList grads, at::TensorList masks,
-                     at::TensorList exp_avgs, at::TensorList exp_avg_sqs, double lr, double beta1,
-                     double beta2, double eps, double weight_decay, double step, bool maximize) {
-  check_masked_adam(params, grads, masks, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps,
-                    weight_decay, step);
+                     at::TensorList exp_avgs, at::TensorList exp_avg_sqs,
+                     at::TensorList max_exp_avg_sqs, double lr, double beta1, double beta2,
+                     double eps, double weight_decay, double step, bool amsgrad, bool maximize,
+                     bool decoupled_weight_decay) {
+  check_masked_adam(params, grads, masks, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1,
+                    beta2, eps, weight_decay, step, amsgrad);
   if (params.empty()) return;
   const simd::UpdateKernels& kern = update_kernels();
   const simd::DType dtype = simd_dtype(params[0].scalar_type());
   const int64_t esize = params[0].element_size();
   const simd::AdamParams s =
-      simd::make_adam_params(lr, beta1, beta2, eps, weight_decay, step, maximize);
+      simd::make_adam_params(lr, beta1, beta2, eps, weight_decay, step, maximize, amsgrad,
+                             decoupled_weight_decay);
   std::vector<int64_t> sizes;
   for (const at::Tensor& p : params) sizes.push_back(p.numel());
   parallel_chunks(chunks_of(sizes), [&](const Chunk& c) {
@@ -28,8 +31,8 @@ void masked_adam_cpu(at::TensorList params, at::TensorList grads, at::TensorList
     auto ptr = [&](at::TensorList l) { return static_cast<char*>(l[c.run].data_ptr()) + off; };
     const char* g = static_cast<const char*>(grads[c.run].const_data_ptr()) + off;
     const auto* m = reinterpret_cast<const uint8_t*>(masks[c.run].const_data_ptr<bool>());
-    kern.masked_adam(dtype, ptr(params), g, m + c.start, ptr(exp_avgs), ptr(exp_avg_sqs), c.len,
-                     s);
+    kern.masked_adam(dtype, ptr(params), g, m + c.start, ptr(exp_avgs), ptr(exp_avg_sqs),
+                     amsgrad ? ptr(max_exp_avg_sqs) : nullptr, c.len, s);
   });
 }
 

@@ -1,5 +1,5 @@
 """Benchmark harness: model-shaped workloads, timing against the machine's bandwidth floor,
-a registry of op cases (fast vs reference vs other baselines) and the report. See DESIGN §4.
+a registry of op cases (fast vs reference vs other baselines) and the report. See docs/measuring.md.
 
 `lth-fast bench` (lth_fast.cli) and the pytest-benchmark suites in benchmarks/ use it."""
 from .measure import Floor, measure_floor, time_op

@@ -1,4 +1,4 @@
-"""Timing and the memory-bandwidth floor (DESIGN §4).
+"""Timing and the memory-bandwidth floor (docs/measuring.md).
 
 A repetition is setup() (untimed: restore masks, rebuild modules) then op() (timed). On CUDA the
 op is timed with CUDA events after the setup's work has finished; on CPU with perf_counter.

@@ -1,9 +1,6 @@
-"""The benchmark dict as markdown (what `lth-fast bench` prints) and as JSON written atomically."""
+"""The benchmark dict as markdown (what `lth-fast bench` prints)."""
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from typing import List
 
 
@@ -77,26 +74,3 @@ def markdown(data: dict) -> str:
         lines += ["", f"peak extra memory of one fast call (fresh process, {method}): "
                   + "; ".join(parts)]
     return "\n".join(lines)
-
-
-def write_json(data: dict, path: str) -> None:
-    """Writes `data` to `path` atomically: a temp file in the same directory, then os.replace."""
-    path = os.path.abspath(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp", dir=os.path.dirname(path))
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give it a normal file's mode
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

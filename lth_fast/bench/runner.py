@@ -58,8 +58,8 @@ def _device_name(device: str) -> str:
 
 
 def environment(device: str) -> dict:
-    from .. import __version__
-    from ..ops import cpu_isa
+    from .._version import __version__
+    from ..ops.api import cpu_isa
     return {"device": device, "device_name": _device_name(device),
             "torch": torch.__version__, "lth_fast": __version__, "cpu_isa": cpu_isa(),
             "threads": torch.get_num_threads(), "python": platform.python_version(),

@@ -1,5 +1,5 @@
 """The benchmarked ops as a small registry: one OpCase per op, each with its minimum bytes per
-parameter (DESIGN §4), the fast implementation, the pure-PyTorch reference and any further
+parameter (docs/measuring.md), the fast implementation, the pure-PyTorch reference and any further
 baselines. Each op (prune, masked_sgd, rewind, masked_adam) is one `register(OpCase(...))`.
 
 An Impl's `prepare(workload)` builds what one implementation needs (it may allocate, e.g.
@@ -14,7 +14,8 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from .. import ops, reference
+from .. import reference
+from ..ops import api as ops
 from .workloads import Workload
 
 
@@ -192,25 +193,28 @@ def _adam_state(wl: Workload):
     return params, grads, exp_avgs, exp_avg_sqs
 
 
-def _adam_with(fn: Callable) -> Callable[[Workload], Prepared]:
+def _adam_with(fn: Callable, **extra) -> Callable[[Workload], Prepared]:
     def prepare(wl: Workload) -> Prepared:
         params, grads, exp_avgs, exp_avg_sqs = _adam_state(wl)
         return Prepared(setup=lambda: None,
-                        op=lambda: fn(params, grads, wl.masks, exp_avgs, exp_avg_sqs, **ADAM),
+                        op=lambda: fn(params, grads, wl.masks, exp_avgs, exp_avg_sqs, **ADAM,
+                                      **extra),
                         result=None)
     return prepare
 
 
-def _adam_torch_fused(wl: Workload) -> Prepared:
-    """torch.optim.Adam(fused=True) with no masks at all: the bar to stay under."""
-    params, grads, _, _ = _adam_state(wl)
-    params = [torch.nn.Parameter(p) for p in params]
-    for p, g in zip(params, grads):
-        p.grad = g
-    opt = torch.optim.Adam(params, lr=ADAM["lr"], betas=(ADAM["beta1"], ADAM["beta2"]),
-                           eps=ADAM["eps"], weight_decay=ADAM["weight_decay"], fused=True)
-    opt.step()  # creates the moments
-    return Prepared(setup=lambda: None, op=opt.step, result=None)
+def _adam_torch_fused(torch_cls) -> Callable[[Workload], Prepared]:
+    """torch_cls(fused=True) (Adam or AdamW) with no masks at all: the bar to stay under."""
+    def prepare(wl: Workload) -> Prepared:
+        params, grads, _, _ = _adam_state(wl)
+        params = [torch.nn.Parameter(p) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt = torch_cls(params, lr=ADAM["lr"], betas=(ADAM["beta1"], ADAM["beta2"]),
+                        eps=ADAM["eps"], weight_decay=ADAM["weight_decay"], fused=True)
+        opt.step()  # creates the moments
+        return Prepared(setup=lambda: None, op=opt.step, result=None)
+    return prepare
 
 
 register(OpCase(
@@ -218,6 +222,18 @@ register(OpCase(
     bytes_per_param=29,  # read w, g, m, v (16) and the mask (1), write w, m, v (12)
     fast=Impl("lth_fast", _adam_with(ops.masked_adam_)),
     reference=Impl("reference", _adam_with(reference.masked_adam_), slow=True),
-    baselines=[Impl("torch Adam(fused=True), no masks", _adam_torch_fused)],
+    baselines=[Impl("torch Adam(fused=True), no masks", _adam_torch_fused(torch.optim.Adam))],
     description="one Adam step (weight decay) keeping pruned weights and both moments 0",
+))
+
+DECOUPLED = dict(decoupled_weight_decay=True)
+
+register(OpCase(
+    name="masked_adamw",
+    bytes_per_param=29,  # as masked_adam: the decoupled decay moves no more bytes
+    fast=Impl("lth_fast", _adam_with(ops.masked_adam_, **DECOUPLED)),
+    reference=Impl("reference", _adam_with(reference.masked_adam_, **DECOUPLED), slow=True),
+    baselines=[Impl("torch AdamW(fused=True), no masks", _adam_torch_fused(torch.optim.AdamW))],
+    description="one AdamW step (decoupled weight decay) keeping pruned weights and both "
+                "moments 0",
 ))

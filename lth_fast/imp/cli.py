@@ -5,7 +5,7 @@ import argparse
 import os
 from typing import List, Optional
 
-from ..report import format_table, summary_rows, time_share
+from .report import format_table, summary_rows, time_share
 from .config import CONTROLS, OPTIMIZERS, REWINDS, SCOPES
 from .presets import DEFAULT_PRESET, PRESETS, preset
 

@@ -3,11 +3,11 @@ pruned level, all artifacts in one run directory, resumable after a kill.
 
     run_dir/config.json                 the IMPConfig (a restart must match it)
     run_dir/rewind_point.safetensors    the whole model at the rewind point (iteration 0 or k)
-    run_dir/level_LL/masks.safetensors  the level's masks, bit-packed (lth_fast.ticket.load_masks)
+    run_dir/level_LL/masks.safetensors  the level's masks, bit-packed (lth_fast.pruning.ticket.load_masks)
     run_dir/level_LL/checkpoint.safetensors  the ticket's weights at the end of its training
     run_dir/level_LL/metrics.json       every branch's evaluations and timings; written last, so
                                         its presence marks the level finished
-    run_dir/summary.csv, run_dir/imp.png   the table and plot (lth_fast.report)
+    run_dir/summary.csv, run_dir/imp.png   the table and plot (lth_fast.imp.report)
 
 Level 0 trains the dense network. Level L >= 1 prunes the previous level's trained ticket
 (layer-wise or global magnitude), rewinds the survivors (to iteration 0 or k; or, with
@@ -27,11 +27,12 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .. import atomic, kernels, ticket
+from .. import atomic
+from ..ops.api import prune_
 from ..data import Dataset, load_dataset
 from ..models import build_model, output_layer
-from ..pruner import Pruner
-from ..report import summary_rows, write_plot, write_summary_csv
+from ..pruning import Pruner, ticket
+from .report import summary_rows, write_plot, write_summary_csv
 from .config import IMPConfig
 from .train import RunResult, train_run
 
@@ -159,12 +160,12 @@ class IMPRun:
         self.rewind_state = self._load_state(self.rewind_path)
         self.model.load_state_dict(self.rewind_state)
         self.pruner.snapshot()
-        names, masks = ticket.load_masks(os.path.join(self.level_dir(level), "masks.safetensors"))
-        if list(names) != list(self.pruner.names):
-            raise ValueError(f"{self.dir}: level {level}'s masks are for {names}, not for "
-                             f"{list(self.pruner.names)}")
-        for n in names:
-            self.pruner.masks[n].copy_(masks[n])
+        saved = ticket.load_masks(os.path.join(self.level_dir(level), "masks.safetensors"))
+        if list(saved.names) != list(self.pruner.names):
+            raise ValueError(f"{self.dir}: level {level}'s masks are for {list(saved.names)}, "
+                             f"not for {list(self.pruner.names)}")
+        for n in saved.names:
+            self.pruner.masks[n].copy_(saved.masks[n])
         self.model.load_state_dict(
             self._load_state(os.path.join(self.level_dir(level), "checkpoint.safetensors")))
 
@@ -234,8 +235,8 @@ class IMPRun:
                       for n in pruner.names]
             counts = [int(self.pruner.masks[n].numel() - self.pruner.masks[n].sum())
                       for n in pruner.names]
-            kernels.prune_(scores, [pruner.masks[n] for n in pruner.names], counts,
-                           scope="layer")
+            prune_(scores, [pruner.masks[n] for n in pruner.names], counts,
+                   scope="layer")
             secs["prune"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             model.load_state_dict(self.rewind_state)
@@ -259,8 +260,7 @@ class IMPRun:
 
     def _save_level(self, level: int, metrics: dict) -> None:
         d = self.level_dir(level)
-        ticket.save_masks(os.path.join(d, "masks.safetensors"), self.pruner.names,
-                          self.pruner.masks)
+        ticket.save_masks(os.path.join(d, "masks.safetensors"), self.pruner.mask_set)
         atomic.save_tensors(os.path.join(d, "checkpoint.safetensors"), self.model.state_dict())
         atomic.write_json(os.path.join(d, "metrics.json"), metrics)  # last: the level is done
         write_summary_csv(os.path.join(self.dir, "summary.csv"),

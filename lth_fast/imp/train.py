@@ -16,9 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data import Dataset, Split, augment_cifar
-from ..optim import MaskedSGD
-from ..optim_adam import MaskedAdam
-from ..pruner import Pruner
+from ..optim import MaskedAdam, MaskedSGD
+from ..pruning import Pruner
 from .config import IMPConfig
 
 

@@ -76,35 +76,55 @@ LTH_AVX2 void masked_sgd8(T* p, const T* g, const uint8_t* m, T* buf, int64_t n,
   portable::masked_sgd(p + body, g + body, m + body, buf ? buf + body : nullptr, n - body, s);
 }
 
-// The portable loop's arithmetic, 8 lanes at a time (the same roundings: see update.h).
-template <typename T>
-LTH_AVX2 void masked_adam8(T* p, const T* g, const uint8_t* m, T* m1, T* m2, int64_t n,
-                           const AdamParams& s) {
+// The portable loop's arithmetic, 8 lanes at a time (the same roundings: see update.h), with
+// the step's form fixed at compile time.
+template <typename T, typename Form>
+LTH_AVX2 void masked_adam8_loop(T* p, const T* g, const uint8_t* m, T* m1, T* m2, T* vmax,
+                                int64_t n, const AdamParams& s) {
   const portable::Lerp<float> lerp(1 - s.beta1);
   const __m256 lw = _mm256_set1_ps(lerp.small ? lerp.w : lerp.w_minus_1);
   const __m256 b2 = _mm256_set1_ps(static_cast<float>(s.beta2));
   const __m256 c2 = _mm256_set1_ps(static_cast<float>(1 - s.beta2));
   const __m256 wd = _mm256_set1_ps(static_cast<float>(s.weight_decay));
+  const __m256 decay = _mm256_set1_ps(static_cast<float>(s.decay));
   const __m256 eps = _mm256_set1_ps(static_cast<float>(s.eps));
   const __m256 bc2s = _mm256_set1_ps(static_cast<float>(s.bias_correction2_sqrt));
   const __m256 nss = _mm256_set1_ps(static_cast<float>(s.neg_step_size));
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 keep = keep8(m + i), w = load8(p + i), a0 = load8(m1 + i);
-    __m256 d = load8(g + i);
-    if (s.maximize) d = _mm256_xor_ps(d, sign);
-    if (s.weight_decay != 0) d = _mm256_fmadd_ps(w, wd, d);
-    const __m256 diff = _mm256_sub_ps(d, a0);
-    const __m256 a = _mm256_fmadd_ps(lw, diff, lerp.small ? a0 : d);
+  const __m256 flip = _mm256_set1_ps(s.maximize ? -0.0f : 0.0f);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256 keep = keep8(m + i);
+    const __m256 a0 = load8(m1 + i);
+    __m256 w = load8(p + i);
+    __m256 d = _mm256_xor_ps(load8(g + i), flip);
+    if constexpr (Form::decoupled) w = _mm256_mul_ps(w, decay);
+    else if constexpr (Form::decay) d = _mm256_fmadd_ps(w, wd, d);
+    const __m256 a = _mm256_fmadd_ps(lw, _mm256_sub_ps(d, a0), lerp.small ? a0 : d);
     const __m256 v = _mm256_fmadd_ps(_mm256_mul_ps(c2, d), d, _mm256_mul_ps(load8(m2 + i), b2));
-    const __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(v), bc2s), eps);
+    __m256 second = v;
+    if constexpr (Form::amsgrad) {  // torch.maximum: NaN from either side
+      const __m256 old = load8(vmax + i);
+      __m256 mx = _mm256_max_ps(old, v);  // v where either is NaN
+      mx = _mm256_blendv_ps(mx, old, _mm256_cmp_ps(old, old, _CMP_UNORD_Q));
+      second = mx;
+      store8(vmax + i, _mm256_and_ps(mx, keep));
+    }
+    const __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(second), bc2s), eps);
     const __m256 np = _mm256_add_ps(w, _mm256_div_ps(_mm256_mul_ps(nss, a), denom));
     store8(m1 + i, _mm256_and_ps(a, keep));
     store8(m2 + i, _mm256_and_ps(v, keep));
     store8(p + i, _mm256_and_ps(np, keep));
   }
-  portable::masked_adam(p + i, g + i, m + i, m1 + i, m2 + i, n - i, s);
+}
+
+template <typename T>
+LTH_AVX2 void masked_adam8(T* p, const T* g, const uint8_t* m, T* m1, T* m2, T* vmax, int64_t n,
+                           const AdamParams& s) {
+  const int64_t body = n & ~int64_t{7};
+  portable::with_adam_form(s, [&](auto form) {
+    masked_adam8_loop<T, decltype(form)>(p, g, m, m1, m2, vmax, body, s);
+  });
+  portable::masked_adam(p + body, g + body, m + body, m1 + body, m2 + body,
+                        vmax ? vmax + body : nullptr, n - body, s);
 }
 
 // Masked copy with streaming stores once p is 32-byte aligned: the old weights are never read,
@@ -162,15 +182,15 @@ void masked_sgd_avx2(DType t, void* p, const void* g, const uint8_t* m, void* bu
 }
 
 void masked_adam_avx2(DType t, void* p, const void* g, const uint8_t* m, void* m1, void* m2,
-                      int64_t n, const AdamParams& s) {
+                      void* vmax, int64_t n, const AdamParams& s) {
   portable::with_type(t, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if constexpr (std::is_same_v<T, double>)  // float64 keeps the portable loop
       portable::masked_adam(static_cast<T*>(p), static_cast<const T*>(g), m, static_cast<T*>(m1),
-                            static_cast<T*>(m2), n, s);
+                            static_cast<T*>(m2), static_cast<T*>(vmax), n, s);
     else
       masked_adam8(static_cast<T*>(p), static_cast<const T*>(g), m, static_cast<T*>(m1),
-                   static_cast<T*>(m2), n, s);
+                   static_cast<T*>(m2), static_cast<T*>(vmax), n, s);
   });
 }
 

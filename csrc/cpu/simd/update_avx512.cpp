@@ -75,35 +75,55 @@ LTH_AVX512 void masked_sgd16(T* p, const T* g, const uint8_t* m, T* buf, int64_t
   portable::masked_sgd(p + body, g + body, m + body, buf ? buf + body : nullptr, n - body, s);
 }
 
-// The portable loop's arithmetic, 16 lanes at a time (the same roundings: see update.h).
-template <typename T>
-LTH_AVX512 void masked_adam16(T* p, const T* g, const uint8_t* m, T* m1, T* m2, int64_t n,
-                              const AdamParams& s) {
+// The portable loop's arithmetic, 16 lanes at a time (the same roundings: see update.h), with
+// the step's form fixed at compile time.
+template <typename T, typename Form>
+LTH_AVX512 void masked_adam16_loop(T* p, const T* g, const uint8_t* m, T* m1, T* m2, T* vmax,
+                                int64_t n, const AdamParams& s) {
   const portable::Lerp<float> lerp(1 - s.beta1);
   const __m512 lw = _mm512_set1_ps(lerp.small ? lerp.w : lerp.w_minus_1);
   const __m512 b2 = _mm512_set1_ps(static_cast<float>(s.beta2));
   const __m512 c2 = _mm512_set1_ps(static_cast<float>(1 - s.beta2));
   const __m512 wd = _mm512_set1_ps(static_cast<float>(s.weight_decay));
+  const __m512 decay = _mm512_set1_ps(static_cast<float>(s.decay));
   const __m512 eps = _mm512_set1_ps(static_cast<float>(s.eps));
   const __m512 bc2s = _mm512_set1_ps(static_cast<float>(s.bias_correction2_sqrt));
   const __m512 nss = _mm512_set1_ps(static_cast<float>(s.neg_step_size));
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
+  const __m512i flip = _mm512_set1_epi32(s.maximize ? INT32_MIN : 0);
+  for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 keep = keep16(m + i);
-    const __m512 w = load16(p + i), a0 = load16(m1 + i);
-    __m512 d = load16(g + i);
-    if (s.maximize)
-      d = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(d), _mm512_set1_epi32(INT32_MIN)));
-    if (s.weight_decay != 0) d = _mm512_fmadd_ps(w, wd, d);
+    const __m512 a0 = load16(m1 + i);
+    __m512 w = load16(p + i);
+    __m512 d = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(load16(g + i)), flip));
+    if constexpr (Form::decoupled) w = _mm512_mul_ps(w, decay);
+    else if constexpr (Form::decay) d = _mm512_fmadd_ps(w, wd, d);
     const __m512 a = _mm512_fmadd_ps(lw, _mm512_sub_ps(d, a0), lerp.small ? a0 : d);
     const __m512 v = _mm512_fmadd_ps(_mm512_mul_ps(c2, d), d, _mm512_mul_ps(load16(m2 + i), b2));
-    const __m512 denom = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(v), bc2s), eps);
+    __m512 second = v;
+    if constexpr (Form::amsgrad) {  // torch.maximum: NaN from either side
+      const __m512 old = load16(vmax + i);
+      __m512 mx = _mm512_max_ps(old, v);  // v where either is NaN
+      mx = _mm512_mask_mov_ps(mx, _mm512_cmp_ps_mask(old, old, _CMP_UNORD_Q), old);
+      second = mx;
+      store16(vmax + i, _mm512_maskz_mov_ps(keep, mx));
+    }
+    const __m512 denom = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(second), bc2s), eps);
     const __m512 np = _mm512_add_ps(w, _mm512_div_ps(_mm512_mul_ps(nss, a), denom));
     store16(m1 + i, _mm512_maskz_mov_ps(keep, a));
     store16(m2 + i, _mm512_maskz_mov_ps(keep, v));
     store16(p + i, _mm512_maskz_mov_ps(keep, np));
   }
-  portable::masked_adam(p + i, g + i, m + i, m1 + i, m2 + i, n - i, s);
+}
+
+template <typename T>
+LTH_AVX512 void masked_adam16(T* p, const T* g, const uint8_t* m, T* m1, T* m2, T* vmax, int64_t n,
+                           const AdamParams& s) {
+  const int64_t body = n & ~int64_t{15};
+  portable::with_adam_form(s, [&](auto form) {
+    masked_adam16_loop<T, decltype(form)>(p, g, m, m1, m2, vmax, body, s);
+  });
+  portable::masked_adam(p + body, g + body, m + body, m1 + body, m2 + body,
+                        vmax ? vmax + body : nullptr, n - body, s);
 }
 
 // Masked copy with streaming stores once p is 64-byte aligned (see update_avx2.cpp).
@@ -157,15 +177,15 @@ void masked_sgd_avx512(DType t, void* p, const void* g, const uint8_t* m, void* 
 }
 
 void masked_adam_avx512(DType t, void* p, const void* g, const uint8_t* m, void* m1, void* m2,
-                        int64_t n, const AdamParams& s) {
+                        void* vmax, int64_t n, const AdamParams& s) {
   portable::with_type(t, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if constexpr (std::is_same_v<T, double>)  // float64 keeps the portable loop
       portable::masked_adam(static_cast<T*>(p), static_cast<const T*>(g), m, static_cast<T*>(m1),
-                            static_cast<T*>(m2), n, s);
+                            static_cast<T*>(m2), static_cast<T*>(vmax), n, s);
     else
       masked_adam16(static_cast<T*>(p), static_cast<const T*>(g), m, static_cast<T*>(m1),
-                    static_cast<T*>(m2), n, s);
+                   static_cast<T*>(m2), static_cast<T*>(vmax), n, s);
   });
 }
 

@@ -131,27 +131,63 @@ struct Lerp {
   }
 };
 
+// The branches of one Adam step, fixed at compile time as for SGD (maximize stays a sign flip).
+template <bool Decay, bool Decoupled, bool Amsgrad>
+struct AdamForm {
+  static constexpr bool decay = Decay, decoupled = Decoupled, amsgrad = Amsgrad;
+};
+
+template <typename F>
+void with_adam_form(const AdamParams& s, F&& f) {
+  auto pick = [&](auto amsgrad) {
+    constexpr bool A = decltype(amsgrad)::value;
+    if (s.weight_decay == 0) return f(AdamForm<false, false, A>{});
+    return s.decoupled ? f(AdamForm<true, true, A>{}) : f(AdamForm<true, false, A>{});
+  };
+  if (s.amsgrad) {
+    pick(std::true_type{});
+  } else {
+    pick(std::false_type{});
+  }
+}
+
+// torch.maximum(old, v): NaN when either is.
+template <typename Acc>
+inline Acc nan_max(Acc old, Acc v) {
+  return (std::isnan(old) || old > v) ? old : v;
+}
+
 template <typename T>
-void masked_adam(T* p, const T* g, const uint8_t* m, T* m1, T* m2, int64_t n,
+void masked_adam(T* p, const T* g, const uint8_t* m, T* m1, T* m2, T* vmax, int64_t n,
                  const AdamParams& s) {
   using Acc = decltype(to_float(T{}));
   const Lerp<Acc> lerp(1 - s.beta1);
   const Acc b2 = Acc(s.beta2), c2 = Acc(1 - s.beta2), wd = Acc(s.weight_decay);
   const Acc eps = Acc(s.eps), bc2s = Acc(s.bias_correction2_sqrt), nss = Acc(s.neg_step_size);
+  const Acc decay = Acc(s.decay);
   for (int64_t i = 0; i < n; ++i) {
     if (!m[i]) {
       store(p + i, Acc(0));
       store(m1 + i, Acc(0));
       store(m2 + i, Acc(0));
+      if (s.amsgrad) store(vmax + i, Acc(0));
       continue;
     }
-    const Acc w = to_float(p[i]);
+    Acc w = to_float(p[i]);
     Acc d = to_float(g[i]);
     if (s.maximize) d = -d;
-    if (s.weight_decay != 0) d = std::fma(w, wd, d);
+    if (s.weight_decay != 0) {
+      if (s.decoupled) w = w * decay;
+      else d = std::fma(w, wd, d);
+    }
     const Acc a = lerp(to_float(m1[i]), d);
     const Acc v = std::fma(c2 * d, d, to_float(m2[i]) * b2);
-    const Acc denom = std::sqrt(v) / bc2s + eps;
+    Acc second = v;
+    if (s.amsgrad) {
+      second = nan_max(to_float(vmax[i]), v);
+      store(vmax + i, second);
+    }
+    const Acc denom = std::sqrt(second) / bc2s + eps;
     store(m1 + i, a);
     store(m2 + i, v);
     store(p + i, w + nss * a / denom);

@@ -14,11 +14,11 @@ void masked_sgd_scalar(DType t, void* p, const void* g, const uint8_t* m, void* 
 }
 
 void masked_adam_scalar(DType t, void* p, const void* g, const uint8_t* m, void* m1, void* m2,
-                        int64_t n, const AdamParams& s) {
+                        void* vmax, int64_t n, const AdamParams& s) {
   portable::with_type(t, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     portable::masked_adam(static_cast<T*>(p), static_cast<const T*>(g), m, static_cast<T*>(m1),
-                          static_cast<T*>(m2), n, s);
+                          static_cast<T*>(m2), static_cast<T*>(vmax), n, s);
   });
 }
 

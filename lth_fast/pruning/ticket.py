@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence
 
 import torch
 
-from .atomic import write_atomic
+from ..atomic import write_atomic
+from .mask_set import MaskSet
 
 FORMAT = "lth_fast.ticket"
 MASKS_FORMAT = "lth_fast.masks"
@@ -60,16 +61,18 @@ def _write(path, fmt: str, names: Sequence[str], masks: Mapping[str, torch.Tenso
     write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def save(path, names: Sequence[str], masks: Mapping[str, torch.Tensor],
-         snapshot: Mapping[str, torch.Tensor]) -> None:
-    """Writes the ticket atomically (see the module doc)."""
-    _write(path, FORMAT, names, masks, snapshot)
+def save(path, masks: MaskSet) -> None:
+    """Writes the ticket (the masks and their snapshot) atomically (see the module doc)."""
+    if masks.snapshot is None:
+        raise RuntimeError("Pruner.save_ticket: a ticket is masks plus the rewind-point "
+                           "weights; call snapshot() first")
+    _write(path, FORMAT, masks.names, masks.masks, masks.snapshot)
 
 
-def save_masks(path, names: Sequence[str], masks: Mapping[str, torch.Tensor]) -> None:
+def save_masks(path, masks: MaskSet) -> None:
     """Writes only the bit-packed masks ("<name>.mask", format "lth_fast.masks"), atomically:
     an IMP level's pruning decision, 1 bit per weight."""
-    _write(path, MASKS_FORMAT, names, masks, None)
+    _write(path, MASKS_FORMAT, masks.names, masks.masks, None)
 
 
 def _read(path, fmt: str, parts: Sequence[str]):
@@ -117,12 +120,12 @@ def _read(path, fmt: str, parts: Sequence[str]):
     return names, masks, snapshot
 
 
-def load(path) -> Tuple[List[str], Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
-    """(names, bool masks, snapshot) read from a ticket on the CPU, every part validated."""
-    return _read(path, FORMAT, ("mask", "snapshot"))
+def load(path) -> MaskSet:
+    """The masks and snapshot of a ticket, read on the CPU, every part validated."""
+    return MaskSet(*_read(path, FORMAT, ("mask", "snapshot")))
 
 
-def load_masks(path) -> Tuple[List[str], Dict[str, torch.Tensor]]:
-    """(names, bool masks) read from a save_masks file on the CPU, every part validated."""
+def load_masks(path) -> MaskSet:
+    """The masks of a save_masks file (no snapshot), read on the CPU, every part validated."""
     names, masks, _ = _read(path, MASKS_FORMAT, ("mask",))
-    return names, masks
+    return MaskSet(names, masks)

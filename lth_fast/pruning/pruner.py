@@ -18,52 +18,39 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from . import kernels
-from .pruner_state import PrunerState
+from ..ops import PruneStats
+from ..ops.api import prune_, rewind_, zero_pruned
+from . import ticket, torch_prune
+from .mask_set import MaskSet, PruneReport
 from .selection import DEFAULT_TYPES, select_parameters
-from .stats import PruneStats
 
 
-class PruneReport(list):
-    """report() rows ({name, shape, alive, total, remaining (%)}); str() is a printable table."""
-
-    def __str__(self) -> str:
-        alive, total = sum(r["alive"] for r in self), sum(r["total"] for r in self)
-        rows = [(r["name"], str(r["shape"]), f"{r['alive']:,}", f"{r['total']:,}",
-                 f"{r['remaining']:.2f}%") for r in self]
-        rows.append(("total", "", f"{alive:,}", f"{total:,}",
-                     f"{100.0 * alive / total if total else 100.0:.2f}%"))
-        head = ("name", "shape", "alive", "total", "remaining")
-        width = [max(len(x[i]) for x in rows + [head]) for i in range(5)]
-        fmt = lambda x: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(x, width)))
-        return "\n".join([fmt(head)] + [fmt(x) for x in rows])
-
-
-class Pruner(PrunerState):
-    """Chooses the tensors to prune (see lth_fast.selection for include / exclude / types /
-    parameter_names) and holds their masks, all True at first, and the rewind snapshot."""
+class Pruner:
+    """Chooses the tensors to prune (see lth_fast.pruning.selection for include / exclude /
+    types / parameter_names) and owns their MaskSet: the masks, all True at first, and the
+    rewind snapshot."""
 
     def __init__(self, model: nn.Module, *, include=None, exclude=None,
                  types=DEFAULT_TYPES, parameter_names=("weight",)) -> None:
         names = select_parameters(model, include=include, exclude=exclude, types=types,
                                   parameter_names=parameter_names)
-        self._setup(model, names)
+        self._attach(model, names)
 
-    def _setup(self, model: nn.Module, names: Sequence[str]) -> None:
+    def _attach(self, model: nn.Module, names: Sequence[str]) -> None:
         self.model = model
         self.names = tuple(names)
-        self.masks: Dict[str, Tensor] = {
-            n: torch.ones(p.shape, dtype=torch.bool, device=p.device)
-            for n, p in zip(self.names, self._params())}
-        self._snapshot: Optional[Dict[str, Tensor]] = None
-        self._snapshot_device: Optional[torch.device] = None  # None: kept beside the weights
+        self.mask_set = MaskSet.all_alive(self.names, self._params())
 
     @classmethod
     def _for_names(cls, model: nn.Module, names: Sequence[str]) -> "Pruner":
         self = cls.__new__(cls)
-        self._setup(model, names)
+        self._attach(model, names)
         return self
+
+    @property
+    def masks(self) -> Dict[str, Tensor]:
+        """{qualified parameter name: torch.bool mask}, the tensors the optimizers read."""
+        return self.mask_set.masks
 
     def __repr__(self) -> str:
         return (f"Pruner({len(self.names)} tensors, {sum(m.numel() for m in self.masks.values()):,}"
@@ -102,8 +89,9 @@ class Pruner(PrunerState):
         """Moves the masks, and the snapshot unless snapshot(device=...) placed it elsewhere."""
         for n in self.names:
             self.masks[n] = self.masks[n].to(device)
-        if self._snapshot is not None and self._snapshot_device is None:
-            self._snapshot = {n: s.to(device) for n, s in self._snapshot.items()}
+        ms = self.mask_set
+        if ms.snapshot is not None and ms.snapshot_device is None:
+            ms.snapshot = {n: s.to(device) for n, s in ms.snapshot.items()}
         return self
 
     # -- the kernels ------------------------------------------------------------------------------
@@ -134,7 +122,7 @@ class Pruner(PrunerState):
             ss.append(s.contiguous())
             ms.append(m.contiguous())
         for ps, ss, ms in groups.values():
-            kernels.rewind_(ps, ss, ms)
+            rewind_(ps, ss, ms)
 
     # -- the LTH operations -----------------------------------------------------------------------
     @torch.no_grad()
@@ -143,7 +131,7 @@ class Pruner(PrunerState):
         on `device` (default: beside each weight; e.g. "cpu" to save accelerator memory)."""
         device = None if device is None else torch.device(device)
         params = [p.detach() for p in self._params()]
-        old = self._snapshot or {}
+        old = self.mask_set.snapshot or {}
         dst = []
         for n, p in zip(self.names, params):
             where = device or p.device
@@ -152,8 +140,8 @@ class Pruner(PrunerState):
                 s = torch.empty(p.shape, dtype=p.dtype, device=where)
             dst.append(s)
         torch._foreach_copy_(dst, params)
-        self._snapshot = dict(zip(self.names, dst))
-        self._snapshot_device = device
+        self.mask_set.snapshot = dict(zip(self.names, dst))
+        self.mask_set.snapshot_device = device
 
     def prune(self, amount, scope: str = "global",
               per_layer: Optional[Mapping[str, Union[float, int]]] = None) -> PruneStats:
@@ -183,7 +171,7 @@ class Pruner(PrunerState):
             dev = weights[0].device
             scores = [w.to(dev, dtype).contiguous() for w in weights]
             work = [m.to(dev, copy=True) for m in masks]
-        stats = self._named_errors(kernels.prune_, scores, work, amount, scope=scope)
+        stats = self._named_errors(prune_, scores, work, amount, scope=scope)
         if work is not masks:
             for m, w in zip(masks, work):
                 m.copy_(w)
@@ -210,7 +198,7 @@ class Pruner(PrunerState):
                 ms.append(m)
             else:
                 strided.append((p.detach(), m))
-        calls = [kernels.zero_pruned(ps, ms) for ps, ms in groups.values()]
+        calls = [zero_pruned(ps, ms) for ps, ms in groups.values()]
 
         @torch.no_grad()
         def mask() -> None:
@@ -224,32 +212,76 @@ class Pruner(PrunerState):
         """weights = snapshot where mask else 0 (the snapshot is copied to the weights' device
         if it lives elsewhere). With an optimizer, its state (momentum buffers, Adam moments
         and steps) is cleared, as for a fresh optimizer; its param_groups (lr) are kept."""
-        if self._snapshot is None:
+        snapshot = self.mask_set.snapshot
+        if snapshot is None:
             raise RuntimeError("Pruner.rewind: no snapshot; call snapshot() at the rewind point")
         if optimizer is not None and not isinstance(getattr(optimizer, "state", None), dict):
             raise TypeError(f"Pruner.rewind: optimizer must be a torch.optim.Optimizer, got "
                             f"{type(optimizer).__name__}")
         items = self._resolved()
-        self._write([p.detach() for _, p, _ in items], [self._snapshot[n] for n, _, _ in items],
+        self._write([p.detach() for _, p, _ in items], [snapshot[n] for n, _, _ in items],
                     [m for _, _, m in items])
         if optimizer is not None:
             optimizer.state.clear()
 
     # -- how much is left -------------------------------------------------------------------------
     def report(self) -> PruneReport:
-        rows = PruneReport()
-        for n in self.names:
-            m = self.masks[n]
-            alive, total = int(m.count_nonzero()), m.numel()
-            rows.append({"name": n, "shape": list(m.shape), "alive": alive, "total": total,
-                         "remaining": 100.0 * alive / total if total else 100.0})
-        return rows
+        return self.mask_set.report()
 
     @property
     def density(self) -> float:
         """The fraction of the pruned tensors' weights still alive."""
-        total = sum(m.numel() for m in self.masks.values())
-        return sum(int(m.count_nonzero()) for m in self.masks.values()) / total if total else 1.0
+        return self.mask_set.density
 
     def sparsity(self) -> float:
         return 1.0 - self.density
+
+    # -- state and files ---------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Tensor]:
+        """{"<name>.mask": mask} plus {"<name>.snapshot": weights} once a snapshot is taken."""
+        return self.mask_set.state_dict()
+
+    def load_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
+        """Loads masks (in place, so optimizers holding them see the change) and the snapshot
+        (or none, if the state_dict has none); everything is checked before anything changes."""
+        self.mask_set.load_state_dict(state_dict, dict(zip(self.names, self._params())))
+
+    def save_ticket(self, path) -> None:
+        """Writes masks (bit-packed) and snapshot to a safetensors file, atomically."""
+        ticket.save(path, self.mask_set)
+
+    def restore_ticket(self, path) -> "Pruner":
+        """Loads a ticket's masks and snapshot into this pruner (checked first). The weights are
+        not touched: call rewind() to start training the ticket."""
+        loaded = ticket.load(path)
+        if set(loaded.names) != set(self.names):
+            raise ValueError(f"ticket {path}: tensors {sorted(set(self.names) - set(loaded.names))}"
+                             f" are missing and {sorted(set(loaded.names) - set(self.names))} are "
+                             f"not pruned by this pruner")
+        self.load_state_dict(loaded.state_dict())
+        return self
+
+    @classmethod
+    def load_ticket(cls, path, model: nn.Module) -> "Pruner":
+        """A Pruner over `model` for the tensors of a ticket file, with its masks and snapshot."""
+        names = ticket.load(path).names
+        missing = [n for n in names if n not in dict(model.named_parameters())]
+        if missing:
+            raise ValueError(f"ticket {path}: the model has no parameters {missing}")
+        return cls._for_names(model, names).restore_ticket(path)
+
+    def to_torch_prune(self, model: Optional[nn.Module] = None) -> nn.Module:
+        """Applies the masks with torch.nn.utils.prune.custom_from_mask (weight_orig and
+        weight_mask) to `model` (default: this pruner's, which it then no longer drives)."""
+        model = self.model if model is None else model
+        torch_prune.apply_masks(model, self.mask_set)
+        return model
+
+    @classmethod
+    def from_torch_prune(cls, model: nn.Module) -> "Pruner":
+        """A Pruner holding the masks of a model pruned with torch.nn.utils.prune, whose
+        reparametrization is removed (weight = weight_orig * mask becomes the parameter)."""
+        found = torch_prune.remove_masks(model)
+        self = cls._for_names(model, found.names)
+        self.load_state_dict(found.state_dict())
+        return self

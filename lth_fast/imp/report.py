@@ -7,7 +7,7 @@ import csv
 import io
 from typing import Dict, List, Sequence
 
-from . import atomic
+from .. import atomic
 
 BRANCHES = ("ticket", "reinit", "random")
 LABELS = {"ticket": "winning ticket", "reinit": "random reinit", "random": "random pruning"}

@@ -2,11 +2,13 @@
 `<name>_mask` (a float buffer) and a forward pre-hook that recomputes `<name>` = orig * mask."""
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Tuple
 
 import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
+
+from .mask_set import MaskSet
 
 
 def _split(name: str) -> Tuple[str, str]:
@@ -14,9 +16,10 @@ def _split(name: str) -> Tuple[str, str]:
     return module_name, local
 
 
-def apply_masks(model: nn.Module, names: Sequence[str], masks: Mapping[str, torch.Tensor]) -> None:
-    """torch.nn.utils.prune.custom_from_mask on each named parameter (checked first, so a bad
+def apply_masks(model: nn.Module, mask_set: MaskSet) -> None:
+    """torch.nn.utils.prune.custom_from_mask on each masked parameter (checked first, so a bad
     model is left untouched)."""
+    names, masks = mask_set.names, mask_set.masks
     for n in names:
         try:
             p = model.get_parameter(n)
@@ -32,10 +35,10 @@ def apply_masks(model: nn.Module, names: Sequence[str], masks: Mapping[str, torc
         torch_prune.custom_from_mask(module, local, mask)
 
 
-def remove_masks(model: nn.Module) -> Tuple[List[str], Dict[str, torch.Tensor]]:
+def remove_masks(model: nn.Module) -> MaskSet:
     """Undoes every torch.nn.utils.prune reparametrization of `model` (weight = orig * mask
     becomes a plain Parameter again, the same Parameter object as `<name>_orig`) and returns the
-    qualified names and bool masks it held."""
+    bool masks it held, by qualified name."""
     found = []
     for module_name, module in model.named_modules():
         for hook in module._forward_pre_hooks.values():
@@ -50,4 +53,4 @@ def remove_masks(model: nn.Module) -> Tuple[List[str], Dict[str, torch.Tensor]]:
         masks[name] = getattr(module, local + "_mask") != 0
         torch_prune.remove(module, local)
         names.append(name)
-    return names, masks
+    return MaskSet(names, masks)

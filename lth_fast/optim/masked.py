@@ -1,10 +1,12 @@
-"""What MaskedSGD and MaskedAdam share: where the masks come from (None, a Pruner read live at
-every step, or a {param: mask} dict kept by reference), their checks, keeping them through
-deepcopy and pickle, and passing non-contiguous tensors to the fused ops (which take contiguous
-ones) through contiguous copies written back afterwards."""
+"""What MaskedSGD, MaskedAdam and MaskedAdamW share. Each is a subclass of its torch optimizer
+(so construction, its checks and messages, param groups, state_dict and schedulers are torch's
+own) with this mixin first: where the masks come from (None, a Pruner read live at every step,
+or a {param: mask} dict kept by reference), keeping them through deepcopy and pickle, and a
+step that sends the masked params through one fused op and every other param through torch's
+own step, untouched, so that without masks the optimizer is bit for bit torch's."""
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -15,8 +17,18 @@ def _is_mask_source(obj) -> bool:
     return callable(getattr(obj, "param_masks", None))
 
 
-class MaskedOptimizerMixin:
-    """Mask handling for a torch.optim.Optimizer subclass; messages name the subclass."""
+def _unhooked(step):
+    """A torch optimizer class's step without the hook wrapper torch adds to a class's step
+    once it has an instance (Optimizer._patch_step_function): our own step, which calls it,
+    carries the hooks already."""
+    return step.__wrapped__ if getattr(step, "hooked", False) else step
+
+
+class MaskedOptimizer:
+    """Mask handling and the step for a torch.optim optimizer subclass (listed after this mixin,
+    as `_torch_optimizer`); messages name the subclass. A subclass supplies _masked_step."""
+
+    _torch_optimizer: type = torch.optim.Optimizer
 
     def _init_masks(self, masks) -> None:
         self._mask_source = None
@@ -32,6 +44,7 @@ class MaskedOptimizerMixin:
         self.__dict__.setdefault("_mask_source", None)
         self.__dict__.setdefault("_mask_dict", {})
 
+    # -- the masks -----------------------------------------------------------------------------
     def set_masks(self, masks) -> None:
         """Replaces the masks: None, a Pruner, or a dict {param: bool mask} (see the class)."""
         name = type(self).__name__
@@ -77,6 +90,47 @@ class MaskedOptimizerMixin:
         self._check_known(masks)
         return masks
 
+    # -- the step ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], float]] = None):
+        """One step of the torch optimizer; pruned entries of masked params, and of their
+        state tensors, end exactly 0."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        masks = self._masks_now()
+        plain: List[List[Tensor]] = []
+        masked: List[List[Tensor]] = []
+        for group in self.param_groups:
+            self._check_group(group)
+            plain.append([p for p in group["params"] if p not in masks])
+            masked.append([p for p in group["params"] if p in masks and p.grad is not None])
+        if any(plain):
+            self._torch_step(plain)
+        for group, params in zip(self.param_groups, masked):
+            if params:
+                self._masked_step(group, params, masks)
+        return loss
+
+    def _torch_step(self, params: Sequence[List[Tensor]]) -> None:
+        """torch's own step over `params` (one list per param group) alone."""
+        saved = [g["params"] for g in self.param_groups]
+        try:
+            for group, ps in zip(self.param_groups, params):
+                group["params"] = ps
+            _unhooked(self._torch_optimizer.step)(self)
+        finally:
+            for group, ps in zip(self.param_groups, saved):
+                group["params"] = ps
+
+    def _check_group(self, group: dict) -> None:
+        """Refuses a group option the fused step lacks (a loaded state_dict may ask for it)."""
+
+    def _masked_step(self, group: dict, params: List[Tensor],
+                     masks: Mapping[Tensor, Tensor]) -> None:
+        raise NotImplementedError
+
 
 class ContiguousArgs:
     """Contiguous stand-ins for the tensors a fused op writes: a non-contiguous one (e.g.
@@ -96,3 +150,8 @@ class ContiguousArgs:
         for target, copy in self._pending:
             target.copy_(copy)
         self._pending.clear()
+
+
+def scalar(x) -> float:
+    """A hyperparameter as a float (torch allows 1-element tensors for lr and betas)."""
+    return float(x.item()) if isinstance(x, Tensor) else float(x)

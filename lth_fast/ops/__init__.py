@@ -1,0 +1,22 @@
+"""The ops: prune_, masked_sgd_, masked_adam_ and rewind_ (semantics: docs/semantics.md).
+
+api        the front door: typed functions over torch.ops.lth_fast.*
+library    loads lth_fast._C; fakes for torch.compile; the reference as the default kernel
+reference  the executable spec in pure PyTorch (imports without lth_fast._C)
+checks     argument checks (the twins of csrc/common); amounts: how an amount is read;
+stats      what a pruning call did
+
+Without a built lth_fast._C only reference, checks, amounts and stats are importable, and
+BUILD_ERROR says why."""
+from .stats import PruneStats
+
+try:
+    from . import library
+except ModuleNotFoundError as e:
+    if e.name != "lth_fast._C":
+        raise
+    BUILD_ERROR = e
+else:
+    BUILD_ERROR = None
+    from .api import (cpu_isa, has_fused_kernel, masked_adam_, masked_sgd_, prune_, prune_raw,
+                      rewind_, zero_pruned)

@@ -1,0 +1,106 @@
+"""The front door of every op: typed Python functions over torch.ops.lth_fast.*. The dispatcher
+picks the kernel: the fused one where lth_fast._C has one for the tensors' device, else the
+pure-PyTorch reference (registered as the default kernel in lth_fast.ops.library), so each op
+behaves the same for every caller on every device. Semantics: docs/semantics.md."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from . import library, reference
+from .amounts import Amount, parse_amount
+from .checks import check_tensors
+from .stats import PruneStats
+
+Tensors = Sequence[torch.Tensor]
+_INT64_MAX = 2**63 - 1
+
+
+def prune_raw(weights: List[torch.Tensor], masks: List[torch.Tensor], fractions: List[float],
+              counts: List[int], layerwise: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The op itself: int64 [G, 2] (alive before, pruned) and float64 [G] thresholds."""
+    return torch.ops.lth_fast.prune_.default(weights, masks, fractions, counts, layerwise)
+
+
+def prune_(weights: Tensors, masks: Tensors, amount: Union[Amount, Sequence[Amount]], *,
+           scope: str = "global") -> PruneStats:
+    """Prunes the `amount` alive entries (mask True) of smallest |weight|, in place on `masks`.
+
+    amount: a float in [0, 1] (a fraction of the alive entries, k = round(amount * alive)) or an
+    int (k). scope="global" ranks all tensors together; scope="layer" ranks each alone, with one
+    amount or a list of one per tensor. Ties go to the earlier (list index, element index).
+    Weights are not touched. Raises ValueError/TypeError naming the bad list and index, with
+    every mask unchanged.
+    """
+    weights, masks = list(weights), list(masks)
+    fractions, counts, layerwise = parse_amount(amount, scope, len(weights))
+    check_tensors("prune_", "weights", weights)
+    check_tensors("prune_", "masks", masks)
+    if any(c > _INT64_MAX for c in counts):
+        # Beyond int64 no schema can carry it, and no list holds that many entries: the
+        # reference raises what the op would (a NaN anywhere first, then the count).
+        rows = reference.select_(weights, masks, fractions, counts, layerwise)
+    else:
+        return PruneStats.from_tensors(*prune_raw(weights, masks, fractions, counts, layerwise),
+                                       layerwise)
+    return PruneStats.from_rows(rows, layerwise)
+
+
+def masked_sgd_(params: Tensors, grads: Tensors, masks: Tensors, momentum_buffers: Tensors, *,
+                lr: float, momentum: float = 0.0, dampening: float = 0.0,
+                weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False,
+                init_buffers: bool = False) -> None:
+    """One torch.optim.SGD step on the alive entries, fused in one pass; pruned entries of the
+    params and of their momentum buffers end exactly 0. momentum_buffers: one per param when
+    momentum != 0 (with init_buffers=True on the first step: buffer = gradient), else empty."""
+    torch.ops.lth_fast.masked_sgd_.default(
+        list(params), list(grads), list(masks), list(momentum_buffers), float(lr),
+        float(momentum), float(dampening), float(weight_decay), bool(nesterov), bool(maximize),
+        bool(init_buffers))
+
+
+def masked_adam_(params: Tensors, grads: Tensors, masks: Tensors, exp_avgs: Tensors,
+                 exp_avg_sqs: Tensors, *, lr: float, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.0, step: float,
+                 maximize: bool = False, max_exp_avg_sqs: Optional[Tensors] = None,
+                 decoupled_weight_decay: bool = False) -> None:
+    """One torch.optim.Adam step on the alive entries, fused in one pass; pruned entries of the
+    params and of every moment end exactly 0. step: the step count after this step's
+    increment (>= 1), shared by every tensor of the call. max_exp_avg_sqs: one per param for
+    amsgrad, None without. decoupled_weight_decay: AdamW's decay of the weight (w *= 1 - lr *
+    weight_decay) instead of Adam's L2 term in the gradient."""
+    amsgrad = max_exp_avg_sqs is not None
+    torch.ops.lth_fast.masked_adam_.default(
+        list(params), list(grads), list(masks), list(exp_avgs), list(exp_avg_sqs),
+        list(max_exp_avg_sqs) if amsgrad else [], float(lr), float(beta1), float(beta2),
+        float(eps), float(weight_decay), float(step), amsgrad, bool(maximize),
+        bool(decoupled_weight_decay))
+
+
+def rewind_(params: Tensors, snapshot: Tensors, masks: Tensors) -> None:
+    """params = snapshot where masks else 0, fused in one pass. rewind_(params, params, masks)
+    zeroes the pruned entries in place."""
+    torch.ops.lth_fast.rewind_.default(list(params), list(snapshot), list(masks))
+
+
+def zero_pruned(params: Tensors, masks: Tensors):
+    """A callable doing rewind_(params, params, masks) with the lists built once: for calling
+    after every optimizer step, where the per-call Python work would otherwise cost more than
+    the pass itself. The lists are checked now, so later calls cannot fail on them."""
+    params, masks = list(params), list(masks)
+    op = torch.ops.lth_fast.rewind_.default
+    op(params, params, masks)
+    return lambda: op(params, params, masks)
+
+
+def cpu_isa() -> str:
+    """The CPU instruction set the kernels use now: 'scalar', 'avx2' or 'avx512'
+    (LTH_FAST_CPU_ISA forces one)."""
+    return torch.ops.lth_fast.cpu_isa.default()
+
+
+def has_fused_kernel(op: str, device_type: str) -> bool:
+    """True when lth_fast._C has a kernel of its own for `op` on `device_type` (else the
+    reference serves it)."""
+    return library.has_fused_kernel(op, device_type)

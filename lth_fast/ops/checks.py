@@ -1,0 +1,146 @@
+"""Argument checks of the ops in Python: the twins of csrc/common (tensor_list, op_checks), with
+the same exception types and messages, which name the op, the list and the index. The reference
+kernels run them first, so a bad call raises before anything is written (docs/semantics.md,
+"Errors and aliasing")."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+# -- lists of tensors --------------------------------------------------------------------------
+def check_tensors(op: str, name: str, items: Sequence[object]) -> None:
+    """Every item is a tensor (the op's schema cannot name the index of one that is not)."""
+    for i, t in enumerate(items):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{op}: {name}[{i}] must be a tensor, got {type(t).__name__}")
+
+
+def check_float_list(op: str, name: str, tensors: Sequence[torch.Tensor]) -> None:
+    check_tensors(op, name, tensors)
+    device = tensors[0].device if tensors else None
+    for i, t in enumerate(tensors):
+        if t.dtype not in FLOATS:
+            raise TypeError(f"{op}: {name}[{i}] must be float32, float16, bfloat16 or float64, "
+                            f"got {t.dtype}")
+        if t.dtype != tensors[0].dtype:
+            raise TypeError(f"{op}: {name}[{i}] has dtype {t.dtype} but {name}[0] has "
+                            f"{tensors[0].dtype}; one list holds one dtype")
+        if t.device != device:
+            raise ValueError(f"{op}: {name}[{i}] is on {t.device}, expected {device}")
+        if not t.is_contiguous():
+            raise ValueError(f"{op}: {name}[{i}] must be contiguous")
+
+
+def check_like(op: str, name: str, tensors: Sequence[torch.Tensor], ref_name: str,
+               ref: Sequence[torch.Tensor], dtype: Optional[torch.dtype]) -> None:
+    if len(tensors) != len(ref):
+        raise ValueError(f"{op}: {name} has {len(tensors)} tensors but {ref_name} has {len(ref)}")
+    check_tensors(op, name, tensors)
+    for i, (t, r) in enumerate(zip(tensors, ref)):
+        want = dtype or r.dtype
+        if t.dtype != want:
+            raise TypeError(f"{op}: {name}[{i}] must be {want}, got {t.dtype}")
+        if t.shape != r.shape:
+            raise ValueError(f"{op}: {name}[{i}] has shape {list(t.shape)} but {ref_name}[{i}] "
+                             f"has shape {list(r.shape)}")
+        if t.device != r.device:
+            raise ValueError(f"{op}: {name}[{i}] is on {t.device} but {ref_name}[{i}] is on "
+                             f"{r.device}")
+        if not t.is_contiguous():
+            raise ValueError(f"{op}: {name}[{i}] must be contiguous")
+
+
+def check_update_lists(op: str, params, grads, masks) -> None:
+    """The lists every masked update op takes: params, grads like params, bool masks."""
+    check_float_list(op, "params", params)
+    check_like(op, "grads", grads, "params", params, None)
+    check_like(op, "masks", masks, "params", params, torch.bool)
+
+
+def check_state_list(op: str, name: str, tensors, params, wanted: bool, flag: str) -> None:
+    """An optimizer-state list: like params when `wanted`, else empty (`flag` says why)."""
+    if wanted:
+        check_like(op, name, tensors, "params", params, None)
+    elif tensors:
+        raise ValueError(f"{op}: {name} must be empty when {flag}")
+
+
+# -- the ops -----------------------------------------------------------------------------------
+def check_amounts(fractions: Sequence[float], counts: Sequence[int], layerwise: bool,
+                  n: int) -> None:
+    """prune_'s amounts as the op takes them: exactly one of fractions / counts, one value or
+    (layerwise) one per tensor; fractions in [0, 1], counts >= 0."""
+    if layerwise and n == 0 and not fractions and not counts:
+        return  # no tensor, no ranking: an empty list of amounts is one per tensor
+    if bool(fractions) == bool(counts):
+        raise ValueError("prune_: give exactly one of fractions and counts")
+    given = len(fractions) or len(counts)
+    if not (given == 1 or (layerwise and given == n)):
+        what = ("layerwise amounts must be one value or one per tensor (" if layerwise
+                else "a global ranking takes one amount (")
+        raise ValueError(f"prune_: {what}{n} tensors), got {given}")
+    for i, f in enumerate(fractions):
+        if not 0.0 <= f <= 1.0:
+            raise ValueError(f"prune_: amount[{i}] = {f} is not a fraction in [0, 1]")
+    for i, c in enumerate(counts):
+        if c < 0:
+            raise ValueError(f"prune_: amount[{i}] = {c} is a negative count")
+
+
+def check_prune(weights, masks, fractions, counts, layerwise: bool) -> None:
+    """Everything prune_ checks before it reads a weight."""
+    check_float_list("prune_", "weights", weights)
+    check_like("prune_", "masks", masks, "weights", weights, torch.bool)
+    check_amounts(fractions, counts, layerwise, len(weights))
+
+
+def check_masked_sgd(params, grads, masks, momentum_buffers, lr: float, momentum: float,
+                     dampening: float, weight_decay: float, nesterov: bool) -> None:
+    """The lists, and torch.optim.SGD's own rules on the hyperparameters."""
+    op = "masked_sgd_"
+    check_update_lists(op, params, grads, masks)
+    if lr < 0:
+        raise ValueError(f"{op}: invalid learning rate {lr}")
+    if momentum < 0:
+        raise ValueError(f"{op}: invalid momentum {momentum}")
+    if weight_decay < 0:
+        raise ValueError(f"{op}: invalid weight_decay {weight_decay}")
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError(f"{op}: nesterov momentum requires a momentum and zero dampening")
+    check_state_list(op, "momentum_buffers", momentum_buffers, params, momentum != 0,
+                     "momentum is 0")
+
+
+def check_masked_adam(params, grads, masks, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr: float,
+                      beta1: float, beta2: float, eps: float, weight_decay: float, step: float,
+                      amsgrad: bool) -> None:
+    """The lists, torch.optim.Adam's rules on the hyperparameters and step >= 1 (the bias
+    corrections divide by zero at step 0), written as `not (in range)` so that NaN fails too."""
+    op = "masked_adam_"
+    check_update_lists(op, params, grads, masks)
+    check_like(op, "exp_avgs", exp_avgs, "params", params, None)
+    check_like(op, "exp_avg_sqs", exp_avg_sqs, "params", params, None)
+    check_state_list(op, "max_exp_avg_sqs", max_exp_avg_sqs, params, amsgrad, "amsgrad is off")
+    if not lr >= 0:
+        raise ValueError(f"{op}: invalid learning rate {lr}")
+    if not 0 <= beta1 < 1:
+        raise ValueError(f"{op}: invalid beta1 {beta1} (need 0 <= beta1 < 1)")
+    if not 0 <= beta2 < 1:
+        raise ValueError(f"{op}: invalid beta2 {beta2} (need 0 <= beta2 < 1)")
+    if not eps >= 0:
+        raise ValueError(f"{op}: invalid epsilon {eps}")
+    if not weight_decay >= 0:
+        raise ValueError(f"{op}: invalid weight_decay {weight_decay}")
+    if not step >= 1:
+        raise ValueError(f"{op}: invalid step {step} (the step count after this step's "
+                         f"increment, >= 1)")
+
+
+def check_rewind(params, snapshot, masks) -> None:
+    check_float_list("rewind_", "params", params)
+    check_like("rewind_", "snapshot", snapshot, "params", params, None)
+    check_like("rewind_", "masks", masks, "params", params, torch.bool)

@@ -1,0 +1,71 @@
+"""Loads lth_fast._C, which defines every op (csrc/ops.cpp) and registers its CPU and CUDA
+kernels, and completes each op for the dispatcher: a fake kernel, so torch.compile can trace it,
+and the pure-PyTorch reference as the default (CompositeExplicitAutograd) kernel, which serves
+every device lth_fast._C has no kernel for, and calls whose lists are all empty."""
+from __future__ import annotations
+
+import functools
+import importlib
+
+import torch
+
+from . import reference
+from .stats import to_tensors
+
+_C = importlib.import_module("lth_fast._C")  # registers torch.ops.lth_fast.*
+_DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA"}
+
+
+@functools.lru_cache(maxsize=None)
+def has_fused_kernel(op: str, device_type: str) -> bool:
+    """True when torch.ops.lth_fast.<op> has a kernel of its own for `device_type`."""
+    key = _DISPATCH_KEYS.get(device_type)
+    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(
+        f"lth_fast::{op}", key)
+
+
+def _device(tensors):
+    return tensors[0].device if tensors else torch.device("cpu")
+
+
+# -- fakes: the outputs' metadata, for torch.compile ---------------------------------------------
+@torch.library.register_fake("lth_fast::prune_")
+def _prune_fake(weights, masks, fractions, counts, layerwise):
+    groups = len(weights) if layerwise else 1
+    device = _device(weights)
+    return (torch.empty((groups, 2), dtype=torch.long, device=device),
+            torch.empty((groups,), dtype=torch.double, device=device))
+
+
+@torch.library.register_fake("lth_fast::masked_sgd_")
+def _masked_sgd_fake(*args):
+    return None
+
+
+@torch.library.register_fake("lth_fast::masked_adam_")
+def _masked_adam_fake(*args):
+    return None
+
+
+@torch.library.register_fake("lth_fast::rewind_")
+def _rewind_fake(*args):
+    return None
+
+
+# -- defaults: the reference, with the op's own arguments ----------------------------------------
+def prune_default(weights, masks, fractions, counts, layerwise):
+    return to_tensors(reference.select_(weights, masks, fractions, counts, layerwise),
+                      _device(weights))
+
+
+def masked_sgd_default(params, grads, masks, momentum_buffers, lr, momentum, dampening,
+                       weight_decay, nesterov, maximize, init_buffers):
+    reference.masked_sgd_(params, grads, masks, momentum_buffers, lr=lr, momentum=momentum,
+                          dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
+                          maximize=maximize, init_buffers=init_buffers)
+
+
+DEFAULTS = {"prune_": prune_default, "masked_sgd_": masked_sgd_default,
+            "masked_adam_": reference.adam_step_, "rewind_": reference.rewind_}
+for _name, _kernel in DEFAULTS.items():
+    torch.library.register_kernel(f"lth_fast::{_name}", None, _kernel)

@@ -1,0 +1,168 @@
+"""The executable spec of the ops (docs/semantics.md): pure-PyTorch twins of the fused kernels,
+with the same names, signatures, checks and results. Every fast path is tested against it; it
+is the honest pure-PyTorch way the fast paths are measured against (concatenate, kthvalue,
+resolve ties by position); and it is the dispatcher's kernel on every device that lth_fast._C
+has no kernel for (lth_fast.ops.library). It imports without lth_fast._C."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Union
+
+import torch
+
+from .amounts import Amount, k_for, parse_amount
+from .checks import check_masked_adam, check_masked_sgd, check_prune, check_rewind
+from .stats import PruneStats
+
+Tensors = Sequence[torch.Tensor]
+
+
+# -- prune_ ------------------------------------------------------------------------------------
+def _select(weights: List[torch.Tensor], masks: List[torch.Tensor], k: int):
+    """New flat alive mask after pruning the k smallest alive |w| (ties: earlier position)."""
+    mags = torch.cat([w.detach().reshape(-1).abs() for w in weights])
+    alive = torch.cat([m.reshape(-1) for m in masks])
+    if k == 0:
+        return alive, None
+    t = mags[alive].kthvalue(k).values  # the k-th smallest alive magnitude
+    below = alive & (mags < t)
+    ties = alive & (mags == t)
+    need = k - int(below.sum())
+    prune = below | (ties & (ties.cumsum(0) <= need))
+    return alive & ~prune, float(t)
+
+
+def select_(weights: Tensors, masks: Tensors, fractions: Sequence[float],
+            counts: Sequence[int], layerwise: bool) -> List[PruneStats]:
+    """prune_ as the op takes its amounts (exactly one of fractions / counts, see
+    lth_fast.ops.amounts): one PruneStats per ranking (1 global, one per tensor layerwise)."""
+    weights, masks = list(weights), list(masks)
+    check_prune(weights, masks, fractions, counts, layerwise)
+    for i, w in enumerate(weights):
+        if torch.isnan(w).any():
+            raise ValueError(f"prune_: weights[{i}] contains NaN")
+    groups = [[i] for i in range(len(weights))] if layerwise else [list(range(len(weights)))]
+    plans = []
+    for g, idx in enumerate(groups):  # check every ranking before writing any mask
+        alive = sum(int(masks[i].sum()) for i in idx)
+        k = k_for(fractions, counts, g, alive)
+        if k > alive:
+            where = f" of weights[{g}]" if layerwise else ""
+            j = g if counts and len(counts) > 1 else 0
+            raise ValueError(f"prune_: amount[{j}] = {k} exceeds the {alive} alive entries{where}")
+        plans.append((idx, alive, k))
+    rows = []
+    for idx, alive, k in plans:
+        if not idx:
+            rows.append(PruneStats(alive, k, None))
+            continue
+        new, threshold = _select([weights[i] for i in idx], [masks[i] for i in idx], k)
+        for i, part in zip(idx, new.split([masks[i].numel() for i in idx])):
+            masks[i].copy_(part.view_as(masks[i]))
+        rows.append(PruneStats(alive, k, threshold))
+    return rows
+
+
+def prune_(weights: Tensors, masks: Tensors, amount: Union[Amount, Sequence[Amount]], *,
+           scope: str = "global") -> PruneStats:
+    """Reference of lth_fast.prune_ (see there)."""
+    fractions, counts, layerwise = parse_amount(amount, scope, len(weights))
+    return PruneStats.from_rows(select_(weights, masks, fractions, counts, layerwise), layerwise)
+
+
+# -- masked_sgd_ -------------------------------------------------------------------------------
+def _upcast(dtype: torch.dtype):
+    """Half types compute in float32 and round once when stored."""
+    if dtype in (torch.float16, torch.bfloat16):
+        return lambda t: t.float()
+    return lambda t: t
+
+
+def _store(dst: torch.Tensor, src: torch.Tensor, mask: torch.Tensor) -> None:
+    dst.copy_(torch.where(mask, src, torch.zeros((), dtype=src.dtype)))
+
+
+@torch.no_grad()
+def masked_sgd_(params: Tensors, grads: Tensors, masks: Tensors, momentum_buffers: Tensors, *,
+                lr: float, momentum: float = 0.0, dampening: float = 0.0,
+                weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False,
+                init_buffers: bool = False) -> None:
+    """Reference of lth_fast.masked_sgd_: torch.optim.SGD's foreach step, then masking of the
+    params and buffers."""
+    params, grads, masks, bufs = list(params), list(grads), list(masks), list(momentum_buffers)
+    check_masked_sgd(params, grads, masks, bufs, lr, momentum, dampening, weight_decay, nesterov)
+    if not params:
+        return
+    up = _upcast(params[0].dtype)
+    p32, g32, b32 = [up(t) for t in params], [up(t) for t in grads], [up(t) for t in bufs]
+    d = torch._foreach_neg(g32) if maximize else list(g32)
+    if weight_decay != 0:
+        d = torch._foreach_add(d, p32, alpha=weight_decay)
+    if momentum != 0:
+        if init_buffers:
+            b32 = [x.clone() for x in d]
+        else:
+            b32 = torch._foreach_mul(b32, momentum)
+            torch._foreach_add_(b32, d, alpha=1 - dampening)
+        d = torch._foreach_add(d, b32, alpha=momentum) if nesterov else b32
+    new_p = torch._foreach_add(p32, d, alpha=-lr)
+    for i, (p, m) in enumerate(zip(params, masks)):
+        _store(p, new_p[i], m)
+        if momentum != 0:
+            _store(bufs[i], b32[i], m)
+
+
+# -- masked_adam_ ------------------------------------------------------------------------------
+@torch.no_grad()
+def adam_step_(params: Tensors, grads: Tensors, masks: Tensors, exp_avgs: Tensors,
+               exp_avg_sqs: Tensors, max_exp_avg_sqs: Tensors, lr: float, beta1: float,
+               beta2: float, eps: float, weight_decay: float, step: float, amsgrad: bool,
+               maximize: bool, decoupled_weight_decay: bool) -> None:
+    """masked_adam_ with the op's own arguments (max_exp_avg_sqs empty unless amsgrad):
+    torch.optim.Adam's single-tensor step (the same ops in the same order: L2 weight decay
+    added to the gradient, or AdamW's decoupled decay of the weight), then masking of the
+    params and every moment."""
+    params, grads, masks = list(params), list(grads), list(masks)
+    exp_avgs, exp_avg_sqs, maxes = list(exp_avgs), list(exp_avg_sqs), list(max_exp_avg_sqs)
+    check_masked_adam(params, grads, masks, exp_avgs, exp_avg_sqs, maxes, lr, beta1, beta2, eps,
+                      weight_decay, step, amsgrad)
+    step_size = lr / (1 - beta1 ** step)  # host side in double, as torch
+    bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+    for i, (p, g, m, a, v) in enumerate(zip(params, grads, masks, exp_avgs, exp_avg_sqs)):
+        up = _upcast(p.dtype)
+        w = up(p)
+        d = -up(g) if maximize else up(g)
+        if weight_decay != 0:
+            if decoupled_weight_decay:
+                w = w.mul(1 - lr * weight_decay)
+            else:
+                d = d.add(w, alpha=weight_decay)
+        new_a = up(a).lerp(d, 1 - beta1)
+        new_v = up(v).mul(beta2).addcmul_(d, d, value=1 - beta2)
+        second = torch.maximum(up(maxes[i]), new_v) if amsgrad else new_v
+        denom = (second.sqrt() / bias_correction2_sqrt).add_(eps)
+        _store(p, w.addcdiv(new_a, denom, value=-step_size), m)
+        _store(a, new_a, m)
+        _store(v, new_v, m)
+        if amsgrad:
+            _store(maxes[i], second, m)
+
+
+def masked_adam_(params: Tensors, grads: Tensors, masks: Tensors, exp_avgs: Tensors,
+                 exp_avg_sqs: Tensors, *, lr: float, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.0, step: float,
+                 maximize: bool = False, max_exp_avg_sqs: Optional[Tensors] = None,
+                 decoupled_weight_decay: bool = False) -> None:
+    """Reference of lth_fast.masked_adam_ (see there)."""
+    adam_step_(params, grads, masks, exp_avgs, exp_avg_sqs, max_exp_avg_sqs or [], lr, beta1,
+               beta2, eps, weight_decay, step, max_exp_avg_sqs is not None, maximize,
+               decoupled_weight_decay)
+
+
+# -- rewind_ -----------------------------------------------------------------------------------
+@torch.no_grad()
+def rewind_(params: Tensors, snapshot: Tensors, masks: Tensors) -> None:
+    """Reference of lth_fast.rewind_: params = snapshot where mask else 0, per tensor."""
+    params, snapshot, masks = list(params), list(snapshot), list(masks)
+    check_rewind(params, snapshot, masks)
+    for p, s, m in zip(params, snapshot, masks):
+        _store(p, s, m)

@@ -1,0 +1,8 @@
+"""Pruning for any training loop: the Pruner, which owns a MaskSet (masks and rewind snapshot);
+the rules choosing which parameters it prunes (selection); ticket files (ticket) and
+torch.nn.utils.prune interop (torch_prune), both functions of a MaskSet."""
+from .mask_set import MaskSet, PruneReport
+from .pruner import Pruner
+from .selection import DEFAULT_TYPES, select_parameters
+
+__all__ = ["Pruner", "MaskSet", "PruneReport", "select_parameters", "DEFAULT_TYPES"]
