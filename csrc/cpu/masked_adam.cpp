@@ -3,8 +3,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
-#include "common/adam_checks.h"
-#include "common/tensor_list.h"
+#include "common/op_checks.h"
 #include "cpu/dispatch.h"
 
 namespace lth_fast::cpu {

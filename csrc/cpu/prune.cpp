@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "common/prune_checks.h"
+#include "common/op_checks.h"
 #include "cpu/marked_select.h"
 
 namespace lth_fast::cpu {

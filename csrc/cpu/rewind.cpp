@@ -2,7 +2,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
-#include "common/tensor_list.h"
+#include "common/op_checks.h"
 #include "cpu/dispatch.h"
 
 namespace lth_fast::cpu {
@@ -11,9 +11,7 @@ namespace {
 constexpr int64_t kStreamBytes = int64_t{32} << 20;
 
 void rewind_cpu(at::TensorList params, at::TensorList snapshot, at::TensorList masks) {
-  check_float_list("rewind_", "params", params, common_device(params));
-  check_like("rewind_", "snapshot", snapshot, "params", params, std::nullopt);
-  check_like("rewind_", "masks", masks, "params", params, at::kBool);
+  check_rewind(params, snapshot, masks);
   if (params.empty()) return;
   const simd::UpdateKernels& kern = update_kernels();
   const simd::DType dtype = simd_dtype(params[0].scalar_type());

@@ -9,7 +9,7 @@
 
 #include <cmath>
 
-#include "common/adam_checks.h"
+#include "common/op_checks.h"
 #include "cuda/elementwise.cuh"
 #include "cuda/multi_tensor_apply.cuh"
 

@@ -7,7 +7,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "common/sgd_checks.h"
+#include "common/op_checks.h"
 #include "cuda/elementwise.cuh"
 #include "cuda/multi_tensor_apply.cuh"
 

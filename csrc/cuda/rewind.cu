@@ -5,7 +5,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "common/tensor_list.h"
+#include "common/op_checks.h"
 #include "cuda/elementwise.cuh"
 #include "cuda/multi_tensor_apply.cuh"
 
@@ -48,9 +48,7 @@ void run(at::TensorList params, at::TensorList snapshot, at::TensorList masks) {
 }
 
 void rewind_cuda(at::TensorList params, at::TensorList snapshot, at::TensorList masks) {
-  check_float_list("rewind_", "params", params, common_device(params));
-  check_like("rewind_", "snapshot", snapshot, "params", params, std::nullopt);
-  check_like("rewind_", "masks", masks, "params", params, at::kBool);
+  check_rewind(params, snapshot, masks);
   if (params.empty()) return;
   const c10::cuda::CUDAGuard guard(params[0].device());
   with_float_type(params[0].scalar_type(), "rewind_",
