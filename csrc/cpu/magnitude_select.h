@@ -12,7 +12,7 @@
 #include <functional>
 #include <vector>
 
-#include "cpu/dispatch.h"
+#include "cpu/parallel.h"
 #include "cpu/simd/select.h"
 
 namespace lth_fast::cpu {

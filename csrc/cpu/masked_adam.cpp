@@ -5,6 +5,7 @@
 
 #include "common/op_checks.h"
 #include "cpu/dispatch.h"
+#include "cpu/parallel.h"
 
 namespace lth_fast::cpu {
 namespace {
@@ -17,18 +18,12 @@ void masked_adam_cpu(at::TensorList params, at::TensorList grads, at::TensorList
   if (params.empty()) return;
   const simd::UpdateKernels& kern = update_kernels();
   const simd::DType dtype = simd_dtype(params[0].scalar_type());
-  const int64_t esize = params[0].element_size();
   const simd::AdamParams s =
       simd::make_adam_params(lr, beta1, beta2, eps, weight_decay, step, maximize);
-  std::vector<int64_t> sizes;
-  for (const at::Tensor& p : params) sizes.push_back(p.numel());
-  parallel_chunks(chunks_of(sizes), [&](const Chunk& c) {
-    const int64_t off = c.start * esize;
-    auto ptr = [&](at::TensorList l) { return static_cast<char*>(l[c.run].data_ptr()) + off; };
-    const char* g = static_cast<const char*>(grads[c.run].const_data_ptr()) + off;
-    const auto* m = reinterpret_cast<const uint8_t*>(masks[c.run].const_data_ptr<bool>());
-    kern.masked_adam(dtype, ptr(params), g, m + c.start, ptr(exp_avgs), ptr(exp_avg_sqs), c.len,
-                     s);
+  for_each_chunk(params, [&](int64_t t, int64_t start, int64_t len) {
+    kern.masked_adam(dtype, element_ptr(params, t, start), const_element_ptr(grads, t, start),
+                     reinterpret_cast<const uint8_t*>(const_element_ptr(masks, t, start)),
+                     element_ptr(exp_avgs, t, start), element_ptr(exp_avg_sqs, t, start), len, s);
   });
 }
 

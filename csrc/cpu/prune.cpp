@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "common/op_checks.h"
+#include "cpu/dispatch.h"
 #include "cpu/marked_select.h"
 
 namespace lth_fast::cpu {
