@@ -8,7 +8,7 @@
 
 #include "common/op_checks.h"
 #include "cpu/dispatch.h"
-#include "cpu/marked_select.h"
+#include "cpu/select/one_pass.h"
 
 namespace lth_fast::cpu {
 namespace {
