@@ -33,7 +33,8 @@ void for_each_chunk(at::TensorList list, F&& fn) {
   const std::vector<Chunk> chunks = chunks_of(sizes);
   at::parallel_for(0, static_cast<int64_t>(chunks.size()), chunk_grain(chunks),
                    [&](int64_t b, int64_t e) {
-                     for (int64_t c = b; c < e; ++c) fn(chunks[c].run, chunks[c].start, chunks[c].len);
+                     for (int64_t c = b; c < e; ++c)
+                       fn(chunks[c].run, chunks[c].start, chunks[c].len);
                    });
 }
 
