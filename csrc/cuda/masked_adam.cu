@@ -1,10 +1,10 @@
-// CUDA kernel of lth_fast::masked_adam_: one pass over every tensor of the list, 16-byte
-// accesses where the pointers allow, no synchronisation and no host buffer (capturable in a
-// CUDA graph). Semantics and operation order as cpu/simd/update_portable.h (torch.optim.Adam on
-// alive entries, exact zeros in params and both moments on pruned ones).
+// CUDA kernel of lth_fast::masked_adam_: one pass over every tensor of the list
+// (multi_tensor_apply.cuh), no synchronisation and no host buffer (capturable in a CUDA graph).
+// Semantics and operation order as cpu/simd/update_portable.h and docs/semantics.md, "Masked
+// Adam / AdamW (masked_adam_)": torch.optim.Adam on alive entries, exact zeros in params and
+// both moments on pruned ones.
 #include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -29,58 +29,33 @@ __device__ __forceinline__ double div_rn(double a, double b) { return __ddiv_rn(
 __device__ __forceinline__ float sqrt_rn(float a) { return __fsqrt_rn(a); }
 __device__ __forceinline__ double sqrt_rn(double a) { return __dsqrt_rn(a); }
 
-template <typename T, typename A>
-__device__ __forceinline__ void adam_one(T& p, T g, T& m1, T& m2, uint8_t alive,
-                                         const AdamScalars<A>& s) {
-  if (!alive) {
-    p = m1 = m2 = T(0);
-    return;
-  }
-  const A w = static_cast<A>(p), a0 = static_cast<A>(m1);
-  A d = static_cast<A>(g);
-  if (s.maximize) d = -d;
-  if (s.weight_decay != A(0)) d = fma(w, s.weight_decay, d);
-  const A a = fma(s.lerp_w, d - a0, s.lerp_small ? a0 : d);
-  const A v = fma(s.one_minus_beta2 * d, d, static_cast<A>(m2) * s.beta2);
-  const A denom = div_rn(sqrt_rn(v), s.bias_correction2_sqrt) + s.eps;
-  m1 = static_cast<T>(a);
-  m2 = static_cast<T>(v);
-  p = static_cast<T>(w + div_rn(s.neg_step_size * a, denom));
-}
-
 // Lists: 0 params, 1 grads, 2 masks, 3 exp_avgs, 4 exp_avg_sqs.
-template <typename T>
-__global__ void __launch_bounds__(kApplyThreads)
-masked_adam_kernel(ListArgs<5> a, AdamScalars<typename Compute<T>::type> s) {
-  const int t = a.tensor_of[blockIdx.x];
-  const int64_t start = int64_t(a.chunk_of[blockIdx.x]) * kApplyChunk;
-  const int64_t n = min(kApplyChunk, a.numel[t] - start);
-  T* p = static_cast<T*>(a.ptr[0][t]) + start;
-  const T* g = static_cast<const T*>(a.ptr[1][t]) + start;
-  const uint8_t* m = static_cast<const uint8_t*>(a.ptr[2][t]) + start;
-  T* m1 = static_cast<T*>(a.ptr[3][t]) + start;
-  T* m2 = static_cast<T*>(a.ptr[4][t]) + start;
-  constexpr int V = Vec16<T>::kSize;
-  int64_t done = 0;
-  if (aligned(p, 16) && aligned(g, 16) && aligned(m1, 16) && aligned(m2, 16) && aligned(m, V)) {
-    const int64_t nv = n / V;
-    for (int64_t i = threadIdx.x; i < nv; i += blockDim.x) {
-      Vec16<T> pv = reinterpret_cast<Vec16<T>*>(p)[i];
-      const Vec16<T> gv = reinterpret_cast<const Vec16<T>*>(g)[i];
-      const MaskVec<V> mv = reinterpret_cast<const MaskVec<V>*>(m)[i];
-      Vec16<T> av = reinterpret_cast<Vec16<T>*>(m1)[i];
-      Vec16<T> vv = reinterpret_cast<Vec16<T>*>(m2)[i];
-#pragma unroll
-      for (int j = 0; j < V; ++j) adam_one(pv.v[j], gv.v[j], av.v[j], vv.v[j], mv.v[j], s);
-      reinterpret_cast<Vec16<T>*>(p)[i] = pv;
-      reinterpret_cast<Vec16<T>*>(m1)[i] = av;
-      reinterpret_cast<Vec16<T>*>(m2)[i] = vv;
+template <typename Storage>
+struct AdamStep {
+  using T = Storage;
+  using A = typename Compute<T>::type;
+  static constexpr int kLists = 5, kMask = 2;
+  static constexpr unsigned kReads = 0b11111u, kWrites = 0b11001u;
+  AdamScalars<A> s;
+
+  __device__ __forceinline__ void operator()(T& p, const T& g, uint8_t alive, T& m1,
+                                             T& m2) const {
+    if (!alive) {
+      p = m1 = m2 = T(0);
+      return;
     }
-    done = nv * V;
+    const A w = static_cast<A>(p), a0 = static_cast<A>(m1);
+    A d = static_cast<A>(g);
+    if (s.maximize) d = -d;
+    if (s.weight_decay != A(0)) d = fma(w, s.weight_decay, d);
+    const A a = fma(s.lerp_w, d - a0, s.lerp_small ? a0 : d);
+    const A v = fma(s.one_minus_beta2 * d, d, static_cast<A>(m2) * s.beta2);
+    const A denom = div_rn(sqrt_rn(v), s.bias_correction2_sqrt) + s.eps;
+    m1 = static_cast<T>(a);
+    m2 = static_cast<T>(v);
+    p = static_cast<T>(w + div_rn(s.neg_step_size * a, denom));
   }
-  for (int64_t i = done + threadIdx.x; i < n; i += blockDim.x)
-    adam_one(p[i], g[i], m1[i], m2[i], m[i], s);
-}
+};
 
 template <typename T>
 void run(at::TensorList params, at::TensorList grads, at::TensorList masks,
@@ -96,12 +71,8 @@ void run(at::TensorList params, at::TensorList grads, at::TensorList masks,
                          static_cast<A>(weight_decay), static_cast<A>(eps),
                          static_cast<A>(std::pow(bc2, 0.5)), static_cast<A>(-(lr / bc1)),
                          small, maximize};
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const at::TensorList lists[5] = {params, grads, masks, exp_avgs, exp_avg_sqs};
-  for_each_batch<5>(lists, [&](const ListArgs<5>& args, int blocks) {
-    masked_adam_kernel<T><<<blocks, kApplyThreads, 0, stream>>>(args, s);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  apply_elementwise(lists, AdamStep<T>{s});
 }
 
 void masked_adam_cuda(at::TensorList params, at::TensorList grads, at::TensorList masks,
