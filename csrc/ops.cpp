@@ -1,5 +1,7 @@
 // Every op of lth_fast, declared once. Device files register their kernels with
-// TORCH_LIBRARY_IMPL; lth_fast/ops.py wraps them and registers their fake (meta) kernels.
+// TORCH_LIBRARY_IMPL; lth_fast/ops/library.py registers their fake kernels and the pure-PyTorch
+// reference as their default kernel, and lth_fast/ops/api.py is their front door. Semantics:
+// docs/semantics.md.
 #include <torch/library.h>
 
 #include <string>

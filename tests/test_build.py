@@ -1,6 +1,8 @@
 """Properties of the compiled extension itself: its parallel loops run on several threads; no
 AVX2/AVX-512 instruction sits outside the functions dispatched at run time, so the library loads
-and runs its scalar path on any x86-64 CPU; and it shares torch's libstdc++."""
+and runs its scalar path on any x86-64 CPU; it shares torch's libstdc++; and CMakeLists.txt
+compiles every folder of sources that setup.py does."""
+import pathlib
 import re
 import shutil
 import subprocess
@@ -74,3 +76,17 @@ def test_error_message_with_numbers_formats():
     w = [torch.randn(5)]
     with pytest.raises(ValueError, match=r"amount\[0\] = 7 exceeds the 5 alive entries"):
         lth_fast.prune_(w, [torch.ones(5, dtype=torch.bool)], 7)
+
+
+def test_cmake_globs_every_source_folder():
+    """setup.py finds csrc/cpu/**/*.cpp recursively; CMakeLists.txt names each folder, so a new
+    folder of sources must be added there too or the CMake library misses its ops."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    cmake = root / "CMakeLists.txt"
+    if not cmake.exists():
+        pytest.skip("not a source checkout")
+    globbed = {pathlib.PurePosixPath(g).parent
+               for g in re.findall(r"csrc[\w/]*/\*\.(?:cpp|cu)", cmake.read_text())}
+    folders = {pathlib.PurePosixPath(p.relative_to(root).parent.as_posix())
+               for p in (root / "csrc").rglob("*") if p.suffix in (".cpp", ".cu")}
+    assert folders <= globbed, sorted(map(str, folders - globbed))

@@ -18,8 +18,9 @@ from torch import nn
 
 from lth_fast import MaskedAdam, MaskedAdamW, Pruner
 from op_helpers import one_thread  # noqa: F401
-from training_helpers import (_run, assert_pruned_zero, batches, exactly_like_torch, groups,
-                              lockstep, mask_, mlp, random_masks)
+from training_helpers import (_run, assert_pruned_zero, batches, check_deepcopy_keeps_the_masks,
+                              check_state_dict_round_trip, exactly_like_torch, groups, lockstep,
+                              mask_, mlp, random_masks)
 
 STEPS = 300
 ULPS = 4
@@ -74,19 +75,8 @@ def test_without_masks_is_exactly_adam(config, gen):
 
 
 def test_state_dict_round_trip(gen):
-    model = mlp()
-    masks = random_masks(model, gen)
-    opt = MaskedAdam(groups(model, CONFIGS["mixed-groups"]), lr=1e-2, masks=masks)
-    _run(model, opt, batches(30))
-    model2 = copy.deepcopy(model)
-    masks2 = {p2: masks[p] for p, p2 in zip(model.parameters(), model2.parameters()) if p in masks}
-    opt2 = MaskedAdam(groups(model2, CONFIGS["mixed-groups"]), lr=1e-2, masks=masks2)
-    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
-    data = batches(20, seed=5)
-    _run(model, opt, data)
-    _run(model2, opt2, data)
-    for p, p2 in zip(model.parameters(), model2.parameters()):
-        assert torch.equal(p, p2)
+    check_state_dict_round_trip(lambda ps, m: MaskedAdam(ps, lr=1e-2, masks=m),
+                                CONFIGS["mixed-groups"], gen)
 
 
 @pytest.mark.parametrize("direction", ["adam->masked", "masked->adam"])
@@ -121,19 +111,9 @@ def test_state_dict_interchangeable_with_adam(direction, gen):
         torch.testing.assert_close(p, rp, **TOL)
 
 
-def test_deepcopy_keeps_the_masks(gen):
-    model = mlp()
-    masks = random_masks(model, gen)
-    opt = MaskedAdam(model.parameters(), lr=1e-2, masks=masks)
-    _run(model, opt, batches(2))
-    model2, opt2 = copy.deepcopy((model, opt))
-    data = batches(3, seed=4)
-    _run(model, opt, data)
-    _run(model2, opt2, data)
-    for p, p2 in zip(model.parameters(), model2.parameters()):
-        assert torch.equal(p, p2)
-    assert len(opt2._masks_now()) == len(masks)
-    assert_pruned_zero(opt2._masks_now(), opt2, "copy", MOMENTS)
+@pytest.mark.parametrize("cls", [MaskedAdam, MaskedAdamW])
+def test_deepcopy_keeps_the_masks(cls, gen):
+    check_deepcopy_keeps_the_masks(lambda ps, m: cls(ps, lr=1e-2, masks=m), gen, MOMENTS)
 
 
 def test_pruner_masks_and_channels_last(gen):

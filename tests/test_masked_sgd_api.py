@@ -3,7 +3,6 @@ deepcopy, closures, zero_grad; the same hyperparameter errors as torch.optim.SGD
 errors for bad masks."""
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch
@@ -11,7 +10,8 @@ from torch import nn
 
 from lth_fast import MaskedSGD, Pruner
 from op_helpers import one_thread  # noqa: F401
-from training_helpers import _run, assert_pruned_zero, batches, mlp, random_masks
+from training_helpers import (_run, assert_pruned_zero, batches, check_deepcopy_keeps_the_masks,
+                              mlp, random_masks)
 
 
 def test_masks_can_change_later(gen):
@@ -39,20 +39,8 @@ def test_masks_can_change_later(gen):
 
 
 def test_deepcopy_keeps_the_masks(gen):
-    """Like torch.optim.SGD, a deepcopy of (model, optimizer) trains on its own; the masks come
-    along (keyed by the copied parameters)."""
-    model = mlp()
-    masks = random_masks(model, gen)
-    opt = MaskedSGD(model.parameters(), lr=0.05, momentum=0.9, masks=masks)
-    _run(model, opt, batches(2))
-    model2, opt2 = copy.deepcopy((model, opt))
-    data = batches(3, seed=4)
-    _run(model, opt, data)
-    _run(model2, opt2, data)
-    for p, p2 in zip(model.parameters(), model2.parameters()):
-        assert torch.equal(p, p2)
-    assert_pruned_zero(opt2._masks_now(), opt2, "copy")
-    assert len(opt2._masks_now()) == len(masks)
+    check_deepcopy_keeps_the_masks(lambda ps, m: MaskedSGD(ps, lr=0.05, momentum=0.9, masks=m),
+                                   gen, ("momentum_buffer",))
 
 
 def test_closure_and_zero_grad():

@@ -14,8 +14,8 @@ from torch import nn
 from conftest import needs_cuda
 from lth_fast import MaskedSGD
 from op_helpers import one_thread  # noqa: F401
-from training_helpers import (_run, assert_pruned_zero, batches, exactly_like_torch, groups,
-                              lockstep, mask_, mlp, random_masks)
+from training_helpers import (_run, assert_pruned_zero, batches, check_state_dict_round_trip,
+                              exactly_like_torch, groups, lockstep, mask_, mlp, random_masks)
 
 STEPS = 220
 ULPS = 2  # one step's difference: FMA against torch's separate multiply and add
@@ -110,19 +110,8 @@ def test_channels_last_conv(gen):
 
 
 def test_state_dict_round_trip(gen):
-    model = mlp()
-    masks = random_masks(model, gen)
-    opt = MaskedSGD(groups(model, CONFIGS["mixed-groups"]), lr=0.05, masks=masks)
-    _run(model, opt, batches(30))
-    model2 = copy.deepcopy(model)
-    masks2 = {p2: masks[p] for p, p2 in zip(model.parameters(), model2.parameters()) if p in masks}
-    opt2 = MaskedSGD(groups(model2, CONFIGS["mixed-groups"]), lr=0.05, masks=masks2)
-    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
-    data = batches(20, seed=5)
-    _run(model, opt, data)
-    _run(model2, opt2, data)
-    for p, p2 in zip(model.parameters(), model2.parameters()):
-        assert torch.equal(p, p2)
+    check_state_dict_round_trip(lambda ps, m: MaskedSGD(ps, lr=0.05, masks=m),
+                                CONFIGS["mixed-groups"], gen)
 
 
 @pytest.mark.parametrize("direction", ["sgd->masked", "masked->sgd"])

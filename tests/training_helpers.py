@@ -1,6 +1,8 @@
 """Models, data and checks shared by the MaskedSGD, MaskedAdam and Pruner tests."""
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -136,6 +138,41 @@ def _run(model, opt, data):
         opt.zero_grad()
         nn.functional.mse_loss(model(x), y).backward()
         opt.step()
+
+
+def check_state_dict_round_trip(make, spec, gen):
+    """An optimizer loaded from another's state_dict (with the same masks) takes the same
+    steps. make(param groups, masks) builds the optimizer; spec: groups' options."""
+    model = mlp()
+    masks = random_masks(model, gen)
+    opt = make(groups(model, spec), masks)
+    _run(model, opt, batches(30))
+    model2 = copy.deepcopy(model)
+    masks2 = {p2: masks[p] for p, p2 in zip(model.parameters(), model2.parameters()) if p in masks}
+    opt2 = make(groups(model2, spec), masks2)
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
+    data = batches(20, seed=5)
+    _run(model, opt, data)
+    _run(model2, opt2, data)
+    for p, p2 in zip(model.parameters(), model2.parameters()):
+        assert torch.equal(p, p2)
+
+
+def check_deepcopy_keeps_the_masks(make, gen, keys):
+    """Like torch's optimizers, a deepcopy of (model, optimizer) trains on its own; the masks
+    come along (keyed by the copied parameters). make(params, masks) builds the optimizer."""
+    model = mlp()
+    masks = random_masks(model, gen)
+    opt = make(model.parameters(), masks)
+    _run(model, opt, batches(2))
+    model2, opt2 = copy.deepcopy((model, opt))
+    data = batches(3, seed=4)
+    _run(model, opt, data)
+    _run(model2, opt2, data)
+    for p, p2 in zip(model.parameters(), model2.parameters()):
+        assert torch.equal(p, p2)
+    assert len(opt2._masks_now()) == len(masks)
+    assert_pruned_zero(opt2._masks_now(), opt2, "copy", keys)
 
 
 # -- a model with every kind of layer for the pruner tests -----------------------------------

@@ -1,5 +1,6 @@
 #include "cpu/dispatch.h"
 
+#include <c10/core/ScalarType.h>
 #include <c10/util/Exception.h>
 
 #include <stdexcept>
@@ -21,25 +22,11 @@ simd::Isa checked_isa() {
 
 }  // namespace
 
-std::vector<Chunk> chunks_of(const std::vector<int64_t>& sizes) {
-  std::vector<Chunk> chunks;
-  for (int64_t r = 0; r < static_cast<int64_t>(sizes.size()); ++r)
-    for (int64_t s = 0; s < sizes[r]; s += kChunk)
-      chunks.push_back({r, s, std::min(kChunk, sizes[r] - s)});
-  return chunks;
-}
-
-int64_t chunk_grain(const std::vector<Chunk>& chunks) {
-  int64_t total = 0;
-  for (const Chunk& c : chunks) total += c.len;
-  return total < kSerialBelow ? std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) : 1;
-}
-
-simd::DType simd_dtype(at::ScalarType t) {
+simd::DType simd_dtype(c10::ScalarType t) {
   switch (t) {
-    case at::kFloat: return simd::DType::f32;
-    case at::kHalf: return simd::DType::f16;
-    case at::kBFloat16: return simd::DType::bf16;
+    case c10::kFloat: return simd::DType::f32;
+    case c10::kHalf: return simd::DType::f16;
+    case c10::kBFloat16: return simd::DType::bf16;
     default: return simd::DType::f64;
   }
 }

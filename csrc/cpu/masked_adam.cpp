@@ -1,11 +1,12 @@
 // CPU kernel of lth_fast::masked_adam_: one fused pass over all tensors of the list, reading
-// p, g, mask, exp_avg, exp_avg_sq and writing p, exp_avg, exp_avg_sq.
+// p, g, mask, exp_avg, exp_avg_sq (and max_exp_avg_sq with amsgrad) and writing them but g and
+// the mask.
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
-#include "common/adam_checks.h"
-#include "common/tensor_list.h"
+#include "common/op_checks.h"
 #include "cpu/dispatch.h"
+#include "cpu/parallel.h"
 
 namespace lth_fast::cpu {
 namespace {
@@ -20,19 +21,14 @@ void masked_adam_cpu(at::TensorList params, at::TensorList grads, at::TensorList
   if (params.empty()) return;
   const simd::UpdateKernels& kern = update_kernels();
   const simd::DType dtype = simd_dtype(params[0].scalar_type());
-  const int64_t esize = params[0].element_size();
   const simd::AdamParams s =
       simd::make_adam_params(lr, beta1, beta2, eps, weight_decay, step, maximize, amsgrad,
                              decoupled_weight_decay);
-  std::vector<int64_t> sizes;
-  for (const at::Tensor& p : params) sizes.push_back(p.numel());
-  parallel_chunks(chunks_of(sizes), [&](const Chunk& c) {
-    const int64_t off = c.start * esize;
-    auto ptr = [&](at::TensorList l) { return static_cast<char*>(l[c.run].data_ptr()) + off; };
-    const char* g = static_cast<const char*>(grads[c.run].const_data_ptr()) + off;
-    const auto* m = reinterpret_cast<const uint8_t*>(masks[c.run].const_data_ptr<bool>());
-    kern.masked_adam(dtype, ptr(params), g, m + c.start, ptr(exp_avgs), ptr(exp_avg_sqs),
-                     amsgrad ? ptr(max_exp_avg_sqs) : nullptr, c.len, s);
+  for_each_chunk(params, [&](int64_t t, int64_t start, int64_t len) {
+    kern.masked_adam(dtype, element_ptr(params, t, start), const_element_ptr(grads, t, start),
+                     reinterpret_cast<const uint8_t*>(const_element_ptr(masks, t, start)),
+                     element_ptr(exp_avgs, t, start), element_ptr(exp_avg_sqs, t, start),
+                     amsgrad ? element_ptr(max_exp_avg_sqs, t, start) : nullptr, len, s);
   });
 }
 

@@ -2,9 +2,9 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
-#include "common/sgd_checks.h"
-#include "common/tensor_list.h"
+#include "common/op_checks.h"
 #include "cpu/dispatch.h"
+#include "cpu/parallel.h"
 
 namespace lth_fast::cpu {
 namespace {
@@ -17,18 +17,13 @@ void masked_sgd_cpu(at::TensorList params, at::TensorList grads, at::TensorList 
   if (params.empty()) return;
   const simd::UpdateKernels& kern = update_kernels();
   const simd::DType dtype = simd_dtype(params[0].scalar_type());
-  const int64_t esize = params[0].element_size();
   const simd::SgdParams s{lr, momentum, dampening, weight_decay, nesterov, maximize, init_buffers};
-  std::vector<int64_t> sizes;
-  for (const at::Tensor& p : params) sizes.push_back(p.numel());
-  const bool with_buffers = momentum != 0;
-  parallel_chunks(chunks_of(sizes), [&](const Chunk& c) {
-    const int64_t off = c.start * esize;
-    char* buf = with_buffers ? static_cast<char*>(momentum_buffers[c.run].data_ptr()) + off : nullptr;
-    kern.masked_sgd(dtype, static_cast<char*>(params[c.run].data_ptr()) + off,
-                    static_cast<const char*>(grads[c.run].const_data_ptr()) + off,
-                    reinterpret_cast<const uint8_t*>(masks[c.run].const_data_ptr<bool>()) + c.start,
-                    buf, c.len, s);
+  const bool with_buffers = momentum != 0;  // else momentum_buffers is empty
+  for_each_chunk(params, [&](int64_t t, int64_t start, int64_t len) {
+    char* buf = with_buffers ? element_ptr(momentum_buffers, t, start) : nullptr;
+    kern.masked_sgd(dtype, element_ptr(params, t, start), const_element_ptr(grads, t, start),
+                    reinterpret_cast<const uint8_t*>(const_element_ptr(masks, t, start)), buf,
+                    len, s);
   });
 }
 

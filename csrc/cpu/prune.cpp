@@ -6,8 +6,9 @@
 
 #include <cmath>
 
-#include "common/prune_checks.h"
-#include "cpu/marked_select.h"
+#include "common/op_checks.h"
+#include "cpu/dispatch.h"
+#include "cpu/select/one_pass.h"
 
 namespace lth_fast::cpu {
 namespace {

@@ -2,8 +2,9 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
-#include "common/tensor_list.h"
+#include "common/op_checks.h"
 #include "cpu/dispatch.h"
+#include "cpu/parallel.h"
 
 namespace lth_fast::cpu {
 namespace {
@@ -11,30 +12,22 @@ namespace {
 constexpr int64_t kStreamBytes = int64_t{32} << 20;
 
 void rewind_cpu(at::TensorList params, at::TensorList snapshot, at::TensorList masks) {
-  check_float_list("rewind_", "params", params, common_device(params));
-  check_like("rewind_", "snapshot", snapshot, "params", params, std::nullopt);
-  check_like("rewind_", "masks", masks, "params", params, at::kBool);
+  check_rewind(params, snapshot, masks);
   if (params.empty()) return;
   const simd::UpdateKernels& kern = update_kernels();
   const simd::DType dtype = simd_dtype(params[0].scalar_type());
-  const int64_t esize = params[0].element_size();
-  std::vector<int64_t> sizes;
   int64_t bytes = 0;
   bool in_place = false;
   for (size_t i = 0; i < params.size(); ++i) {
-    sizes.push_back(params[i].numel());
-    bytes += params[i].numel() * esize;
+    bytes += params[i].numel() * params[i].element_size();
     in_place |= params[i].const_data_ptr() == snapshot[i].const_data_ptr();
   }
   // Streaming stores pay off only when the list is far larger than the caches; an in-place
   // rewind (Pruner.apply after each step) works on weights the next step reads again.
   const bool stream = !in_place && bytes >= kStreamBytes;
-  parallel_chunks(chunks_of(sizes), [&](const Chunk& c) {
-    const int64_t off = c.start * esize;
-    kern.rewind(dtype, static_cast<char*>(params[c.run].data_ptr()) + off,
-                static_cast<const char*>(snapshot[c.run].const_data_ptr()) + off,
-                reinterpret_cast<const uint8_t*>(masks[c.run].const_data_ptr<bool>()) + c.start,
-                c.len, stream);
+  for_each_chunk(params, [&](int64_t t, int64_t start, int64_t len) {
+    kern.rewind(dtype, element_ptr(params, t, start), const_element_ptr(snapshot, t, start),
+                reinterpret_cast<const uint8_t*>(const_element_ptr(masks, t, start)), len, stream);
   });
 }
 

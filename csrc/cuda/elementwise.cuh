@@ -1,6 +1,6 @@
-// Vector types for 16-byte accesses in the elementwise kernels, the compute type of each
-// storage type (half types compute in float32 and round once when stored), and the one dtype
-// switch the elementwise ops share.
+// Vector types for 16-byte accesses in the elementwise kernels (and for single elements, as
+// packs of one), the compute type of each storage type (half types compute in float32 and
+// round once when stored), and the one dtype switch the elementwise ops share.
 #pragma once
 #include <c10/core/ScalarType.h>
 #include <c10/util/BFloat16.h>
@@ -14,16 +14,18 @@ namespace lth_fast::cuda {
 template <typename T> struct Compute { using type = float; };
 template <> struct Compute<double> { using type = double; };
 
-template <typename T>
-struct alignas(16) Vec16 {  // 16 bytes of T
-  static constexpr int kSize = 16 / sizeof(T);
-  T v[kSize];
+// N consecutive elements of E, moved as one access of N * sizeof(E) bytes.
+template <typename E, int N>
+struct alignas(sizeof(E) * N) Pack {
+  static constexpr int kSize = N;
+  E v[N];
 };
 
+template <typename T>
+using Vec16 = Pack<T, 16 / sizeof(T)>;  // 16 bytes of T
+
 template <int N>
-struct alignas(N) MaskVec {  // the N bool mask bytes that go with one Vec16
-  uint8_t v[N];
-};
+using MaskVec = Pack<uint8_t, N>;  // the N bool mask bytes that go with one Vec16
 
 // Calls fn(T{}) for the storage type T of `type` (float, double, Half or BFloat16); the
 // argument checks have already refused every other dtype.

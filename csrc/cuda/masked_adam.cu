@@ -1,15 +1,15 @@
-// CUDA kernel of lth_fast::masked_adam_: one pass over every tensor of the list, 16-byte
-// accesses where the pointers allow, no synchronisation and no host buffer (capturable in a
-// CUDA graph). Semantics and operation order as cpu/simd/update_portable.h (torch.optim.Adam on
-// alive entries, exact zeros in params and both moments on pruned ones).
+// CUDA kernel of lth_fast::masked_adam_: one pass over every tensor of the list
+// (multi_tensor_apply.cuh), no synchronisation and no host buffer (capturable in a CUDA graph).
+// Semantics and operation order as cpu/simd/update_portable.h and docs/semantics.md, "Masked
+// Adam / AdamW (masked_adam_)": torch.optim.Adam / AdamW on alive entries, exact zeros in
+// params and every moment on pruned ones.
 #include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <cmath>
 
-#include "common/adam_checks.h"
+#include "common/op_checks.h"
 #include "cuda/elementwise.cuh"
 #include "cuda/multi_tensor_apply.cuh"
 
@@ -20,72 +20,65 @@ template <typename A>
 struct AdamScalars {
   A lerp_w;  // 1-beta1 when it is below 0.5, else (1-beta1)-1: torch's two lerp forms
   A beta2, one_minus_beta2, weight_decay, eps, bias_correction2_sqrt, neg_step_size;
-  bool lerp_small, maximize;
+  A decay;  // 1 - lr * weight_decay, for the decoupled (AdamW) decay of the weight
+  bool lerp_small, maximize, decoupled;
 };
 
-// Correctly rounded division and square root even under -use_fast_math, as on the CPU.
+// Correctly rounded division and square root even under -use_fast_math, as on the CPU; a
+// product nvcc may not contract into an FMA (the CPU and torch round it first).
 __device__ __forceinline__ float div_rn(float a, float b) { return __fdiv_rn(a, b); }
 __device__ __forceinline__ double div_rn(double a, double b) { return __ddiv_rn(a, b); }
 __device__ __forceinline__ float sqrt_rn(float a) { return __fsqrt_rn(a); }
 __device__ __forceinline__ double sqrt_rn(double a) { return __dsqrt_rn(a); }
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
 
-template <typename T, typename A>
-__device__ __forceinline__ void adam_one(T& p, T g, T& m1, T& m2, uint8_t alive,
-                                         const AdamScalars<A>& s) {
-  if (!alive) {
-    p = m1 = m2 = T(0);
-    return;
-  }
-  const A w = static_cast<A>(p), a0 = static_cast<A>(m1);
-  A d = static_cast<A>(g);
-  if (s.maximize) d = -d;
-  if (s.weight_decay != A(0)) d = fma(w, s.weight_decay, d);
-  const A a = fma(s.lerp_w, d - a0, s.lerp_small ? a0 : d);
-  const A v = fma(s.one_minus_beta2 * d, d, static_cast<A>(m2) * s.beta2);
-  const A denom = div_rn(sqrt_rn(v), s.bias_correction2_sqrt) + s.eps;
-  m1 = static_cast<T>(a);
-  m2 = static_cast<T>(v);
-  p = static_cast<T>(w + div_rn(s.neg_step_size * a, denom));
-}
+// Lists: 0 params, 1 grads, 2 masks, 3 exp_avgs, 4 exp_avg_sqs, 5 max_exp_avg_sqs (read and
+// written only with Amsgrad).
+template <typename Storage, bool Amsgrad>
+struct AdamStep {
+  using T = Storage;
+  using A = typename Compute<T>::type;
+  static constexpr int kLists = 6, kMask = 2;
+  static constexpr unsigned kReads = Amsgrad ? 0b111111u : 0b011111u;
+  static constexpr unsigned kWrites = Amsgrad ? 0b111001u : 0b011001u;
+  AdamScalars<A> s;
 
-// Lists: 0 params, 1 grads, 2 masks, 3 exp_avgs, 4 exp_avg_sqs.
-template <typename T>
-__global__ void __launch_bounds__(kApplyThreads)
-masked_adam_kernel(ListArgs<5> a, AdamScalars<typename Compute<T>::type> s) {
-  const int t = a.tensor_of[blockIdx.x];
-  const int64_t start = int64_t(a.chunk_of[blockIdx.x]) * kApplyChunk;
-  const int64_t n = min(kApplyChunk, a.numel[t] - start);
-  T* p = static_cast<T*>(a.ptr[0][t]) + start;
-  const T* g = static_cast<const T*>(a.ptr[1][t]) + start;
-  const uint8_t* m = static_cast<const uint8_t*>(a.ptr[2][t]) + start;
-  T* m1 = static_cast<T*>(a.ptr[3][t]) + start;
-  T* m2 = static_cast<T*>(a.ptr[4][t]) + start;
-  constexpr int V = Vec16<T>::kSize;
-  int64_t done = 0;
-  if (aligned(p, 16) && aligned(g, 16) && aligned(m1, 16) && aligned(m2, 16) && aligned(m, V)) {
-    const int64_t nv = n / V;
-    for (int64_t i = threadIdx.x; i < nv; i += blockDim.x) {
-      Vec16<T> pv = reinterpret_cast<Vec16<T>*>(p)[i];
-      const Vec16<T> gv = reinterpret_cast<const Vec16<T>*>(g)[i];
-      const MaskVec<V> mv = reinterpret_cast<const MaskVec<V>*>(m)[i];
-      Vec16<T> av = reinterpret_cast<Vec16<T>*>(m1)[i];
-      Vec16<T> vv = reinterpret_cast<Vec16<T>*>(m2)[i];
-#pragma unroll
-      for (int j = 0; j < V; ++j) adam_one(pv.v[j], gv.v[j], av.v[j], vv.v[j], mv.v[j], s);
-      reinterpret_cast<Vec16<T>*>(p)[i] = pv;
-      reinterpret_cast<Vec16<T>*>(m1)[i] = av;
-      reinterpret_cast<Vec16<T>*>(m2)[i] = vv;
+  __device__ __forceinline__ void operator()(T& p, const T& g, uint8_t alive, T& m1, T& m2,
+                                             T& vmax) const {
+    if (!alive) {
+      p = m1 = m2 = T(0);
+      if (Amsgrad) vmax = T(0);
+      return;
     }
-    done = nv * V;
+    A w = static_cast<A>(p);
+    const A a0 = static_cast<A>(m1);
+    A d = static_cast<A>(g);
+    if (s.maximize) d = -d;
+    if (s.weight_decay != A(0)) {
+      if (s.decoupled) w = mul_rn(w, s.decay);
+      else d = fma(w, s.weight_decay, d);
+    }
+    const A a = fma(s.lerp_w, d - a0, s.lerp_small ? a0 : d);
+    const A v = fma(s.one_minus_beta2 * d, d, static_cast<A>(m2) * s.beta2);
+    A second = v;
+    if (Amsgrad) {  // torch.maximum: NaN from either side
+      const A old = static_cast<A>(vmax);
+      second = (isnan(old) || old > v) ? old : v;
+      vmax = static_cast<T>(second);
+    }
+    const A denom = div_rn(sqrt_rn(second), s.bias_correction2_sqrt) + s.eps;
+    m1 = static_cast<T>(a);
+    m2 = static_cast<T>(v);
+    p = static_cast<T>(w + div_rn(s.neg_step_size * a, denom));
   }
-  for (int64_t i = done + threadIdx.x; i < n; i += blockDim.x)
-    adam_one(p[i], g[i], m1[i], m2[i], m[i], s);
-}
+};
 
 template <typename T>
 void run(at::TensorList params, at::TensorList grads, at::TensorList masks,
-         at::TensorList exp_avgs, at::TensorList exp_avg_sqs, double lr, double beta1,
-         double beta2, double eps, double weight_decay, double step, bool maximize) {
+         at::TensorList exp_avgs, at::TensorList exp_avg_sqs, at::TensorList max_exp_avg_sqs,
+         double lr, double beta1, double beta2, double eps, double weight_decay, double step,
+         bool amsgrad, bool maximize, bool decoupled) {
   using A = typename Compute<T>::type;
   // Host side in double, as torch.optim.Adam: bias corrections, step size, sqrt via pow.
   const double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);
@@ -95,25 +88,30 @@ void run(at::TensorList params, at::TensorList grads, at::TensorList masks,
                          static_cast<A>(beta2), static_cast<A>(1 - beta2),
                          static_cast<A>(weight_decay), static_cast<A>(eps),
                          static_cast<A>(std::pow(bc2, 0.5)), static_cast<A>(-(lr / bc1)),
-                         small, maximize};
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  const at::TensorList lists[5] = {params, grads, masks, exp_avgs, exp_avg_sqs};
-  for_each_batch<5>(lists, [&](const ListArgs<5>& args, int blocks) {
-    masked_adam_kernel<T><<<blocks, kApplyThreads, 0, stream>>>(args, s);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+                         static_cast<A>(1 - lr * weight_decay), small, maximize, decoupled};
+  if (amsgrad) {
+    const at::TensorList lists[6] = {params, grads, masks, exp_avgs, exp_avg_sqs,
+                                     max_exp_avg_sqs};
+    apply_elementwise(lists, AdamStep<T, true>{s});
+  } else {
+    // Without amsgrad the max list is empty: the params stand in for it, never touched.
+    const at::TensorList lists[6] = {params, grads, masks, exp_avgs, exp_avg_sqs, params};
+    apply_elementwise(lists, AdamStep<T, false>{s});
+  }
 }
 
 void masked_adam_cuda(at::TensorList params, at::TensorList grads, at::TensorList masks,
-                      at::TensorList exp_avgs, at::TensorList exp_avg_sqs, double lr,
-                      double beta1, double beta2, double eps, double weight_decay, double step,
-                      bool maximize) {
-  check_masked_adam(params, grads, masks, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps,
-                    weight_decay, step);
+                      at::TensorList exp_avgs, at::TensorList exp_avg_sqs,
+                      at::TensorList max_exp_avg_sqs, double lr, double beta1, double beta2,
+                      double eps, double weight_decay, double step, bool amsgrad, bool maximize,
+                      bool decoupled_weight_decay) {
+  check_masked_adam(params, grads, masks, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1,
+                    beta2, eps, weight_decay, step, amsgrad);
   if (params.empty()) return;
   const c10::cuda::CUDAGuard guard(params[0].device());
-  const auto args = std::make_tuple(params, grads, masks, exp_avgs, exp_avg_sqs, lr, beta1,
-                                    beta2, eps, weight_decay, step, maximize);
+  const auto args = std::make_tuple(params, grads, masks, exp_avgs, exp_avg_sqs,
+                                    max_exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step,
+                                    amsgrad, maximize, decoupled_weight_decay);
   with_float_type(params[0].scalar_type(), "masked_adam_",
                   [&](auto tag) { std::apply(run<decltype(tag)>, args); });
 }

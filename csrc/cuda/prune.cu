@@ -19,7 +19,8 @@
 #include <limits>
 #include <vector>
 
-#include "common/prune_checks.h"
+#include "common/op_checks.h"
+#include "common/tensor_list.h"
 #include "cuda/multi_tensor.cuh"
 #include "cuda/radix_select.cuh"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Tuple
 
-import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 

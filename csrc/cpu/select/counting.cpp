@@ -1,4 +1,4 @@
-#include "cpu/magnitude_select.h"
+#include "cpu/select/counting.h"
 
 #include <ATen/Parallel.h>
 

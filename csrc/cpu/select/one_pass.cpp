@@ -1,4 +1,4 @@
-#include "cpu/marked_select.h"
+#include "cpu/select/one_pass.h"
 
 #include <ATen/Parallel.h>
 

@@ -1,4 +1,6 @@
-// Exact k-smallest-magnitude selection over a list of tensors, without concatenating them.
+// The counting engine: exact k-smallest-magnitude selection over a list of tensors, without
+// concatenating them. prune_ runs the one-pass engine (select/one_pass.h) and falls back on
+// this one when that engine's sample band misses; both share the plan and helpers below.
 //
 // plan_selection reads only: it samples ~16K entries to guess a key band [lo, hi) around the
 // k-th smallest alive key, then one counting pass over every tensor counts the alive entries,
@@ -12,7 +14,7 @@
 #include <functional>
 #include <vector>
 
-#include "cpu/dispatch.h"
+#include "cpu/parallel.h"
 #include "cpu/simd/select.h"
 
 namespace lth_fast::cpu {

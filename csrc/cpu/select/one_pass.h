@@ -7,9 +7,9 @@
 // pass over the masks alone, collecting the few entries of that bucket for an exact selection
 // by (key, position). The marks always hold the masks as they were, so unmark_selection undoes
 // everything on an error, and a band the sample missed falls back to the counting engine of
-// magnitude_select.h. Extra memory: the sample, the histograms and the one bucket.
+// select/counting.h. Extra memory: the sample, the histograms and the one bucket.
 #pragma once
-#include "cpu/magnitude_select.h"
+#include "cpu/select/counting.h"
 
 namespace lth_fast::cpu {
 

@@ -1,0 +1,83 @@
+#include "common/op_checks.h"
+
+#include <c10/util/Exception.h>
+
+#include "common/tensor_list.h"
+
+namespace lth_fast {
+
+void check_amounts(c10::ArrayRef<double> fractions, c10::ArrayRef<int64_t> counts,
+                   bool layerwise, size_t n) {
+  TORCH_CHECK_VALUE(fractions.empty() != counts.empty(),
+                    "prune_: give exactly one of fractions and counts");
+  const size_t given = fractions.empty() ? counts.size() : fractions.size();
+  TORCH_CHECK_VALUE(given == 1 || (layerwise && given == n), "prune_: ",
+                    layerwise ? "layerwise amounts must be one value or one per tensor ("
+                              : "a global ranking takes one amount (",
+                    n, " tensors), got ", given);
+  for (size_t i = 0; i < fractions.size(); ++i)
+    TORCH_CHECK_VALUE(fractions[i] >= 0.0 && fractions[i] <= 1.0, "prune_: amount[", i,
+                      "] = ", fractions[i], " is not a fraction in [0, 1]");
+  for (size_t i = 0; i < counts.size(); ++i)
+    TORCH_CHECK_VALUE(counts[i] >= 0, "prune_: amount[", i, "] = ", counts[i],
+                      " is a negative count");
+}
+
+void check_prune(at::TensorList weights, at::TensorList masks, c10::ArrayRef<double> fractions,
+                 c10::ArrayRef<int64_t> counts, bool layerwise) {
+  check_float_list("prune_", "weights", weights, common_device(weights));
+  check_like("prune_", "masks", masks, "weights", weights, at::kBool);
+  check_amounts(fractions, counts, layerwise, weights.size());
+}
+
+void check_masked_sgd(at::TensorList params, at::TensorList grads, at::TensorList masks,
+                      at::TensorList momentum_buffers, double lr, double momentum,
+                      double dampening, double weight_decay, bool nesterov) {
+  const char* op = "masked_sgd_";
+  check_update_lists(op, params, grads, masks);
+  TORCH_CHECK_VALUE(lr >= 0, op, ": invalid learning rate ", lr);
+  TORCH_CHECK_VALUE(momentum >= 0, op, ": invalid momentum ", momentum);
+  TORCH_CHECK_VALUE(weight_decay >= 0, op, ": invalid weight_decay ", weight_decay);
+  TORCH_CHECK_VALUE(!nesterov || (momentum > 0 && dampening == 0), op,
+                    ": nesterov momentum requires a momentum and zero dampening");
+  if (momentum != 0) {
+    check_like(op, "momentum_buffers", momentum_buffers, "params", params, std::nullopt);
+  } else {
+    TORCH_CHECK_VALUE(momentum_buffers.empty(), op,
+                      ": momentum_buffers must be empty when momentum is 0");
+  }
+}
+
+void check_masked_adam(at::TensorList params, at::TensorList grads, at::TensorList masks,
+                       at::TensorList exp_avgs, at::TensorList exp_avg_sqs,
+                       at::TensorList max_exp_avg_sqs, double lr, double beta1, double beta2,
+                       double eps, double weight_decay, double step, bool amsgrad) {
+  const char* op = "masked_adam_";
+  check_update_lists(op, params, grads, masks);
+  check_like(op, "exp_avgs", exp_avgs, "params", params, std::nullopt);
+  check_like(op, "exp_avg_sqs", exp_avg_sqs, "params", params, std::nullopt);
+  if (amsgrad) {
+    check_like(op, "max_exp_avg_sqs", max_exp_avg_sqs, "params", params, std::nullopt);
+  } else {
+    TORCH_CHECK_VALUE(max_exp_avg_sqs.empty(), op,
+                      ": max_exp_avg_sqs must be empty when amsgrad is off");
+  }
+  // Written as !(x in range) so that NaN fails too.
+  TORCH_CHECK_VALUE(lr >= 0, op, ": invalid learning rate ", lr);
+  TORCH_CHECK_VALUE(beta1 >= 0 && beta1 < 1, op, ": invalid beta1 ", beta1,
+                    " (need 0 <= beta1 < 1)");
+  TORCH_CHECK_VALUE(beta2 >= 0 && beta2 < 1, op, ": invalid beta2 ", beta2,
+                    " (need 0 <= beta2 < 1)");
+  TORCH_CHECK_VALUE(eps >= 0, op, ": invalid epsilon ", eps);
+  TORCH_CHECK_VALUE(weight_decay >= 0, op, ": invalid weight_decay ", weight_decay);
+  TORCH_CHECK_VALUE(step >= 1, op, ": invalid step ", step,
+                    " (the step count after this step's increment, >= 1)");
+}
+
+void check_rewind(at::TensorList params, at::TensorList snapshot, at::TensorList masks) {
+  check_float_list("rewind_", "params", params, common_device(params));
+  check_like("rewind_", "snapshot", snapshot, "params", params, std::nullopt);
+  check_like("rewind_", "masks", masks, "params", params, at::kBool);
+}
+
+}  // namespace lth_fast

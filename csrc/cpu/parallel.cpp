@@ -1,0 +1,21 @@
+#include "cpu/parallel.h"
+
+#include <algorithm>
+
+namespace lth_fast::cpu {
+
+std::vector<Chunk> chunks_of(const std::vector<int64_t>& sizes) {
+  std::vector<Chunk> chunks;
+  for (int64_t r = 0; r < static_cast<int64_t>(sizes.size()); ++r)
+    for (int64_t s = 0; s < sizes[r]; s += kChunk)
+      chunks.push_back({r, s, std::min(kChunk, sizes[r] - s)});
+  return chunks;
+}
+
+int64_t chunk_grain(const std::vector<Chunk>& chunks) {
+  int64_t total = 0;
+  for (const Chunk& c : chunks) total += c.len;
+  return total < kSerialBelow ? std::max<int64_t>(1, static_cast<int64_t>(chunks.size())) : 1;
+}
+
+}  // namespace lth_fast::cpu
