@@ -44,6 +44,9 @@ lth_fast.masked_sgd_(ws, [torch.randn_like(w) for w in ws], ms, bufs, lr=0.1, mo
 lth_fast.rewind_(ws, [w.clone() for w in ws], ms)
 lth_fast.masked_adam_(ws, [torch.randn_like(w) for w in ws], ms, [torch.zeros_like(w) for w in ws],
                       [torch.zeros_like(w) for w in ws], step=1, lr=1e-3, weight_decay=0.01)
+lth_fast.masked_adam_(ws, [torch.randn_like(w) for w in ws], ms, [torch.zeros_like(w) for w in ws],
+                      [torch.zeros_like(w) for w in ws], step=2, lr=1e-3, weight_decay=0.01,
+                      max_exp_avg_sqs=[torch.zeros_like(w) for w in ws], decoupled_weight_decay=True)
 torch.cuda.synchronize()
 '
 for tool in memcheck racecheck; do
@@ -61,7 +64,7 @@ done
 
 want bench || exit $status
 step bench
-$PY -m lth_fast bench --device cuda --sizes 10M,100M --ops prune,masked_sgd,rewind,masked_adam \
+$PY -m lth_fast bench --device cuda --sizes 10M,100M --ops prune,masked_sgd,rewind,masked_adam,masked_adamw \
   --workloads resnet,transformer --no-memory -q --json "$OUT/bench.json" > "$OUT/bench.md" || status=1
 $PY -m lth_fast bench --device cuda --sizes 1B --ops prune,masked_sgd,rewind,masked_adam \
   --workloads transformer --no-baselines --no-memory -q --json "$OUT/bench-1B.json" \

@@ -18,7 +18,8 @@ from torch import nn
 
 from lth_fast import MaskedAdam, MaskedAdamW, Pruner
 from op_helpers import one_thread  # noqa: F401
-from training_helpers import (_run, assert_pruned_zero, batches, check_deepcopy_keeps_the_masks,
+from training_helpers import (_run, adam_weight_scale, assert_pruned_zero, batches,
+                              check_deepcopy_keeps_the_masks,
                               check_state_dict_round_trip, exactly_like_torch, groups, lockstep,
                               mask_, mlp, random_masks)
 
@@ -44,13 +45,13 @@ MOMENTS_AMS = MOMENTS + ("max_exp_avg_sq",)
 
 def train_pair(config, gen, steps=STEPS, masked=True, grad_none_at=10):
     """Runs MaskedAdam and Adam+masking side by side; compares after every step."""
-    ref_model, model = mlp(), mlp()
+    ref_model, model = mlp().double() if masked else mlp(), mlp()
     masks = random_masks(model, gen) if masked else {}
     opt = MaskedAdam(groups(model, CONFIGS[config]), lr=1e-2, masks=masks or None)
     ref = torch.optim.Adam(groups(ref_model, CONFIGS[config]), lr=1e-2, foreach=False)
     if masked:
-        lockstep((model, opt), (ref_model, ref), masks, steps, ULPS, MOMENTS_AMS, grad_none_at,
-                 sched_every=60)
+        lockstep((model, opt), (ref_model, ref), masks, steps, ULPS, MOMENTS_AMS,
+                 adam_weight_scale, grad_none_at, sched_every=60)
     else:
         exactly_like_torch((model, opt), (ref_model, ref), steps, MOMENTS_AMS)
     return model, opt, ref_model, ref

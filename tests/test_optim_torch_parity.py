@@ -1,8 +1,8 @@
 """MaskedSGD, MaskedAdam and MaskedAdamW against torch's own optimizer test lists
 (torch.testing._internal.common_optimizers, read at test time, not copied): every configuration
 torch's optimizer tests use on CPU is bit for bit torch's optimizer without masks, and torch's
-optimizer followed by masking with masks (each step compared from the same state, within a few
-ulp of |old| + |new|, pruned entries exactly 0); every construction error those tests expect is
+optimizer followed by masking with masks (each step compared, from the same state, with torch's
+step in float64: within 4 ulp of the magnitudes of its terms; pruned entries exactly 0); every construction error those tests expect is
 raised with the same type and message."""
 from __future__ import annotations
 
@@ -14,20 +14,22 @@ import torch
 
 from lth_fast import MaskedAdam, MaskedAdamW, MaskedSGD
 from op_helpers import one_thread  # noqa: F401
-from training_helpers import exactly_like_torch, lockstep, mlp, random_masks
+from training_helpers import (adam_weight_scale, exactly_like_torch, lockstep, mlp, random_masks,
+                              sgd_weight_scale)
 
 common = pytest.importorskip("torch.testing._internal.common_optimizers",
                              reason="torch's optimizer test lists need the expecttest package")
 
-CASES = {  # ours, torch's, torch's configurations, torch's error inputs, state keys, ulps
+ADAM_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+CASES = {  # ours, torch's, torch's configurations, torch's error inputs, state keys, weight scale
     "sgd": (MaskedSGD, torch.optim.SGD, common.optim_inputs_func_sgd,
-            common.optim_error_inputs_func_sgd, ("momentum_buffer",), 2),
+            common.optim_error_inputs_func_sgd, ("momentum_buffer",), sgd_weight_scale),
     "adam": (MaskedAdam, torch.optim.Adam, common.optim_inputs_func_adam,
-             common.optim_error_inputs_func_adam, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), 4),
+             common.optim_error_inputs_func_adam, ADAM_STATE, adam_weight_scale),
     "adamw": (MaskedAdamW, torch.optim.AdamW, common.optim_inputs_func_adamw,
-              common.optim_error_inputs_func_adamw, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
-              4),
+              common.optim_error_inputs_func_adamw, ADAM_STATE, adam_weight_scale),
 }
+ULPS = 4  # one step's difference from torch's step in float64 (training_helpers.lockstep)
 STEPS = 25
 
 
@@ -50,7 +52,7 @@ def test_the_lists_are_there():
 
 def _pair(name, kwargs, masks_of=None):
     ours_cls, torch_cls, _, _, _, _ = CASES[name]
-    ref_model, model = mlp(), mlp()
+    ref_model, model = mlp().double() if masks_of else mlp(), mlp()
     masks = masks_of(model) if masks_of else None
     opt = ours_cls(model.parameters(), masks=masks, **copy.deepcopy(kwargs))
     ref = torch_cls(ref_model.parameters(), **copy.deepcopy(kwargs))
@@ -66,7 +68,7 @@ def test_without_masks_bit_identical(name, kwargs):
 @pytest.mark.parametrize("name,kwargs", list(configs()))
 def test_with_masks_torch_then_mask(name, kwargs, gen):
     ours, theirs, masks = _pair(name, kwargs, lambda m: random_masks(m, gen))
-    lockstep(ours, theirs, masks, STEPS, CASES[name][5], CASES[name][4],
+    lockstep(ours, theirs, masks, STEPS, ULPS, CASES[name][4], CASES[name][5],
              sched_every=10**9)
 
 

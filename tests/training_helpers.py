@@ -56,40 +56,104 @@ def assert_pruned_zero(model_masks, optimizer, where, keys=("momentum_buffer",))
 
 
 def sync_(src, src_opt, dst, dst_opt) -> None:
-    """dst's params and optimizer state := src's (state tensors cloned, by param position)."""
+    """dst's params and optimizer state := src's, by param position: values copied into dst's
+    dtype (the step counts as they are)."""
+    def like(v, q):
+        if not isinstance(v, torch.Tensor):
+            return v
+        return v.to(q.dtype, copy=True) if v.shape == q.shape else v.clone()
+
     with torch.no_grad():
         for p, q in zip(src.parameters(), dst.parameters()):
             q.copy_(p)
             state = src_opt.state.get(p)
             if state:
-                dst_opt.state[q] = {k: v.clone() if isinstance(v, torch.Tensor) else v
-                                    for k, v in state.items()}
+                dst_opt.state[q] = {k: like(v, q) for k, v in state.items()}
             else:
                 dst_opt.state.pop(q, None)
+
+
+def _f32(x: float) -> float:
+    return torch.tensor(x, dtype=torch.float32).item()
+
+
+def round_scalars_as_float32(opt) -> None:
+    """The hyperparameters a float32 step rounds to float32 before using them, rounded so in a
+    float64 optimizer too (weight decay and momentum; 1 - dampening, which torch computes in
+    double first). Where a gradient and its weight decay term nearly cancel, that rounding
+    moves the result by many ulps, so it is part of the formula the two steps share."""
+    for group in opt.param_groups:
+        for key in ("weight_decay", "momentum"):
+            if key in group:
+                group[key] = _f32(group[key])
+        if "dampening" in group:
+            group["dampening"] = 1 - _f32(1 - group["dampening"])
 
 
 def _state_tensors(opt, params, keys):
     return [[opt.state.get(p, {}).get(k) for k in keys] for p in params]
 
 
-def lockstep(pair, ref_pair, masks, steps, ulps, keys, grad_none_at=10, sched_every=50):
+def _value(x) -> float:
+    return float(x.item()) if isinstance(x, torch.Tensor) else float(x)
+
+
+def sgd_weight_scale(group, w_old, w_new, before, after, grad):
+    """What a new SGD weight's roundings scale with: |old| + |new| + lr * (|buffer before| +
+    |buffer after| + |g| + weight_decay * |w|), the terms whose roundings reach it."""
+    lr, wd = _value(group["lr"]), _value(group["weight_decay"])
+    terms = grad.abs() + wd * w_old.abs()
+    for key in ("momentum_buffer",):
+        for state in (before, after):
+            if state.get(key) is not None:
+                terms = terms + state[key].abs()
+    return w_old.abs() + w_new.abs() + lr * terms
+
+
+def adam_weight_scale(group, w_old, w_new, before, after, grad):
+    """What a new Adam weight's roundings scale with: |old| + |new| + (|exp_avg before| +
+    |exp_avg after|) * step_size / denom: exp_avg's roundings, carried into the update."""
+    beta1, beta2 = (_value(b) for b in group["betas"])
+    step = _value(after["step"])
+    second = after["max_exp_avg_sq"] if group["amsgrad"] else after["exp_avg_sq"]
+    denom = second.sqrt() / (1 - beta2 ** step) ** 0.5 + group["eps"]
+    moments = after["exp_avg"].abs()
+    if "exp_avg" in before:
+        moments = moments + before["exp_avg"].abs()
+    return w_old.abs() + w_new.abs() + moments * (_value(group["lr"]) / (1 - beta1 ** step)) / denom
+
+
+def lockstep(pair, ref_pair, masks, steps, ulps, keys, weight_scale, grad_none_at=10,
+             sched_every=50):
     """Trains (model, masked optimizer) on `steps` batches with a StepLR, and at every step
     compares its step with the torch optimizer's (+ mask_ after it) taken from the same state:
     before each step the reference model and optimizer state are set to the masked run's, and
     both get the same gradients. So a difference can never build up over steps, and each
-    step's is bounded: within `ulps` ulp of |old| + |new| (the update term is at most that
-    large) for every weight and every state tensor in `keys`. At step `grad_none_at` two
-    params lose their gradient (both optimizers must skip them)."""
+    step's is bounded: for every masked param, each state tensor in `keys` within `ulps` ulp
+    of |old| + |new|, the weight within `ulps` ulp of weight_scale(group, old, new, state
+    before, state after, grad) (sgd_weight_scale, adam_weight_scale: the magnitudes of the terms
+    whose roundings reach it). Unmasked params take torch's own float32 step. At step
+    `grad_none_at` two params lose their gradient (both optimizers must skip them).
+
+    The reference model is float64 (ref_model = mlp().double()): torch's own optimizer, in
+    float64 from the same float32 state and with the float32 scalars of a float32 step, is the
+    formula without float32 roundings in between, whichever kernels torch picks on this machine
+    (with or without FMA: when a gradient and its weight decay term nearly cancel, torch's own
+    float32 result moves by many ulps of the sum, differently on different CPUs)."""
     (model, opt), (ref_model, ref) = pair, ref_pair
     ref_masks = [(rp, masks[p]) for rp, p in zip(ref_model.parameters(), model.parameters())
                  if p in masks]
     mask_(list(masks.items()), opt, keys)  # start pruned
+    round_scalars_as_float32(ref)
     scheds = [torch.optim.lr_scheduler.StepLR(o, step_size=sched_every, gamma=0.5)
               for o in (opt, ref)]
     params, ref_params = list(model.parameters()), list(ref_model.parameters())
+    group_of = {id(p): g for g in opt.param_groups for p in g["params"]}
     for step, (x, y) in enumerate(batches(steps)):
         sync_(model, opt, ref_model, ref)
         old = [p.detach().clone() for p in params]
+        before = [{k: v.clone() if isinstance(v, torch.Tensor) else v
+                   for k, v in opt.state.get(p, {}).items()} for p in params]
         old_state = [[None if t is None else t.clone() for t in row]
                      for row in _state_tensors(opt, params, keys)]
         opt.zero_grad()
@@ -98,7 +162,7 @@ def lockstep(pair, ref_pair, masks, steps, ulps, keys, grad_none_at=10, sched_ev
             model[2].bias.grad = None
             model[4].weight.grad = None
         for p, q in zip(params, ref_params):
-            q.grad = None if p.grad is None else p.grad.clone()
+            q.grad = None if p.grad is None else p.grad.to(q.dtype, copy=True)
         opt.step()
         ref.step()
         mask_(ref_masks, ref, keys)
@@ -107,14 +171,22 @@ def lockstep(pair, ref_pair, masks, steps, ulps, keys, grad_none_at=10, sched_ev
         assert_pruned_zero(masks, opt, f"step {step}", keys)
         new_state = _state_tensors(opt, params, keys)
         for i, (p, rp) in enumerate(zip(params, ref_params)):
-            assert_within_ulps(p.detach(), rp.detach(), f"step {step} param {i}", ulps,
-                               old[i].abs() + p.detach().abs())
-            for key, before, got, want in zip(keys, old_state[i], new_state[i],
-                                              _state_tensors(ref, [rp], keys)[0]):
+            if p not in masks:
+                continue  # torch's own float32 step (exactly_like_torch checks that path)
+            if p.grad is not None:
+                scale = weight_scale(group_of[id(p)], old[i], p.detach(), before[i],
+                                     opt.state.get(p, {}), p.grad)
+                assert_within_ulps(p.detach(), rp.detach().to(p.dtype), f"step {step} param {i}",
+                                   ulps, scale)
+            else:
+                assert torch.equal(p, old[i]) and torch.equal(rp, old[i].to(rp.dtype))
+            for key, prev, got, want in zip(keys, old_state[i], new_state[i],
+                                            _state_tensors(ref, [rp], keys)[0]):
                 assert (got is None) == (want is None), f"step {step} param {i} {key}"
                 if got is not None:
-                    scale = got.abs() if before is None else before.abs() + got.abs()
-                    assert_within_ulps(got, want, f"step {step} param {i} {key}", ulps, scale)
+                    scale = got.abs() if prev is None else prev.abs() + got.abs()
+                    assert_within_ulps(got, want.to(got.dtype), f"step {step} param {i} {key}",
+                                       ulps, scale)
     assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in ref.param_groups]
 
 
