@@ -18,5 +18,5 @@ except ModuleNotFoundError as e:
     BUILD_ERROR = e
 else:
     BUILD_ERROR = None
-    from .api import (cpu_isa, has_fused_kernel, masked_adam_, masked_sgd_, prune_, prune_raw,
-                      rewind_, zero_pruned)
+    from .api import cpu_isa, masked_adam_, masked_sgd_, prune_, prune_raw, rewind_, zero_pruned
+    from .library import has_fused_kernel

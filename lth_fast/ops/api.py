@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from . import library, reference
+from . import library, reference  # noqa: F401  (library: the ops complete before any call)
 from .amounts import Amount, parse_amount
 from .checks import check_tensors
 from .stats import PruneStats
@@ -40,11 +40,10 @@ def prune_(weights: Tensors, masks: Tensors, amount: Union[Amount, Sequence[Amou
     if any(c > _INT64_MAX for c in counts):
         # Beyond int64 no schema can carry it, and no list holds that many entries: the
         # reference raises what the op would (a NaN anywhere first, then the count).
-        rows = reference.select_(weights, masks, fractions, counts, layerwise)
-    else:
-        return PruneStats.from_tensors(*prune_raw(weights, masks, fractions, counts, layerwise),
-                                       layerwise)
-    return PruneStats.from_rows(rows, layerwise)
+        return PruneStats.from_rows(reference.select_(weights, masks, fractions, counts,
+                                                      layerwise), layerwise)
+    return PruneStats.from_tensors(*prune_raw(weights, masks, fractions, counts, layerwise),
+                                   layerwise)
 
 
 def masked_sgd_(params: Tensors, grads: Tensors, masks: Tensors, momentum_buffers: Tensors, *,
@@ -98,9 +97,3 @@ def cpu_isa() -> str:
     """The CPU instruction set the kernels use now: 'scalar', 'avx2' or 'avx512'
     (LTH_FAST_CPU_ISA forces one)."""
     return torch.ops.lth_fast.cpu_isa.default()
-
-
-def has_fused_kernel(op: str, device_type: str) -> bool:
-    """True when lth_fast._C has a kernel of its own for `op` on `device_type` (else the
-    reference serves it)."""
-    return library.has_fused_kernel(op, device_type)

@@ -13,7 +13,7 @@ the model moves to another device, the masks move with it on the next call."""
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -38,14 +38,18 @@ class Pruner:
 
     def _attach(self, model: nn.Module, names: Sequence[str]) -> None:
         self.model = model
-        self.names = tuple(names)
-        self.mask_set = MaskSet.all_alive(self.names, self._params())
+        self.mask_set = MaskSet.all_alive(names, self._lookup(names))
 
     @classmethod
     def _for_names(cls, model: nn.Module, names: Sequence[str]) -> "Pruner":
         self = cls.__new__(cls)
         self._attach(model, names)
         return self
+
+    @property
+    def names(self) -> Tuple[str, ...]:
+        """The qualified names of the pruned parameters, in model order."""
+        return self.mask_set.names
 
     @property
     def masks(self) -> Dict[str, Tensor]:
@@ -59,8 +63,11 @@ class Pruner:
     # -- the parameters and their masks ---------------------------------------------------------
     def _params(self) -> List[Tensor]:
         """The pruned parameters, looked up by name now (they may have been replaced)."""
+        return self._lookup(self.names)
+
+    def _lookup(self, names: Sequence[str]) -> List[Tensor]:
         out = []
-        for n in self.names:
+        for n in names:
             try:
                 out.append(self.model.get_parameter(n))
             except AttributeError as e:
