@@ -262,13 +262,16 @@ def test_opcheck(target, dtype, maximize, amsgrad, decoupled, gen):
                            decoupled))
 
 
-def test_compiled_step_matches_eager(target, gen):
+@pytest.mark.parametrize("amsgrad,decoupled", [(False, False), (True, True)])
+def test_compiled_step_matches_eager(target, amsgrad, decoupled, gen):
     """A training step written with the op compiles without graph breaks and equals eager."""
-    def step(params, grads, masks, exp_avgs, exp_avg_sqs, t):
+    def step(params, grads, masks, exp_avgs, exp_avg_sqs, maxes, t):
         lth_fast.masked_adam_(params, grads, masks, exp_avgs, exp_avg_sqs, lr=1e-2,
-                              weight_decay=1e-3, step=t)
+                              weight_decay=1e-3, step=t, max_exp_avg_sqs=maxes if amsgrad else None,
+                              decoupled_weight_decay=decoupled)
 
     lists = _lists(gen, torch.float32, target)
+    lists = (*lists, [t.clone() for t in lists[4]])
     eager = [[t.clone() for t in lst] for lst in lists]
     compiled = torch.compile(step, fullgraph=True)
     for t in (1, 2):
