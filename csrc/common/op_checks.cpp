@@ -2,6 +2,7 @@
 
 #include <c10/util/Exception.h>
 
+#include "common/overlap.h"
 #include "common/tensor_list.h"
 
 namespace lth_fast {
@@ -28,6 +29,7 @@ void check_prune(at::TensorList weights, at::TensorList masks, c10::ArrayRef<dou
   check_float_list("prune_", "weights", weights, common_device(weights));
   check_like("prune_", "masks", masks, "weights", weights, at::kBool);
   check_amounts(fractions, counts, layerwise, weights.size());
+  check_no_overlap("prune_", {{"weights", weights, false}, {"masks", masks, true}});
 }
 
 void check_masked_sgd(at::TensorList params, at::TensorList grads, at::TensorList masks,
@@ -46,6 +48,10 @@ void check_masked_sgd(at::TensorList params, at::TensorList grads, at::TensorLis
     TORCH_CHECK_VALUE(momentum_buffers.empty(), op,
                       ": momentum_buffers must be empty when momentum is 0");
   }
+  check_no_overlap(op, {{"params", params, true},
+                        {"grads", grads, false},
+                        {"masks", masks, false},
+                        {"momentum_buffers", momentum_buffers, true}});
 }
 
 void check_masked_adam(at::TensorList params, at::TensorList grads, at::TensorList masks,
@@ -72,12 +78,21 @@ void check_masked_adam(at::TensorList params, at::TensorList grads, at::TensorLi
   TORCH_CHECK_VALUE(weight_decay >= 0, op, ": invalid weight_decay ", weight_decay);
   TORCH_CHECK_VALUE(step >= 1, op, ": invalid step ", step,
                     " (the step count after this step's increment, >= 1)");
+  check_no_overlap(op, {{"params", params, true},
+                        {"grads", grads, false},
+                        {"masks", masks, false},
+                        {"exp_avgs", exp_avgs, true},
+                        {"exp_avg_sqs", exp_avg_sqs, true},
+                        {"max_exp_avg_sqs", max_exp_avg_sqs, true}});
 }
 
 void check_rewind(at::TensorList params, at::TensorList snapshot, at::TensorList masks) {
   check_float_list("rewind_", "params", params, common_device(params));
   check_like("rewind_", "snapshot", snapshot, "params", params, std::nullopt);
   check_like("rewind_", "masks", masks, "params", params, at::kBool);
+  check_no_overlap("rewind_", {{"params", params, true},
+                               {"snapshot", snapshot, false},
+                               {"masks", masks, false}});
 }
 
 }  // namespace lth_fast

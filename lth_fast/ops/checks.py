@@ -69,7 +69,33 @@ def check_state_list(op: str, name: str, tensors, params, wanted: bool, flag: st
         raise ValueError(f"{op}: {name} must be empty when {flag}")
 
 
-# -- the ops -----------------------------------------------------------------------------------
+def check_no_overlap(op: str, lists) -> None:
+    """The memory rule (csrc/common/overlap.h): no tensor of a written list shares a byte with
+    another tensor of the call, except a read-only one that is exactly it (same bytes, dtype
+    and index). lists: [(name, tensors, written)], in the op's argument order."""
+    spans = []
+    for li, (_, tensors, _) in enumerate(lists):
+        for i, t in enumerate(tensors):
+            size = t.numel() * t.element_size()
+            if size:
+                spans.append((t.data_ptr(), t.data_ptr() + size, li, i))
+    spans.sort()
+    for a, (begin, end, la, ia) in enumerate(spans):
+        for begin_b, end_b, lb, ib in spans[a + 1:]:
+            if begin_b >= end:
+                break
+            wa, wb = lists[la][2], lists[lb][2]
+            if not (wa or wb):
+                continue
+            if ((begin, end, ia) == (begin_b, end_b, ib) and wa != wb
+                    and lists[la][1][ia].dtype == lists[lb][1][ib].dtype):
+                continue
+            (l1, i1), (l2, i2) = sorted([(la, ia), (lb, ib)])
+            raise ValueError(f"{op}: {lists[l1][0]}[{i1}] and {lists[l2][0]}[{i2}] overlap in "
+                             f"memory")
+
+
+# -- the ops (memory=False: metadata only, as the fake kernels can check) --------------------
 def check_amounts(fractions: Sequence[float], counts: Sequence[int], layerwise: bool,
                   n: int) -> None:
     """prune_'s amounts as the op takes them: exactly one of fractions / counts, one value or
@@ -91,15 +117,18 @@ def check_amounts(fractions: Sequence[float], counts: Sequence[int], layerwise: 
             raise ValueError(f"prune_: amount[{i}] = {c} is a negative count")
 
 
-def check_prune(weights, masks, fractions, counts, layerwise: bool) -> None:
+def check_prune(weights, masks, fractions, counts, layerwise: bool, memory: bool = True) -> None:
     """Everything prune_ checks before it reads a weight."""
     check_float_list("prune_", "weights", weights)
     check_like("prune_", "masks", masks, "weights", weights, torch.bool)
     check_amounts(fractions, counts, layerwise, len(weights))
+    if memory:
+        check_no_overlap("prune_", [("weights", weights, False), ("masks", masks, True)])
 
 
 def check_masked_sgd(params, grads, masks, momentum_buffers, lr: float, momentum: float,
-                     dampening: float, weight_decay: float, nesterov: bool) -> None:
+                     dampening: float, weight_decay: float, nesterov: bool,
+                     memory: bool = True) -> None:
     """The lists, and torch.optim.SGD's own rules on the hyperparameters."""
     op = "masked_sgd_"
     check_update_lists(op, params, grads, masks)
@@ -113,11 +142,14 @@ def check_masked_sgd(params, grads, masks, momentum_buffers, lr: float, momentum
         raise ValueError(f"{op}: nesterov momentum requires a momentum and zero dampening")
     check_state_list(op, "momentum_buffers", momentum_buffers, params, momentum != 0,
                      "momentum is 0")
+    if memory:
+        check_no_overlap(op, [("params", params, True), ("grads", grads, False),
+                              ("masks", masks, False), ("momentum_buffers", momentum_buffers, True)])
 
 
 def check_masked_adam(params, grads, masks, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr: float,
                       beta1: float, beta2: float, eps: float, weight_decay: float, step: float,
-                      amsgrad: bool) -> None:
+                      amsgrad: bool, memory: bool = True) -> None:
     """The lists, torch.optim.Adam's rules on the hyperparameters and step >= 1 (the bias
     corrections divide by zero at step 0), written as `not (in range)` so that NaN fails too."""
     op = "masked_adam_"
@@ -138,9 +170,17 @@ def check_masked_adam(params, grads, masks, exp_avgs, exp_avg_sqs, max_exp_avg_s
     if not step >= 1:
         raise ValueError(f"{op}: invalid step {step} (the step count after this step's "
                          f"increment, >= 1)")
+    if memory:
+        check_no_overlap(op, [("params", params, True), ("grads", grads, False),
+                              ("masks", masks, False), ("exp_avgs", exp_avgs, True),
+                              ("exp_avg_sqs", exp_avg_sqs, True),
+                              ("max_exp_avg_sqs", max_exp_avg_sqs, True)])
 
 
-def check_rewind(params, snapshot, masks) -> None:
+def check_rewind(params, snapshot, masks, memory: bool = True) -> None:
     check_float_list("rewind_", "params", params)
     check_like("rewind_", "snapshot", snapshot, "params", params, None)
     check_like("rewind_", "masks", masks, "params", params, torch.bool)
+    if memory:
+        check_no_overlap("rewind_", [("params", params, True), ("snapshot", snapshot, False),
+                                     ("masks", masks, False)])

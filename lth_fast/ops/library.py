@@ -9,7 +9,7 @@ import importlib
 
 import torch
 
-from . import reference
+from . import checks, reference
 from .stats import to_tensors
 
 _C = importlib.import_module("lth_fast._C")  # registers torch.ops.lth_fast.*
@@ -29,8 +29,12 @@ def _device(tensors):
 
 
 # -- fakes: the outputs' metadata, for torch.compile ---------------------------------------------
+# Each checks what a fake can (dtype, shape, device, contiguity; not memory or values), so that
+# a call mixing meta tensors with real ones, which the dispatcher sends here, raises the op's
+# own error instead of returning made-up results.
 @torch.library.register_fake("lth_fast::prune_")
 def _prune_fake(weights, masks, fractions, counts, layerwise):
+    checks.check_prune(weights, masks, fractions, counts, layerwise, memory=False)
     groups = len(weights) if layerwise else 1
     device = _device(weights)
     return (torch.empty((groups, 2), dtype=torch.long, device=device),
@@ -38,18 +42,22 @@ def _prune_fake(weights, masks, fractions, counts, layerwise):
 
 
 @torch.library.register_fake("lth_fast::masked_sgd_")
-def _masked_sgd_fake(*args):
-    return None
+def _masked_sgd_fake(params, grads, masks, momentum_buffers, lr, momentum, dampening,
+                     weight_decay, nesterov, maximize, init_buffers):
+    checks.check_masked_sgd(params, grads, masks, momentum_buffers, lr, momentum, dampening,
+                            weight_decay, nesterov, memory=False)
 
 
 @torch.library.register_fake("lth_fast::masked_adam_")
-def _masked_adam_fake(*args):
-    return None
+def _masked_adam_fake(params, grads, masks, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1,
+                      beta2, eps, weight_decay, step, amsgrad, maximize, decoupled_weight_decay):
+    checks.check_masked_adam(params, grads, masks, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr,
+                             beta1, beta2, eps, weight_decay, step, amsgrad, memory=False)
 
 
 @torch.library.register_fake("lth_fast::rewind_")
-def _rewind_fake(*args):
-    return None
+def _rewind_fake(params, snapshot, masks):
+    checks.check_rewind(params, snapshot, masks, memory=False)
 
 
 # -- defaults: the reference, with the op's own arguments ----------------------------------------
