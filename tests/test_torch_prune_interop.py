@@ -64,3 +64,30 @@ def test_torch_prune_round_trip():
     back = Pruner.from_torch_prune(model)
     assert back.names == pruner.names
     assert all(torch.equal(back.masks[n], m) for n, m in masks.items())
+
+
+class Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+def test_tied_weights_are_refused_and_the_model_left_alone():
+    model = Tied()
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    with pytest.raises(ValueError, match=r"a\.weight is tied to \['b\.weight'\]"):
+        pruner.to_torch_prune()
+    assert model.b.weight is model.a.weight and not hasattr(model.a, "weight_orig")
+    assert not any(torch_prune.is_pruned(m) for m in model.modules())
+
+
+def test_include_by_a_tied_parameters_second_name():
+    model = Tied()
+    assert Pruner(model, include="b.weight").names == ("a.weight",)
+    assert Pruner(model, include=["b"]).names == ("a.weight",)

@@ -10,7 +10,8 @@ left alone unless asked for (parameter_names=("weight", "bias"), or a norm type 
 A parameter is pruned when it is eligible, matches some include item (when include is given)
 and matches no exclude item. An include item, or an exclude pattern, that matches no eligible
 parameter is an error (a typo must not silently prune the wrong layers). A parameter shared by
-several modules is taken once, under its first name (as model.named_parameters() does)."""
+several modules (tied weights) is taken once, under its first name (as
+model.named_parameters() does); an item matches it under any of its names."""
 from __future__ import annotations
 
 import fnmatch
@@ -42,17 +43,21 @@ def _matches(item: Item, param_name: str, module_name: str, module: nn.Module) -
 
 def eligible_parameters(model: nn.Module, types: Sequence[type],
                         parameter_names: Iterable[str]):
-    """[(qualified parameter name, module name, module)] in model order, shared ones once."""
-    seen, out = set(), []
-    for module_name, module in model.named_modules():
+    """{first qualified name: [(qualified name, module name, module), ...]}, in model order:
+    every use of each eligible parameter (more than one for tied weights)."""
+    first, out = {}, {}
+    for module_name, module in model.named_modules(remove_duplicate=False):
         if not isinstance(module, tuple(types)):
             continue
         for local in parameter_names:
             p = module._parameters.get(local)
-            if p is None or id(p) in seen:
+            if p is None:
                 continue
-            seen.add(id(p))
-            out.append((f"{module_name}.{local}" if module_name else local, module_name, module))
+            name = f"{module_name}.{local}" if module_name else local
+            key = first.setdefault(id(p), name)
+            uses = out.setdefault(key, [])
+            if (name, module) not in [(n, m) for n, _, m in uses]:
+                uses.append((name, module_name, module))
     return out
 
 
@@ -72,18 +77,19 @@ def select_parameters(model: nn.Module, *, include=None, exclude=None,
     inc, exc = _items("include", include), _items("exclude", exclude)
 
     eligible = eligible_parameters(model, types, names)
+    matches = lambda item, uses: any(_matches(item, *u) for u in uses)  # noqa: E731
     hint = (f"the eligible parameters are those named {list(names)} of modules of types "
             f"{[t.__name__ for t in types]}; change types= or parameter_names= to widen them")
     for what, items in (("include", inc), ("exclude", exc)):
         for item in items:
             if what == "exclude" and not isinstance(item, str):
                 continue  # excluding a type absent from the model is harmless
-            if not any(_matches(item, *e) for e in eligible):
+            if not any(matches(item, uses) for uses in eligible.values()):
                 raise ValueError(f"Pruner: {what} item {item!r} matches no eligible parameter; "
                                  f"{hint}")
-    chosen = [name for name, mod_name, mod in eligible
-              if (not inc or any(_matches(i, name, mod_name, mod) for i in inc))
-              and not any(_matches(i, name, mod_name, mod) for i in exc)]
+    chosen = [name for name, uses in eligible.items()
+              if (not inc or any(matches(i, uses) for i in inc))
+              and not any(matches(i, uses) for i in exc)]
     if not chosen:
         raise ValueError(f"Pruner: no parameter to prune in {type(model).__name__}; {hint}")
     return chosen

@@ -15,10 +15,24 @@ def _split(name: str) -> Tuple[str, str]:
     return module_name, local
 
 
+def _uses(model: nn.Module):
+    """{id(parameter): [qualified names]}: every module attribute holding each parameter."""
+    uses = {}
+    for module_name, module in model.named_modules(remove_duplicate=False):
+        for local, p in module._parameters.items():
+            if p is not None:
+                name = f"{module_name}.{local}" if module_name else local
+                if name not in uses.setdefault(id(p), []):
+                    uses[id(p)].append(name)
+    return uses
+
+
 def apply_masks(model: nn.Module, mask_set: MaskSet) -> None:
     """torch.nn.utils.prune.custom_from_mask on each masked parameter (checked first, so a bad
-    model is left untouched)."""
+    model is left untouched). A tied parameter is refused: the reparametrization replaces one
+    module's attribute, so the other modules would go on computing with unmasked weights."""
     names, masks = mask_set.names, mask_set.masks
+    uses = _uses(model)
     for n in names:
         try:
             p = model.get_parameter(n)
@@ -27,6 +41,11 @@ def apply_masks(model: nn.Module, mask_set: MaskSet) -> None:
         if p.shape != masks[n].shape:
             raise ValueError(f"to_torch_prune: {n} has shape {list(p.shape)} but its mask has "
                              f"shape {list(masks[n].shape)}")
+        others = [u for u in uses[id(p)] if u != n]
+        if others:
+            raise ValueError(f"to_torch_prune: {n} is tied to {others}; torch.nn.utils.prune "
+                             f"would mask {n} alone and leave the others unmasked: untie them, "
+                             f"or keep the masks in the Pruner (MaskedSGD / Pruner.apply)")
     for n in names:
         module_name, local = _split(n)
         module = model.get_submodule(module_name)
