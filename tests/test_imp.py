@@ -152,6 +152,31 @@ def test_rerun_redoes_nothing_refuses_another_config_and_extends(data_dir, tmp_p
     assert json.loads((run / "config.json").read_text())["levels"] == 2
 
 
+def test_missing_summary_is_rewritten_on_rerun(data_dir, tmp_path):
+    """summary.csv and imp.png are derived from the level files: a rerun of a finished run
+    writes them again when they are gone."""
+    run = tmp_path / "run"
+    run_imp(tiny(data_dir, levels=1), run, progress=False, log=lambda s: None)
+    want = (run / "summary.csv").read_text()
+    os.remove(run / "summary.csv")
+    os.remove(run / "imp.png")
+    run_imp(tiny(data_dir, levels=1), run, progress=False, log=lambda s: None)
+    assert (run / "summary.csv").read_text() == want and (run / "imp.png").exists()
+
+
+@pytest.mark.parametrize("bad", [dict(device="cuda:99"), dict(data_dir="/nonexistent/mnist"),
+                                 dict(val_size=10**9)], ids=["device", "data-dir", "val-size"])
+def test_a_run_that_fails_to_start_leaves_no_config(data_dir, tmp_path, bad):
+    """config.json is written only once the experiment has started (the data loads, the device
+    exists, the model builds), so the corrected command is not refused afterwards."""
+    run = tmp_path / "run"
+    with pytest.raises(Exception):
+        run_imp(tiny(data_dir, levels=0, **bad), run, progress=False, log=lambda s: None)
+    assert not (run / "config.json").exists()
+    run_imp(tiny(data_dir, levels=0), run, progress=False, log=lambda s: None)
+    assert json.loads((run / "config.json").read_text())["levels"] == 0
+
+
 def _starts(monkeypatch):
     """Records (start iteration, weights) of every train_run call the driver makes."""
     from lth_fast.imp import driver

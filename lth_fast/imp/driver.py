@@ -102,11 +102,12 @@ class IMPRun:
                 out.append(json.load(f))
         return out
 
-    def _check_config(self) -> None:
+    def _check_config(self) -> bool:
+        """Refuses a run directory of another experiment; True when config.json is to be
+        (re)written: a new directory, or other levels (a run can be extended)."""
         path = os.path.join(self.dir, "config.json")
         if not os.path.exists(path):
-            atomic.write_json(path, self.cfg.to_dict())
-            return
+            return True
         with open(path, encoding="utf-8") as f:
             old = IMPConfig.from_dict(json.load(f))
         # more (or fewer) levels leave the earlier ones as they are: a run can be extended
@@ -114,16 +115,14 @@ class IMPRun:
         if diff:
             raise ValueError(f"{self.dir} holds a different experiment ({'; '.join(diff)}); "
                              f"give another run directory or the same settings")
-        if old.levels != self.cfg.levels:
-            atomic.write_json(path, self.cfg.to_dict())
+        return old.levels != self.cfg.levels
 
     # -- the experiment ----------------------------------------------------------------------
     def run(self) -> List[dict]:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
-        os.makedirs(self.dir, exist_ok=True)
-        self._check_config()
+        new_config = self._check_config()
         self.data = load_data(cfg)
         done = self.finished_levels()
         self.log(f"IMP: {cfg.model} on {self.data.describe()}; levels 0..{cfg.levels} in "
@@ -131,6 +130,8 @@ class IMPRun:
         self.model = new_model(cfg, self.data, cfg.seed)
         self.pruner = new_pruner(self.model, cfg)
         self.rates = level_rates(cfg, self.model, self.pruner)
+        if new_config:  # only once the data loads, the device exists and the model builds
+            atomic.write_json(os.path.join(self.dir, "config.json"), cfg.to_dict())
         if done:
             self._resume(done[-1])
         todo = sum(cfg.iterations - (0 if lv == 0 else cfg.rewind_iteration)
@@ -149,7 +150,8 @@ class IMPRun:
         finally:
             self.bar.close()
         all_metrics = self.load_metrics()
-        rows = summary_rows(all_metrics)
+        rows = summary_rows(all_metrics)  # the derived files, whether or not a level ran now
+        write_summary_csv(os.path.join(self.dir, "summary.csv"), rows)
         write_plot(os.path.join(self.dir, "imp.png"), rows,
                    title=f"IMP: {cfg.model} on {cfg.dataset}")
         return all_metrics
