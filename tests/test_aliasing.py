@@ -80,7 +80,16 @@ def _calls(impl):
                 [params, a, v], r"masked_adam_: exp_avg_sqs\[0\] and max_exp_avg_sqs\[0\]")
 
     def rewind_snapshot_of_another_param():
+        """Two overlapping pairs: the first by position is named, wherever the allocator put
+        the tensors."""
         params = [torch.randn(6), torch.randn(6)]
+        return (lambda: impl.rewind_(params, [params[1], params[0]], [_mask()] * 2),
+                [params], r"rewind_: params\[0\] and snapshot\[1\] overlap in memory")
+
+    def rewind_crossed_views():
+        """The same, with params[1] at the lower address: still params[0] is named."""
+        buf = torch.randn(12)
+        params = [buf[6:], buf[:6]]
         return (lambda: impl.rewind_(params, [params[1], params[0]], [_mask()] * 2),
                 [params], r"rewind_: params\[0\] and snapshot\[1\] overlap in memory")
 
@@ -88,7 +97,7 @@ def _calls(impl):
                                       prune_mask_inside_a_weight, sgd_param_twice,
                                       sgd_buffer_is_a_param, sgd_grad_half_over_a_param,
                                       adam_moments_shared, adam_max_is_a_moment,
-                                      rewind_snapshot_of_another_param)]
+                                      rewind_snapshot_of_another_param, rewind_crossed_views)]
 
 
 CASES = [name for name, _ in _calls(reference)]

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace lth_fast {
@@ -33,6 +34,11 @@ void check_no_overlap(const char* op, std::initializer_list<NamedList> lists) {
     return a.begin != b.begin ? a.begin < b.begin
                               : (a.list != b.list ? a.list < b.list : a.index < b.index);
   });
+  // Of all overlapping pairs, the one reported is the first by position, not by address, so
+  // the message does not depend on where the allocator put the tensors.
+  using Pos = std::pair<size_t, size_t>;  // (list, index)
+  bool found = false;
+  std::pair<Pos, Pos> worst;
   for (size_t a = 0; a < spans.size(); ++a)
     for (size_t b = a + 1; b < spans.size() && spans[b].begin < spans[a].end; ++b) {
       const Span& x = spans[a];
@@ -44,12 +50,14 @@ void check_no_overlap(const char* op, std::initializer_list<NamedList> lists) {
                         named[x.list].tensors[x.index].scalar_type() ==
                             named[y.list].tensors[y.index].scalar_type();
       if (same) continue;
-      const bool x_first = x.list != y.list ? x.list < y.list : x.index < y.index;
-      const Span& first = x_first ? x : y;
-      const Span& second = x_first ? y : x;
-      TORCH_CHECK_VALUE(false, op, ": ", named[first.list].name, "[", first.index, "] and ",
-                        named[second.list].name, "[", second.index, "] overlap in memory");
+      const Pos px{x.list, x.index}, py{y.list, y.index};
+      const std::pair<Pos, Pos> pair = px < py ? std::make_pair(px, py) : std::make_pair(py, px);
+      if (!found || pair < worst) worst = pair;
+      found = true;
     }
+  TORCH_CHECK_VALUE(!found, op, ": ", named[worst.first.first].name, "[", worst.first.second,
+                    "] and ", named[worst.second.first].name, "[", worst.second.second,
+                    "] overlap in memory");
 }
 
 }  // namespace lth_fast

@@ -16,8 +16,9 @@ struct NamedList {
   bool written;
 };
 
-// Raises ValueError "<op>: <list>[i] and <list>[j] overlap in memory", the earlier position
-// (list order, then index) first. The lists' tensors are contiguous and on one device.
+// Raises ValueError "<op>: <list>[i] and <list>[j] overlap in memory" for the overlapping pair
+// first in position order (list order, then index), the earlier position first. The lists'
+// tensors are contiguous and on one device.
 void check_no_overlap(const char* op, std::initializer_list<NamedList> lists);
 
 }  // namespace lth_fast

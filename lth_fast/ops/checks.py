@@ -80,6 +80,7 @@ def check_no_overlap(op: str, lists) -> None:
             if size:
                 spans.append((t.data_ptr(), t.data_ptr() + size, li, i))
     spans.sort()
+    pairs = []  # every overlapping pair; the first by position is reported, as in C++
     for a, (begin, end, la, ia) in enumerate(spans):
         for begin_b, end_b, lb, ib in spans[a + 1:]:
             if begin_b >= end:
@@ -90,9 +91,11 @@ def check_no_overlap(op: str, lists) -> None:
             if ((begin, end, ia) == (begin_b, end_b, ib) and wa != wb
                     and lists[la][1][ia].dtype == lists[lb][1][ib].dtype):
                 continue
-            (l1, i1), (l2, i2) = sorted([(la, ia), (lb, ib)])
-            raise ValueError(f"{op}: {lists[l1][0]}[{i1}] and {lists[l2][0]}[{i2}] overlap in "
-                             f"memory")
+            pairs.append(tuple(sorted([(la, ia), (lb, ib)])))
+    if pairs:
+        (l1, i1), (l2, i2) = min(pairs)
+        raise ValueError(f"{op}: {lists[l1][0]}[{i1}] and {lists[l2][0]}[{i2}] overlap in "
+                         f"memory")
 
 
 # -- the ops (memory=False: metadata only, as the fake kernels can check) --------------------
