@@ -41,23 +41,28 @@ def _matches(item: Item, param_name: str, module_name: str, module: nn.Module) -
     return isinstance(module, item)
 
 
+def parameter_uses(model: nn.Module) -> List[Tuple[int, str, str, nn.Module, str]]:
+    """Every module attribute holding a parameter, in model order: (id of the parameter,
+    qualified name, module name, module, attribute name). A tied parameter appears once per
+    module using it."""
+    out = []
+    for module_name, module in model.named_modules(remove_duplicate=False):
+        for local, p in module._parameters.items():
+            if p is not None:
+                out.append((id(p), f"{module_name}.{local}" if module_name else local,
+                            module_name, module, local))
+    return out
+
+
 def eligible_parameters(model: nn.Module, types: Sequence[type],
                         parameter_names: Iterable[str]):
     """{first qualified name: [(qualified name, module name, module), ...]}, in model order:
-    every use of each eligible parameter (more than one for tied weights)."""
+    every eligible use of each eligible parameter (more than one for tied weights)."""
     first, out = {}, {}
-    for module_name, module in model.named_modules(remove_duplicate=False):
-        if not isinstance(module, tuple(types)):
-            continue
-        for local in parameter_names:
-            p = module._parameters.get(local)
-            if p is None:
-                continue
-            name = f"{module_name}.{local}" if module_name else local
-            key = first.setdefault(id(p), name)
-            uses = out.setdefault(key, [])
-            if (name, module) not in [(n, m) for n, _, m in uses]:
-                uses.append((name, module_name, module))
+    names = tuple(parameter_names)
+    for pid, name, module_name, module, local in parameter_uses(model):
+        if isinstance(module, tuple(types)) and local in names:
+            out.setdefault(first.setdefault(pid, name), []).append((name, module_name, module))
     return out
 
 

@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from .mask_set import MaskSet
+from .selection import parameter_uses
 
 
 def _split(name: str) -> Tuple[str, str]:
@@ -15,24 +16,14 @@ def _split(name: str) -> Tuple[str, str]:
     return module_name, local
 
 
-def _uses(model: nn.Module):
-    """{id(parameter): [qualified names]}: every module attribute holding each parameter."""
-    uses = {}
-    for module_name, module in model.named_modules(remove_duplicate=False):
-        for local, p in module._parameters.items():
-            if p is not None:
-                name = f"{module_name}.{local}" if module_name else local
-                if name not in uses.setdefault(id(p), []):
-                    uses[id(p)].append(name)
-    return uses
-
-
 def apply_masks(model: nn.Module, mask_set: MaskSet) -> None:
     """torch.nn.utils.prune.custom_from_mask on each masked parameter (checked first, so a bad
     model is left untouched). A tied parameter is refused: the reparametrization replaces one
     module's attribute, so the other modules would go on computing with unmasked weights."""
     names, masks = mask_set.names, mask_set.masks
-    uses = _uses(model)
+    uses = {}
+    for pid, name, *_ in parameter_uses(model):
+        uses.setdefault(pid, []).append(name)
     for n in names:
         try:
             p = model.get_parameter(n)
