@@ -286,3 +286,28 @@ def test_cuda_model(tmp_path):
     pruner.save_ticket(tmp_path / "t.safetensors")
     loaded = Pruner.load_ticket(tmp_path / "t.safetensors", Net().cuda())
     assert all(torch.equal(loaded.masks[n], pruner.masks[n]) for n in pruner.names)
+
+
+def test_compiled_model_names_and_tickets_move_to_the_plain_model(tmp_path):
+    """A Pruner of a torch.compile'd model names its tensors as the plain model does, so its
+    ticket loads into the plain model, and the two share parameters and masks."""
+    model = Net()
+    compiled = torch.compile(model)
+    pruner = Pruner(compiled)
+    assert pruner.names == Pruner(Net()).names and pruner.model is model
+    pruner.snapshot()
+    pruner.prune(0.3)
+    pruner.save_ticket(tmp_path / "t.safetensors")
+    plain = Pruner.load_ticket(tmp_path / "t.safetensors", Net())
+    assert all(torch.equal(plain.masks[n], pruner.masks[n]) for n in pruner.names)
+    again = Pruner.load_ticket(tmp_path / "t.safetensors", torch.compile(Net()))
+    assert again.names == pruner.names
+
+
+def test_an_optimizer_over_a_subset_names_the_parameter():
+    model = Net()
+    pruner = Pruner(model)
+    with pytest.raises(ValueError, match=r"a mask was given for classifier\.3\.weight \(shape "
+                                         r"\[7, 24\]\) that is not a parameter of this"):
+        MaskedSGD([p for n, p in model.named_parameters() if n != "classifier.3.weight"],
+                  lr=0.1, masks=pruner)

@@ -79,9 +79,11 @@ class MaskedOptimizer:
         ours = {id(p) for g in self.param_groups for p in g["params"]}
         for p in masks:
             if id(p) not in ours:
-                raise ValueError(f"{type(self).__name__}: a mask was given for a tensor of "
-                                 f"shape {list(p.shape)} that is not a parameter of this "
-                                 f"optimizer")
+                name_of = getattr(masks, "name_of", None)  # a Pruner's masks know the names
+                what = f"{name_of(p)} (shape {list(p.shape)})" if name_of else \
+                    f"a tensor of shape {list(p.shape)}"
+                raise ValueError(f"{type(self).__name__}: a mask was given for {what} that is "
+                                 f"not a parameter of this optimizer")
 
     def _masks_now(self) -> Mapping[Tensor, Tensor]:
         if self._mask_source is None:

@@ -25,6 +25,26 @@ from .mask_set import MaskSet, PruneReport
 from .selection import DEFAULT_TYPES, select_parameters
 
 
+def plain_module(model: nn.Module) -> nn.Module:
+    """The module a torch.compile wrapper (OptimizedModule, `_orig_mod`) compiles, else the
+    model: its parameter names are the plain model's, so masks and tickets move between the
+    compiled and the plain model (the parameters are the same tensors)."""
+    while isinstance(getattr(model, "_orig_mod", None), nn.Module):
+        model = model._orig_mod
+    return model
+
+
+class ParamMasks(dict):
+    """{parameter: mask} that also knows each parameter's qualified name (for messages)."""
+
+    def __init__(self, items):
+        super().__init__((p, m) for _, p, m in items)
+        self._names = {id(p): n for n, p, _ in items}
+
+    def name_of(self, param: Tensor) -> str:
+        return self._names.get(id(param), "?")
+
+
 class Pruner:
     """Chooses the tensors to prune (see lth_fast.pruning.selection for include / exclude /
     types / parameter_names) and owns their MaskSet: the masks, all True at first, and the
@@ -32,12 +52,13 @@ class Pruner:
 
     def __init__(self, model: nn.Module, *, include=None, exclude=None,
                  types=DEFAULT_TYPES, parameter_names=("weight",)) -> None:
+        model = plain_module(model)
         names = select_parameters(model, include=include, exclude=exclude, types=types,
                                   parameter_names=parameter_names)
         self._attach(model, names)
 
     def _attach(self, model: nn.Module, names: Sequence[str]) -> None:
-        self.model = model
+        self.model = model = plain_module(model)
         self.mask_set = MaskSet.all_alive(names, self._lookup(names))
 
     @classmethod
@@ -88,9 +109,9 @@ class Pruner:
             out.append((n, p, m))
         return out
 
-    def param_masks(self) -> Dict[Tensor, Tensor]:
+    def param_masks(self) -> ParamMasks:
         """{parameter: mask}, as MaskedSGD(masks=...) takes them."""
-        return {p: m for _, p, m in self._resolved()}
+        return ParamMasks(self._resolved())
 
     def to(self, device) -> "Pruner":
         """Moves the masks, and the snapshot unless snapshot(device=...) placed it elsewhere."""
@@ -271,6 +292,7 @@ class Pruner:
     @classmethod
     def load_ticket(cls, path, model: nn.Module) -> "Pruner":
         """A Pruner over `model` for the tensors of a ticket file, with its masks and snapshot."""
+        model = plain_module(model)
         names = ticket.load(path).names
         missing = [n for n in names if n not in dict(model.named_parameters())]
         if missing:
@@ -281,13 +303,14 @@ class Pruner:
         """Applies the masks with torch.nn.utils.prune.custom_from_mask (weight_orig and
         weight_mask) to `model` (default: this pruner's, which it then no longer drives)."""
         model = self.model if model is None else model
-        torch_prune.apply_masks(model, self.mask_set)
+        torch_prune.apply_masks(plain_module(model), self.mask_set)
         return model
 
     @classmethod
     def from_torch_prune(cls, model: nn.Module) -> "Pruner":
         """A Pruner holding the masks of a model pruned with torch.nn.utils.prune, whose
         reparametrization is removed (weight = weight_orig * mask becomes the parameter)."""
+        model = plain_module(model)
         found = torch_prune.remove_masks(model)
         self = cls._for_names(model, found.names)
         self.load_state_dict(found.state_dict())
