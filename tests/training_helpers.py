@@ -154,8 +154,7 @@ def lockstep(pair, ref_pair, masks, steps, ulps, keys, weight_scale, grad_none_a
         old = [p.detach().clone() for p in params]
         before = [{k: v.clone() if isinstance(v, torch.Tensor) else v
                    for k, v in opt.state.get(p, {}).items()} for p in params]
-        old_state = [[None if t is None else t.clone() for t in row]
-                     for row in _state_tensors(opt, params, keys)]
+        old_state = [[state.get(k) for k in keys] for state in before]
         opt.zero_grad()
         nn.functional.mse_loss(model(x), y).backward()
         if step == grad_none_at:

@@ -39,10 +39,10 @@ class ParamMasks(dict):
 
     def __init__(self, items):
         super().__init__((p, m) for _, p, m in items)
-        self._names = {id(p): n for n, p, _ in items}
+        self._items = items  # names looked up only for a message, not at every step
 
     def name_of(self, param: Tensor) -> str:
-        return self._names.get(id(param), "?")
+        return next((n for n, p, _ in self._items if p is param), "?")
 
 
 class Pruner:
