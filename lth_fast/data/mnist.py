@@ -79,8 +79,7 @@ def _find(data_dir: str, stem: str) -> str:
             if os.path.isfile(path):
                 return path
             tried.append(path)
-    raise FileNotFoundError(f"MNIST file {stem}[.gz] not found; looked for:\n  "
-                            + "\n  ".join(tried))
+    raise FileNotFoundError(f"MNIST file {stem}[.gz] not found; looked for " + ", ".join(tried))
 
 
 def _read_pair(images_path: str, labels_path: str):

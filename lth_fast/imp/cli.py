@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import List, Optional
 
 from .report import format_table, summary_rows, time_share
@@ -81,6 +82,9 @@ def add_imp(p: argparse.ArgumentParser) -> None:
     for flag, field, kw in _OVERRIDES:
         p.add_argument(flag, dest=field, default=None, **kw)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start the run directory afresh (what it holds is removed once the "
+                        "experiment has started: the data loads, the device exists)")
 
 
 def run_imp_command(args: argparse.Namespace) -> int:
@@ -90,10 +94,11 @@ def run_imp_command(args: argparse.Namespace) -> int:
     overrides = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     try:
         cfg = preset(args.preset, **overrides)
-    except ValueError as e:
-        raise SystemExit(f"lth-fast imp: {e}")
+    except ValueError as e:  # a config error: one line, status 2 (as for a bad flag)
+        print(f"lth-fast imp: {e}", file=sys.stderr)
+        return 2
     run_dir = args.run_dir or os.path.join("runs", f"{args.preset}-s{cfg.seed}")
-    metrics = run_imp(cfg, run_dir, progress=not args.no_progress)
+    metrics = run_imp(cfg, run_dir, progress=not args.no_progress, overwrite=args.overwrite)
     print(format_table(summary_rows(metrics)))
     t = time_share(metrics)
     print(f"\npruning {t['prune']:.2f} s + rewinding {t['rewind']:.2f} s = "

@@ -87,6 +87,8 @@ class IMPConfig:
         need(self.test_size is None or self.dataset == "mnist5k",
              f"test_size applies to mnist5k only ({self.dataset} has its own test set)")
         need(0.0 < self.gamma <= 1.0, f"gamma must be in (0, 1], got {self.gamma}")
+        need(_parses_as_device(self.device), f"device must be cpu, cuda or cuda:N (a torch "
+             f"device), got {self.device!r}")
 
     # -- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -111,3 +113,12 @@ class IMPConfig:
         """The fields where two configs differ, as 'name: a != b' lines."""
         a, b = self.to_dict(), other.to_dict()
         return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
+
+
+def _parses_as_device(text) -> bool:
+    import torch  # here: the config module itself needs no torch to load
+    try:
+        torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True

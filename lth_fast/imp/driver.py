@@ -5,8 +5,9 @@ pruned level, all artifacts in one run directory, resumable after a kill.
     run_dir/rewind_point.safetensors    the whole model at the rewind point (iteration 0 or k)
     run_dir/level_LL/masks.safetensors  the level's masks, bit-packed (lth_fast.pruning.ticket.load_masks)
     run_dir/level_LL/checkpoint.safetensors  the ticket's weights at the end of its training
-    run_dir/level_LL/metrics.json       every branch's evaluations and timings; written last, so
-                                        its presence marks the level finished
+    run_dir/level_LL/metrics.json       every branch's evaluations and timings, and the checksums
+                                        of the level's files; written last, so its presence
+                                        marks the level finished (lth_fast.imp.run_dir)
     run_dir/summary.csv, run_dir/imp.png   the table and plot (lth_fast.imp.report)
 
 Level 0 trains the dense network. Level L >= 1 prunes the previous level's trained ticket
@@ -17,14 +18,12 @@ random masks with the same per-layer sparsity from the rewind point. Every seed 
 (cfg.seed, branch, level), so a restarted run ends exactly as an uninterrupted one."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from typing import Callable, Dict, List, Optional
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from .. import atomic
@@ -34,6 +33,8 @@ from ..models import build_model, output_layer
 from ..pruning import Pruner, ticket
 from .report import summary_rows, write_plot, write_summary_csv
 from .config import IMPConfig
+from .run_dir import (CHECKPOINT, MASKS, METRICS, PLOT, REWIND_POINT, SUMMARY, RunDir,
+                      RunFileError)
 from .train import RunResult, train_run
 
 BRANCH_TAGS = {"ticket": 0, "reinit": 1, "random": 2}
@@ -76,46 +77,55 @@ def level_rates(cfg: IMPConfig, model: nn.Module, pruner: Pruner) -> Optional[Di
     return rates
 
 
+def check_device(device: str) -> None:
+    """Raises ValueError naming the device when it cannot hold a tensor here."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: no CUDA device is available here (use --device cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: there are only {torch.cuda.device_count()} CUDA "
+                         f"devices (cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+    try:
+        torch.empty(1, device=dev)
+    except Exception as e:  # another backend that is not built in or has no device
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"device {device!r} is not usable here ({first})") from None
+
+
 class IMPRun:
-    """One experiment in one run directory; run() does it, or finishes it after a kill."""
+    """One experiment in one run directory; run() does it, or finishes it after a kill.
+    overwrite=True starts the directory afresh (once the experiment has started)."""
 
     def __init__(self, cfg: IMPConfig, run_dir, *, progress: bool = True,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, overwrite: bool = False) -> None:
         self.cfg, self.dir, self.progress, self.log = cfg, os.fspath(run_dir), progress, log
-        self.rewind_path = os.path.join(self.dir, "rewind_point.safetensors")
-
-    def level_dir(self, level: int) -> str:
-        return os.path.join(self.dir, f"level_{level:02d}")
-
-    def finished_levels(self) -> List[int]:
-        done = []
-        for level in range(self.cfg.levels + 1):
-            if not os.path.exists(os.path.join(self.level_dir(level), "metrics.json")):
-                break
-            done.append(level)
-        return done
-
-    def load_metrics(self) -> List[dict]:
-        out = []
-        for level in self.finished_levels():
-            with open(os.path.join(self.level_dir(level), "metrics.json"), encoding="utf-8") as f:
-                out.append(json.load(f))
-        return out
+        self.files, self.overwrite = RunDir(run_dir), overwrite
 
     def _check_config(self) -> bool:
         """Refuses a run directory of another experiment; True when config.json is to be
         (re)written: a new directory, or other levels (a run can be extended)."""
-        path = os.path.join(self.dir, "config.json")
-        if not os.path.exists(path):
+        old = None if self.overwrite else self.files.read_config()
+        if old is None:
             return True
-        with open(path, encoding="utf-8") as f:
-            old = IMPConfig.from_dict(json.load(f))
         # more (or fewer) levels leave the earlier ones as they are: a run can be extended
         diff = [d for d in old.differences(self.cfg) if not d.startswith("levels:")]
         if diff:
             raise ValueError(f"{self.dir} holds a different experiment ({'; '.join(diff)}); "
-                             f"give another run directory or the same settings")
+                             f"give another run directory, the same settings, or --overwrite")
         return old.levels != self.cfg.levels
+
+    def _finished(self) -> List[dict]:
+        """The finished levels to keep. A smaller --levels than those finished is refused: it
+        would delete trained levels, or leave summary.csv, imp.png and config.json saying
+        something else than the level folders."""
+        if self.overwrite:
+            return []
+        done = self.files.finished_levels(self.log)
+        if len(done) > self.cfg.levels + 1:
+            raise ValueError(f"{self.dir} has levels 0..{len(done) - 1} finished; levels="
+                             f"{self.cfg.levels} would drop the later ones: give --levels "
+                             f"{len(done) - 1} or more, or --overwrite to start afresh")
+        return done
 
     # -- the experiment ----------------------------------------------------------------------
     def run(self) -> List[dict]:
@@ -123,17 +133,21 @@ class IMPRun:
 
         cfg = self.cfg
         new_config = self._check_config()
+        self.metrics = done = self._finished()
+        check_device(cfg.device)
         self.data = load_data(cfg)
-        done = self.finished_levels()
         self.log(f"IMP: {cfg.model} on {self.data.describe()}; levels 0..{cfg.levels} in "
-                 f"{self.dir}" + (f", resuming after level {done[-1]}" if done else ""))
+                 f"{self.dir}" + (f", resuming after level {len(done) - 1}" if done else ""))
         self.model = new_model(cfg, self.data, cfg.seed)
         self.pruner = new_pruner(self.model, cfg)
         self.rates = level_rates(cfg, self.model, self.pruner)
-        if new_config:  # only once the data loads, the device exists and the model builds
-            atomic.write_json(os.path.join(self.dir, "config.json"), cfg.to_dict())
         if done:
-            self._resume(done[-1])
+            self._resume(len(done) - 1)
+        # only once the data loads, the device exists and the model builds
+        if self.overwrite:
+            self.files.clear()
+        if new_config:
+            self.files.write_config(cfg)
         todo = sum(cfg.iterations - (0 if lv == 0 else cfg.rewind_iteration)
                    for lv in range(len(done), cfg.levels + 1)) * (1 + len(cfg.controls))
         self.bar = tqdm(total=todo, desc="IMP", unit="it", disable=not self.progress,
@@ -149,35 +163,39 @@ class IMPRun:
                                          refresh=False)
         finally:
             self.bar.close()
-        all_metrics = self.load_metrics()
-        rows = summary_rows(all_metrics)  # the derived files, whether or not a level ran now
-        write_summary_csv(os.path.join(self.dir, "summary.csv"), rows)
-        write_plot(os.path.join(self.dir, "imp.png"), rows,
-                   title=f"IMP: {cfg.model} on {cfg.dataset}")
-        return all_metrics
+        rows = summary_rows(self.metrics)  # the derived files, whether or not a level ran now
+        write_summary_csv(self.files.file(SUMMARY), rows)
+        write_plot(self.files.file(PLOT), rows, title=f"IMP: {cfg.model} on {cfg.dataset}")
+        return list(self.metrics)
 
     def _resume(self, level: int) -> None:
         """The state after `level`: the rewind point (as the pruner's snapshot), the level's
         masks, and its ticket's trained weights (what the next level prunes)."""
-        self.rewind_state = self._load_state(self.rewind_path)
-        self.model.load_state_dict(self.rewind_state)
+        self.rewind_state = self._load_state(REWIND_POINT, 0)
         self.pruner.snapshot()
-        saved = ticket.load_masks(os.path.join(self.level_dir(level), "masks.safetensors"))
+        saved = self.files.load_masks(level)
         if list(saved.names) != list(self.pruner.names):
-            raise ValueError(f"{self.dir}: level {level}'s masks are for {list(saved.names)}, "
-                             f"not for {list(self.pruner.names)}")
+            raise RunFileError(f"{self.files.shown(RunDir.level_rel(level, MASKS))} is for "
+                               f"{list(saved.names)}, not for {list(self.pruner.names)}: "
+                               f"{self.files.redo(level)}")
         for n in saved.names:
             self.pruner.masks[n].copy_(saved.masks[n])
-        self.model.load_state_dict(
-            self._load_state(os.path.join(self.level_dir(level), "checkpoint.safetensors")))
+        self._load_state(RunDir.level_rel(level, CHECKPOINT), level)
 
-    def _load_state(self, path: str) -> Dict[str, torch.Tensor]:
-        return {k: v.to(self.cfg.device) for k, v in load_file(path).items()}
+    def _load_state(self, rel: str, level: int) -> Dict[str, torch.Tensor]:
+        """Loads a state file into the model (checked against it) and returns its tensors."""
+        state = self.files.load_state(rel, level, self.cfg.device)
+        try:
+            self.model.load_state_dict(state)
+        except RuntimeError as e:
+            raise RunFileError(f"{self.files.shown(rel)} does not fit {self.cfg.model} "
+                               f"({str(e).splitlines()[0]}): {self.files.redo(level)}") from None
+        return state
 
     def _take_rewind_point(self) -> None:
         self.rewind_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.pruner.snapshot()
-        atomic.save_tensors(self.rewind_path, self.rewind_state)
+        atomic.save_tensors(self.files.file(REWIND_POINT), self.rewind_state)
 
     def _rewind(self) -> None:
         """The ticket's tensors to the rewind point: pruned weights to snapshot x mask (the
@@ -261,15 +279,17 @@ class IMPRun:
                 "seconds": secs}
 
     def _save_level(self, level: int, metrics: dict) -> None:
-        d = self.level_dir(level)
-        ticket.save_masks(os.path.join(d, "masks.safetensors"), self.pruner.mask_set)
-        atomic.save_tensors(os.path.join(d, "checkpoint.safetensors"), self.model.state_dict())
-        atomic.write_json(os.path.join(d, "metrics.json"), metrics)  # last: the level is done
-        write_summary_csv(os.path.join(self.dir, "summary.csv"),
-                          summary_rows(self.load_metrics()))
+        rel = RunDir.level_rel
+        ticket.save_masks(self.files.file(rel(level, MASKS)), self.pruner.mask_set)
+        atomic.save_tensors(self.files.file(rel(level, CHECKPOINT)), self.model.state_dict())
+        metrics["files"] = self.files.level_files(level)
+        atomic.write_json(self.files.file(rel(level, METRICS)), metrics)  # last: done
+        self.metrics.append(metrics)
+        write_summary_csv(self.files.file(SUMMARY), summary_rows(self.metrics))
 
 
 def run_imp(cfg: IMPConfig, run_dir, *, progress: bool = True,
-            log: Callable[[str], None] = print) -> List[dict]:
-    """Runs (or resumes) IMP with `cfg` in `run_dir`; returns every level's metrics."""
-    return IMPRun(cfg, run_dir, progress=progress, log=log).run()
+            log: Callable[[str], None] = print, overwrite: bool = False) -> List[dict]:
+    """Runs (or resumes) IMP with `cfg` in `run_dir`; returns every level's metrics.
+    overwrite=True discards what the directory holds, once the experiment has started."""
+    return IMPRun(cfg, run_dir, progress=progress, log=log, overwrite=overwrite).run()

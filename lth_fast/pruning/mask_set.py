@@ -37,7 +37,10 @@ class MaskSet:
 
     @classmethod
     def all_alive(cls, names: Sequence[str], params: Sequence[Tensor]) -> "MaskSet":
-        return cls(names, {n: torch.ones(p.shape, dtype=torch.bool, device=p.device)
+        """All-True masks beside the params; a param on meta (a model not yet materialised)
+        gets a CPU mask, which moves to the param's device once the model has one."""
+        return cls(names, {n: torch.ones(p.shape, dtype=torch.bool,
+                                         device="cpu" if p.is_meta else p.device)
                            for n, p in zip(names, params)})
 
     # -- state_dict ----------------------------------------------------------------------------
@@ -73,7 +76,12 @@ class MaskSet:
         self.snapshot = None
         if has_snap:
             self.snapshot = {n: state_dict[f"{n}.snapshot"].detach().to(
-                self.snapshot_device or params[n].device, copy=True) for n in self.names}
+                self.snapshot_device or self._beside(n, params[n]), copy=True)
+                for n in self.names}
+
+    def _beside(self, name: str, param: Tensor) -> torch.device:
+        """Where a tensor of `param` with values lives: its device, or its mask's if on meta."""
+        return self.masks[name].device if param.is_meta else param.device
 
     # -- how much is left ----------------------------------------------------------------------
     def report(self) -> PruneReport:

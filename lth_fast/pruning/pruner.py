@@ -9,7 +9,15 @@ stay as they are) and a snapshot of the weights at the rewind point. A round of 
     pruner.prune(0.2); pruner.rewind(opt)                 # weights = snapshot * mask, fresh opt
 
 With another optimizer, call pruner.apply() after each step. Masks follow their weights: when
-the model moves to another device, the masks move with it on the next call."""
+the model moves to another device, the masks move with it on the next call.
+
+A learning-rate schedule is rewound with the weights when snapshot() records it:
+pruner.snapshot(scheduler=sched) at the rewind point, then pruner.rewind(opt, scheduler=sched)
+puts the schedule (and each param group's lr) back where it was.
+
+A model built on the meta device can be given to Pruner before it is materialised
+(model.to_empty(device=...) and an initialisation); the Pruner finds the new parameters by
+name. Snapshot, prune, apply and rewind need the weights' values, so they come after that."""
 from __future__ import annotations
 
 import re
@@ -22,6 +30,7 @@ from ..ops import PruneStats
 from ..ops.api import prune_, rewind_, zero_pruned
 from . import ticket, torch_prune
 from .mask_set import MaskSet, PruneReport
+from .schedule import SchedulePoint
 from .selection import DEFAULT_TYPES, select_parameters
 
 
@@ -60,6 +69,7 @@ class Pruner:
     def _attach(self, model: nn.Module, names: Sequence[str]) -> None:
         self.model = model = plain_module(model)
         self.mask_set = MaskSet.all_alive(names, self._lookup(names))
+        self._schedule: Optional[SchedulePoint] = None  # recorded by snapshot(scheduler=...)
 
     @classmethod
     def _for_names(cls, model: nn.Module, names: Sequence[str]) -> "Pruner":
@@ -83,8 +93,16 @@ class Pruner:
 
     # -- the parameters and their masks ---------------------------------------------------------
     def _params(self) -> List[Tensor]:
-        """The pruned parameters, looked up by name now (they may have been replaced)."""
-        return self._lookup(self.names)
+        """The pruned parameters, looked up by name now (they may have been replaced), with
+        values: a parameter still on meta is an error that says what to do."""
+        params = self._lookup(self.names)
+        for n, p in zip(self.names, params):
+            if p.is_meta:
+                raise RuntimeError(f"Pruner: {n} is on the meta device and has no values yet; "
+                                   f"materialise the model first (model.to_empty(device=...), "
+                                   f"then initialise its weights): the Pruner then finds the "
+                                   f"new parameters by name")
+        return params
 
     def _lookup(self, names: Sequence[str]) -> List[Tensor]:
         out = []
@@ -154,10 +172,13 @@ class Pruner:
 
     # -- the LTH operations -----------------------------------------------------------------------
     @torch.no_grad()
-    def snapshot(self, device=None) -> None:
+    def snapshot(self, device=None, scheduler=None) -> None:
         """Copies the current weights as the rewind point (iteration 0, or k for late rewinding),
-        on `device` (default: beside each weight; e.g. "cpu" to save accelerator memory)."""
+        on `device` (default: beside each weight; e.g. "cpu" to save accelerator memory).
+        With a learning-rate scheduler, also records its state and its optimizer's lrs, which
+        rewind(scheduler=...) restores; a snapshot without one forgets any recorded before."""
         device = None if device is None else torch.device(device)
+        schedule = None if scheduler is None else SchedulePoint(scheduler)
         params = [p.detach() for p in self._params()]
         old = self.mask_set.snapshot or {}
         dst = []
@@ -170,6 +191,7 @@ class Pruner:
         torch._foreach_copy_(dst, params)
         self.mask_set.snapshot = dict(zip(self.names, dst))
         self.mask_set.snapshot_device = device
+        self._schedule = schedule
 
     def prune(self, amount, scope: str = "global",
               per_layer: Optional[Mapping[str, Union[float, int]]] = None) -> PruneStats:
@@ -236,21 +258,32 @@ class Pruner:
                 p.masked_fill_(~m, 0)
         return mask
 
-    def rewind(self, optimizer: Optional[torch.optim.Optimizer] = None) -> None:
+    def rewind(self, optimizer: Optional[torch.optim.Optimizer] = None,
+               scheduler=None) -> None:
         """weights = snapshot where mask else 0 (the snapshot is copied to the weights' device
         if it lives elsewhere). With an optimizer, its state (momentum buffers, Adam moments
-        and steps) is cleared, as for a fresh optimizer; its param_groups (lr) are kept."""
+        and steps) is cleared, as for a fresh optimizer; its param_groups are kept. With a
+        scheduler, the schedule goes back to the state snapshot(scheduler=...) recorded, and
+        its optimizer's lrs with it (so training replays the schedule from the rewind point);
+        without one, the lrs stay where training left them."""
         snapshot = self.mask_set.snapshot
         if snapshot is None:
             raise RuntimeError("Pruner.rewind: no snapshot; call snapshot() at the rewind point")
         if optimizer is not None and not isinstance(getattr(optimizer, "state", None), dict):
             raise TypeError(f"Pruner.rewind: optimizer must be a torch.optim.Optimizer, got "
                             f"{type(optimizer).__name__}")
+        if scheduler is not None:
+            if self._schedule is None:
+                raise ValueError("Pruner.rewind: the snapshot recorded no scheduler; take it "
+                                 "with snapshot(scheduler=...) at the rewind point")
+            self._schedule.check(scheduler, optimizer)
         items = self._resolved()
         self._write([p.detach() for _, p, _ in items], [snapshot[n] for n, _, _ in items],
                     [m for _, _, m in items])
         if optimizer is not None:
             optimizer.state.clear()
+        if scheduler is not None:
+            self._schedule.restore(scheduler)
 
     # -- how much is left -------------------------------------------------------------------------
     def report(self) -> PruneReport:
@@ -272,7 +305,7 @@ class Pruner:
     def load_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
         """Loads masks (in place, so optimizers holding them see the change) and the snapshot
         (or none, if the state_dict has none); everything is checked before anything changes."""
-        self.mask_set.load_state_dict(state_dict, dict(zip(self.names, self._params())))
+        self.mask_set.load_state_dict(state_dict, dict(zip(self.names, self._lookup(self.names))))
 
     def save_ticket(self, path) -> None:
         """Writes masks (bit-packed) and snapshot to a safetensors file, atomically."""
@@ -315,3 +348,4 @@ class Pruner:
         self = cls._for_names(model, found.names)
         self.load_state_dict(found.state_dict())
         return self
+
