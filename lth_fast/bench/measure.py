@@ -2,10 +2,13 @@
 
 A repetition is setup() (untimed: restore masks, rebuild modules) then op() (timed). On CUDA the
 op is timed with CUDA events after the setup's work has finished; on CPU with perf_counter.
-The floor is measured in the same process over buffers as large as the workload, so the cache
-and thread situation match the op's: the best bandwidth of a float32 copy and of a read-only
-reduction (4 bytes per element). A CPU copy moves 12 bytes per element (read, write-allocate,
-write); a GPU's full-sector stores allocate without reading, so there it moves 8.
+The floor is measured in the same process over buffers as large as the workload, on the same
+threads, so the cache and thread situation match the op's: the best bandwidth of four STREAM
+probes. On a CPU they are compiled into the extension (torch.ops.lth_fast_bench.stream: widest
+vectors, each thread one contiguous slice, non-temporal stores): a read-only pass (4 B per
+float32), a write (4 B), a copy (8 B) and a triad a = b + s*c (12 B). On a GPU they are torch's
+own sum, fill_, copy_ and add (a GPU's full-sector stores allocate without reading, so they
+move the same bytes).
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import gc
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -52,55 +55,59 @@ def median(times: List[float]) -> float:
     return statistics.median(times)
 
 
+# Bytes per float32 element each probe moves (no write-allocate reads: streaming stores).
+PROBE_BYTES = {"read": 4, "write": 4, "copy": 8, "triad": 12}
+
+
 @dataclass
 class Floor:
-    """Best bandwidth (bytes/s) of a large copy and a large read-only reduction."""
+    """Best bandwidth (bytes/s) of each probe over `numel` float32 elements per buffer."""
     numel: int
-    copy_bps: float
-    reduce_bps: float
-    copy_bytes: int = 12  # bytes per float32 the copy was counted at
+    probe_bps: Dict[str, float]
 
     @property
     def bps(self) -> float:
-        return max(self.copy_bps, self.reduce_bps)
+        return max(self.probe_bps.values())
 
     @property
     def method(self) -> str:
-        return "copy" if self.copy_bps >= self.reduce_bps else "reduce"
+        return max(self.probe_bps, key=self.probe_bps.get)
 
     def seconds(self, nbytes: float) -> float:
         """The least time moving nbytes can take at the floor bandwidth."""
         return nbytes / self.bps
 
     def as_dict(self) -> dict:
-        return {"numel": self.numel, "copy_gbps": self.copy_bps / 1e9,
-                "reduce_gbps": self.reduce_bps / 1e9, "gbps": self.bps / 1e9,
-                "method": self.method, "copy_bytes": self.copy_bytes}
+        return {"numel": self.numel, "gbps": self.bps / 1e9, "method": self.method,
+                "probes_gbps": {k: v / 1e9 for k, v in self.probe_bps.items()}}
 
 
-REDUCE_BYTES = 4   # per float32: read once
-
-
-def copy_bytes(device) -> int:
-    """Bytes a float32 copy moves per element: read src and write dst, plus on a CPU the
-    write-allocate read of dst (read for ownership)."""
-    return 8 if torch.device(device).type == "cuda" else 12
+def _probes(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> Dict[str, Callable[[], object]]:
+    if a.device.type == "cpu" and hasattr(torch.ops, "lth_fast_bench") and \
+            hasattr(torch.ops.lth_fast_bench, "stream"):
+        stream = torch.ops.lth_fast_bench.stream
+        return {kind: (lambda kind=kind: stream(a, b, c, kind, 0.5)) for kind in PROBE_BYTES}
+    return {"read": lambda: a.sum(), "write": lambda: a.fill_(0.5),
+            "copy": lambda: a.copy_(b), "triad": lambda: torch.add(b, c, alpha=0.5, out=a)}
 
 
 def measure_floor(numel: int, device="cpu", reps: int = 7, warmup: int = 2) -> Floor:
     """Floor bandwidth over float32 buffers of `numel` elements (at least the workload's bytes).
 
-    Uses the fastest repetition of each method (the floor is what the machine can do at best;
+    Uses the fastest repetition of each probe (the floor is what the machine can do at best;
     the ops are quoted by median, so × floor is never flattered by a lucky floor run).
     """
+    from .. import ops  # noqa: F401  (loads the extension, and with it the probes)
+
     numel = max(1, int(numel))
-    src = torch.empty(numel, dtype=torch.float32, device=device).fill_(1.0)
-    dst = torch.empty_like(src).fill_(0.0)  # touch: no page faults inside the timed copies
-    t_copy = min(time_op(lambda: dst.copy_(src), reps=reps, warmup=warmup, device=device))
-    t_sum = min(time_op(lambda: src.sum(), reps=reps, warmup=warmup, device=device))
-    del src, dst
+    bufs = [torch.empty(numel, dtype=torch.float32, device=device).fill_(v)
+            for v in (1.0, 2.0, 3.0)]  # touched: no page faults inside the timed passes
+    best = {}
+    for kind, probe in _probes(*bufs).items():
+        best[kind] = PROBE_BYTES[kind] * numel / min(time_op(probe, reps=reps, warmup=warmup,
+                                                             device=device))
+    del bufs
     gc.collect()
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
-    per = copy_bytes(device)
-    return Floor(numel, per * numel / t_copy, REDUCE_BYTES * numel / t_sum, per)
+    return Floor(numel, best)

@@ -36,13 +36,14 @@ def markdown(data: dict) -> str:
                     + [f"{r['speedup'][b]:.1f}×" if b in r["speedup"] else "—"
                        for b in baselines])
     lines = _table(header, rows)
+    if data.get("warnings"):
+        lines = [f"**WARNING: {w}**" for w in data["warnings"]] + [""] + lines
 
     meta = data["meta"]
     for size, f in data["floors"].items():
         lines.append("")
-        lines.append(f"floor {size}: {f['gbps']:.1f} GB/s (best of copy {f['copy_gbps']:.1f} "
-                     f"GB/s at {f.get('copy_bytes', 12)} B/float, reduction "
-                     f"{f['reduce_gbps']:.1f} GB/s at 4 B/float, "
+        probes = ", ".join(f"{k} {v:.1f}" for k, v in f["probes_gbps"].items())
+        lines.append(f"floor {size}: {f['gbps']:.1f} GB/s (best of the probes {probes} GB/s "
                      f"over {_params(f['numel'])} float32) · device {meta['device']} "
                      f"({meta['device_name']}) · torch {meta['torch']} · cpu_isa "
                      f"{meta['cpu_isa']} · {meta['threads']} threads · commit "

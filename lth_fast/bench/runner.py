@@ -67,6 +67,9 @@ def environment(device: str) -> dict:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
+BELOW_FLOOR = 0.95  # an op faster than this x its floor means the floor probe is wrong
+
+
 def run_case(case: suite.OpCase, wl: workloads.Workload, floor: Floor, opts: Options,
              bar=None) -> dict:
     """Times every implementation of `case` on `wl`; checks each result against the fast one."""
@@ -121,7 +124,8 @@ def run(opts: Options) -> dict:
     per_wl = sum(len(c.impls) if opts.baselines else 1 for c in cases)
     mem_steps = len(cases) if opts.memory else 0
     total = len(opts.sizes) * (1 + len(opts.workloads) * (per_wl + mem_steps))
-    out = {"meta": environment(opts.device), "floors": {}, "results": [], "peak_memory": []}
+    out = {"meta": environment(opts.device), "floors": {}, "results": [], "peak_memory": [],
+           "warnings": []}
     with tqdm(total=total, file=sys.stderr, disable=not opts.progress, unit="step",
               dynamic_ncols=True) as bar:
         for size in opts.sizes:
@@ -135,7 +139,13 @@ def run(opts: Options) -> dict:
                 bar.set_description(f"generate {wname} {size}")
                 wl = workloads.make(wname, size, device=opts.device, seed=opts.seed)
                 for case in cases:
-                    out["results"].append(run_case(case, wl, floor, opts, bar))
+                    row = run_case(case, wl, floor, opts, bar)
+                    out["results"].append(row)
+                    if row["x_floor"] < BELOW_FLOOR:
+                        row["below_floor"] = True
+                        out["warnings"].append(
+                            f"{row['op']} {wname} {size} ran at {row['x_floor']:.2f}x its floor: "
+                            f"faster than the bandwidth probe, so the probe is wrong")
                 del wl
                 gc.collect()
             if not opts.memory:

@@ -13,6 +13,24 @@ constexpr int kBuckets = 4096;
 constexpr int64_t kSampleBlock = 16;
 constexpr int64_t kSampleMinTotal = int64_t(1) << 17;  // below this, count the whole key range
 
+// The keys of the alive entries among w[start, start + len) into out; returns how many.
+template <typename Bits>
+int64_t sample_typed(const Bits* w, const uint8_t* m, int64_t start, int64_t len, uint64_t* out) {
+  constexpr Bits abs_mask = static_cast<Bits>(~Bits(0) >> 1);
+  int64_t got = 0;
+  for (int64_t j = start; j < start + len; ++j)
+    if (m[j]) out[got++] = w[j] & abs_mask;
+  return got;
+}
+
+int64_t sample_block(simd::DType t, const void* w, const uint8_t* m, int64_t start, int64_t len,
+                     uint64_t* out) {
+  switch (t) {
+    case simd::DType::f32: return sample_typed(static_cast<const uint32_t*>(w), m, start, len, out);
+    case simd::DType::f64: return sample_typed(static_cast<const uint64_t*>(w), m, start, len, out);
+    default: return sample_typed(static_cast<const uint16_t*>(w), m, start, len, out);
+  }
+}
 
 }  // namespace
 
@@ -44,10 +62,8 @@ void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int
       const int64_t r = std::upper_bound(offsets.begin(), offsets.end(), pos) - offsets.begin() - 1;
       const Run& run = p.runs[r];
       const int64_t start = pos - offsets[r], len = std::min(kSampleBlock, run.n - start);
-      int32_t got = 0;
-      for (int64_t j = start; j < start + len; ++j)
-        if (run.m[j]) keys[b * kSampleBlock + got++] = simd::key_at(p.dtype, run.w, j);
-      alive_in[b] = got;
+      alive_in[b] = static_cast<int32_t>(
+          sample_block(p.dtype, run.w, run.m, start, len, keys.data() + b * kSampleBlock));
       len_of[b] = static_cast<int32_t>(len);
     }
   });

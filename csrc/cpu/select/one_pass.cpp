@@ -8,11 +8,16 @@
 namespace lth_fast::cpu {
 namespace {
 
-// A 64K-entry sample and a 3-sigma band: ~1% of the alive entries fall in the band, whose
-// histogram work is most of the marking pass's cost above the memory traffic; a miss (rare)
-// costs an undo and the counting engine.
+// A sample of one block of 16 per 1024 entries (1K to 16K keys) and a 3-sigma band: a few
+// percent of the alive entries fall in the band, which the marking pass handles without a
+// branch, so the band costs little while the sample's gathers and selection are a fixed cost
+// of every call; a miss (rare) costs an undo and the counting engine.
 constexpr double kBandSigmas = 3.0;
-constexpr int64_t kSampleBlocks = 4096;
+int64_t sample_blocks(const std::vector<Run>& runs) {
+  int64_t total = 0;
+  for (const Run& r : runs) total += r.n;
+  return std::clamp<int64_t>(total / 1024, 64, 1024);
+}
 
 void mark_pass(SelectPlan& p, const simd::SelectKernels& kern) {
   band_pass(p, simd::kMarkBuckets, [&](const Chunk& ch, int64_t* hist, simd::BandCount* bc) {
@@ -52,7 +57,7 @@ SelectPlan mark_selection(simd::DType dtype, std::vector<Run> runs, double amoun
   p.dtype = dtype;
   p.runs = std::move(runs);
   p.chunks = make_chunks(p.runs);
-  band_from_sample(p, amount, by_count, kBandSigmas, kSampleBlocks);
+  band_from_sample(p, amount, by_count, kBandSigmas, sample_blocks(p.runs));
   mark_pass(p, kern);
   return p;
 }

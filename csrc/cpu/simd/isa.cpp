@@ -1,5 +1,6 @@
 #include "cpu/simd/isa.h"
 
+#include "cpu/simd/stream.h"
 #include "cpu/simd/update.h"
 
 #include <cstdlib>
@@ -50,6 +51,18 @@ const UpdateKernels* update_kernels(Isa isa) {
     case Isa::scalar: return &kUpdateScalar;
     case Isa::avx2: return &kUpdateAvx2;
     case Isa::avx512: return &kUpdateAvx512;
+  }
+  return nullptr;
+}
+
+extern const StreamKernels kStreamScalar, kStreamAvx2, kStreamAvx512;
+
+const StreamKernels* stream_kernels(Isa isa) {
+  if (!cpu_supports(isa)) return nullptr;
+  switch (isa) {
+    case Isa::scalar: return &kStreamScalar;
+    case Isa::avx2: return &kStreamAvx2;
+    case Isa::avx512: return &kStreamAvx512;
   }
   return nullptr;
 }

@@ -82,46 +82,86 @@ LTH_AVX512 int64_t cut_below32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo
   return found + portable::cut_below(w + i, m + i, n - i, lo, hi, idx + used, cap - used, i);
 }
 
-// Marking pass, 16 entries a step: mask bytes become 0 / 1 / kMarkBelow / 2 + bucket.
+// Marking pass, 64 entries a step: mask bytes become 0 / 1 / kMarkBelow / 2 + bucket, built
+// as one 64-byte vector from four 16-key groups. The few band entries' buckets are compressed
+// into a small buffer without a branch, and counted into hist from there once it fills: a
+// branch per step on "any band entry here" would mispredict about every other step.
+constexpr int kBandBuffer = 1024;
+
+// Software prefetch kAhead entries ahead of the loads: one core's hardware prefetchers keep
+// too few lines in flight to reach the memory bandwidth (this pass ran ~25% faster with it).
+constexpr int64_t kAhead = 1024;
+LTH_AVX512 inline void prefetch(const void* p, int64_t bytes_ahead) {  // never faults
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + bytes_ahead),
+               _MM_HINT_T0);
+}
+template <typename Bits>
+LTH_AVX512 inline void prefetch_ahead(const Bits* w, const uint8_t* m) {
+  constexpr int64_t size = sizeof(Bits);
+  for (int64_t line = 0; line < 64 * size; line += 64) prefetch(w, kAhead * size + line);
+  prefetch(m, kAhead);
+}
+
+LTH_AVX512 inline void flush_band(const uint32_t* buf, int used, int64_t* hist) {
+  for (int j = 0; j < used; ++j) ++hist[buf[j]];
+}
+
 template <typename Bits>
 LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi, int shift,
                        int64_t* hist, uint64_t inf, BandCount* out) {
   const __m512i vlo = _mm512_set1_epi32(static_cast<int>(lo));
   const __m512i vhi = _mm512_set1_epi32(static_cast<int>(hi - 1));
-  const __m512i vinf = _mm512_set1_epi32(static_cast<int>(inf));
-  const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
-  const __m512i two = _mm512_set1_epi32(2), below_mark = _mm512_set1_epi32(kMarkBelow);
+  const __m512i two = _mm512_set1_epi8(2);
+  const __m512i below_mark = _mm512_set1_epi8(static_cast<char>(kMarkBelow));
+  const __m512i one = _mm512_set1_epi8(1);
   const __m128i vshift = _mm_cvtsi32_si128(shift);
+  __m512i top = _mm512_setzero_si512();  // the largest key: NaN keys lie above inf's
+  alignas(64) uint32_t buf[kBandBuffer + 64];
+  int used = 0;
   int64_t alive = 0, below = 0, in_band = 0, i = 0;
-  __mmask16 nan = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512i k = keys16(w + i);
-    const __mmask16 a = alive16(m + i);
-    nan |= _mm512_cmpgt_epu32_mask(k, vinf);
-    const __mmask16 lt = _mm512_mask_cmplt_epu32_mask(a, k, vlo);
-    const __mmask16 gt = _mm512_mask_cmpgt_epu32_mask(a, k, vhi);
-    __mmask16 band = a & ~lt & ~gt;
-    const __m512i bucket = _mm512_add_epi32(_mm512_srl_epi32(_mm512_sub_epi32(k, vlo), vshift), two);
-    __m512i v = _mm512_mask_mov_epi32(zero, band, bucket);
-    v = _mm512_mask_mov_epi32(v, lt, below_mark);
-    v = _mm512_mask_mov_epi32(v, gt, one);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(m + i), _mm512_cvtepi32_epi8(v));
-    alive += _mm_popcnt_u32(a);
-    below += _mm_popcnt_u32(lt);
-    if (band) {
-      alignas(64) uint32_t tmp[16];
-      _mm512_store_si512(tmp, v);
-      in_band += _mm_popcnt_u32(band);
-      while (band) {
-        ++hist[tmp[__builtin_ctz(band)] - 2];
-        band &= band - 1;
-      }
+  for (; i + 64 <= n; i += 64) {
+    prefetch_ahead(w + i, m + i);
+    const __m512i mv = _mm512_loadu_si512(m + i);
+    const __mmask64 a = _mm512_test_epi8_mask(mv, mv);
+    __m512i bucket[4];
+    uint64_t lt = 0, gt = 0;
+    for (int j = 0; j < 4; ++j) {
+      const __m512i k = keys16(w + i + 16 * j);
+      top = _mm512_max_epu32(top, k);
+      lt |= static_cast<uint64_t>(_mm512_cmplt_epu32_mask(k, vlo)) << (16 * j);
+      gt |= static_cast<uint64_t>(_mm512_cmpgt_epu32_mask(k, vhi)) << (16 * j);
+      bucket[j] = _mm512_srl_epi32(_mm512_sub_epi32(k, vlo), vshift);  // < 253 inside the band
+    }
+    lt &= a;
+    gt &= a;
+    const uint64_t band = a & ~lt & ~gt;
+    __m512i bytes = _mm512_castsi128_si512(_mm512_cvtepi32_epi8(bucket[0]));
+    bytes = _mm512_inserti32x4(bytes, _mm512_cvtepi32_epi8(bucket[1]), 1);
+    bytes = _mm512_inserti32x4(bytes, _mm512_cvtepi32_epi8(bucket[2]), 2);
+    bytes = _mm512_inserti32x4(bytes, _mm512_cvtepi32_epi8(bucket[3]), 3);
+    __m512i v = _mm512_maskz_add_epi8(band, bytes, two);
+    v = _mm512_mask_mov_epi8(v, lt, below_mark);
+    v = _mm512_mask_mov_epi8(v, gt, one);
+    _mm512_storeu_si512(m + i, v);
+    alive += _mm_popcnt_u64(a);
+    below += _mm_popcnt_u64(lt);
+    for (int j = 0; j < 4; ++j) {
+      const __mmask16 bj = static_cast<__mmask16>(band >> (16 * j));
+      _mm512_storeu_si512(buf + used, _mm512_maskz_compress_epi32(bj, bucket[j]));
+      used += _mm_popcnt_u32(bj);
+    }
+    if (used >= kBandBuffer) {
+      flush_band(buf, used, hist);
+      in_band += used;
+      used = 0;
     }
   }
+  flush_band(buf, used, hist);
+  in_band += used;
   out->alive += alive;
   out->below += below;
   out->in_band += in_band;
-  out->has_nan |= nan != 0;
+  out->has_nan |= _mm512_cmpgt_epu32_mask(top, _mm512_set1_epi32(static_cast<int>(inf))) != 0;
   portable::mark(w + i, m + i, n - i, lo, hi, shift, hist, inf, out);
 }
 
@@ -132,6 +172,7 @@ LTH_AVX512 int64_t resolve_avx512(uint8_t* m, int64_t n, int cut, uint8_t below_
   const __m512i pending_at = _mm512_set1_epi8(static_cast<char>(cut + 2));
   int64_t found = 0, i = 0;
   for (; i + 64 <= n; i += 64) {
+    prefetch(m + i, kAhead);
     const __m512i v = _mm512_loadu_si512(m + i);
     const __mmask64 is_below = _mm512_cmpeq_epi8_mask(v, below_mark);
     const __mmask64 keep = _mm512_cmpge_epu8_mask(v, keep_from) & ~is_below;

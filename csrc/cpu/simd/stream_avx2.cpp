@@ -1,0 +1,72 @@
+// AVX2 STREAM probes (cpu/simd/stream.h): 32-byte loads and non-temporal stores. Only the
+// functions marked LTH_AVX2 hold AVX2 code; they run only after cpu_supports said yes.
+#include <immintrin.h>
+
+#include "cpu/simd/stream.h"
+#include "cpu/simd/stream_tails.h"
+
+#define LTH_AVX2 __attribute__((target("avx2")))
+
+namespace lth_fast::simd {
+namespace avx2_kernels {
+namespace {
+
+constexpr int64_t W = 8;  // floats per vector
+
+LTH_AVX2 uint64_t read(const float* x, int64_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {  // four independent chains
+    for (int64_t line = 0; line < 4 * W; line += 16)  // one core keeps too few lines in flight
+      _mm_prefetch(tails::ahead(x + i, tails::kAhead + line), _MM_HINT_T0);
+    a0 = _mm256_add_epi32(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
+    a1 = _mm256_add_epi32(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + W)));
+    a2 = _mm256_add_epi32(a2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 2 * W)));
+    a3 = _mm256_add_epi32(a3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 3 * W)));
+  }
+  const __m256i s = _mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3));
+  alignas(32) uint32_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), s);
+  uint32_t sum = static_cast<uint32_t>(tails::read(x + i, n - i));
+  for (const uint32_t l : lanes) sum += l;
+  return sum;
+}
+
+LTH_AVX2 void write(float* x, int64_t n, float value) {
+  const int64_t h = tails::head(x, n, W);
+  tails::write(x, h, value);
+  const __m256 v = _mm256_set1_ps(value);
+  int64_t i = h;
+  for (; i + W <= n; i += W) _mm256_stream_ps(x + i, v);
+  tails::write(x + i, n - i, value);
+  _mm_sfence();
+}
+
+LTH_AVX2 void copy(float* dst, const float* src, int64_t n) {
+  const int64_t h = tails::head(dst, n, W);
+  tails::copy(dst, src, h);
+  int64_t i = h;
+  for (; i + W <= n; i += W) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+  tails::copy(dst + i, src + i, n - i);
+  _mm_sfence();
+}
+
+LTH_AVX2 void triad(float* a, const float* b, const float* c, float s, int64_t n) {
+  const int64_t h = tails::head(a, n, W);
+  tails::triad(a, b, c, s, h);
+  const __m256 vs = _mm256_set1_ps(s);
+  int64_t i = h;
+  for (; i + W <= n; i += W)
+    _mm256_stream_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(b + i),
+                                          _mm256_mul_ps(vs, _mm256_loadu_ps(c + i))));
+  tails::triad(a + i, b + i, c + i, s, n - i);
+  _mm_sfence();
+}
+
+}  // namespace
+}  // namespace avx2_kernels
+
+extern const StreamKernels kStreamAvx2 = {avx2_kernels::read, avx2_kernels::write,
+                                            avx2_kernels::copy, avx2_kernels::triad};
+
+}  // namespace lth_fast::simd
