@@ -25,6 +25,28 @@ constexpr std::array<uint64_t, 256> make_bytes() {
 }
 constexpr std::array<uint64_t, 256> kBytes = make_bytes();
 
+// kCompress[b]: a pshufb control that moves the bytes selected by the bits of b (of 8) to the
+// front, in order: how the marking pass appends band entries to its buffer without a branch.
+constexpr std::array<uint64_t, 256> make_compress() {
+  std::array<uint64_t, 256> t{};
+  for (int b = 0; b < 256; ++b) {
+    int out = 0;
+    for (int i = 0; i < 8; ++i)
+      if (b >> i & 1) t[b] |= uint64_t(i) << (8 * out++);
+    for (; out < 8; ++out) t[b] |= uint64_t(0x80) << (8 * out);  // zero the rest
+  }
+  return t;
+}
+constexpr std::array<uint64_t, 256> kCompress = make_compress();
+
+// Software prefetch kAhead entries ahead of the loads: one core's hardware prefetchers keep
+// too few lines in flight to reach the memory bandwidth.
+constexpr int64_t kAhead = 1024;
+LTH_AVX2 inline void prefetch(const void* p, int64_t bytes_ahead) {  // never faults
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + bytes_ahead),
+               _MM_HINT_T0);
+}
+
 LTH_AVX2 inline __m256i keys8(const uint32_t* w) {
   return _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)),
                           _mm256_set1_epi32(0x7FFFFFFF));
@@ -139,7 +161,9 @@ LTH_AVX2 int64_t cut_below32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, 
 // Marking pass, 32 entries a step: mask bytes become 0 / 1 / kMarkBelow / 2 + bucket. The
 // bucket is (key - lo) >> shift with an arithmetic shift, clamped to 253 by an unsigned min, so
 // keys below lo (negative differences) land on 253 + 2 == kMarkBelow with no compare of their
-// own; band entries are found on the packed bytes, once per 32.
+// own; band entries are found on the packed bytes, and appended to a small buffer with a
+// shuffle (no branch: one on "any band entry here" would mispredict often), counted into hist
+// from there once it fills.
 template <typename Bits>
 LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi, int shift,
                      int64_t* hist, uint64_t inf, BandCount* out) {
@@ -155,7 +179,13 @@ LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t
   const __m128i vshift = _mm_cvtsi32_si128(shift);
   __m256i alive = zero, below = zero, top = zero;
   int64_t below_total = 0, in_band = 0, i = 0, steps = 0;
+  constexpr int kBandBuffer = 1024;
+  alignas(32) uint8_t buf[kBandBuffer + 32];  // band entries' mask bytes, counted when full
+  int used = 0;
   for (; i + 32 <= n; i += 32) {
+    for (int64_t line = 0; line < 32 * static_cast<int64_t>(sizeof(Bits)); line += 64)
+      prefetch(w + i, kAhead * static_cast<int64_t>(sizeof(Bits)) + line);
+    prefetch(m + i, kAhead);
     alive = _mm256_add_epi64(alive, _mm256_sad_epu8(
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + i)), zero));
     __m256i val[4];
@@ -172,16 +202,21 @@ LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t
         _mm256_packus_epi16(_mm256_packus_epi32(val[0], val[1]),
                             _mm256_packus_epi32(val[2], val[3])), order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(m + i), bytes);
-    // Band bytes: 2 <= v (max(v, 2) == v) and v != kMarkBelow.
+    // Band bytes: 2 <= v (max(v, 2) == v) and v != kMarkBelow, appended to buf 8 at a time.
     const __m256i band = _mm256_andnot_si256(
         _mm256_cmpeq_epi8(bytes, below8), _mm256_cmpeq_epi8(_mm256_max_epu8(bytes, two8), bytes));
-    unsigned bits = static_cast<unsigned>(_mm256_movemask_epi8(band));
-    if (bits) {
-      in_band += _mm_popcnt_u32(bits);
-      while (bits) {
-        ++hist[m[i + __builtin_ctz(bits)] - 2];
-        bits &= bits - 1;
-      }
+    const uint32_t bits = static_cast<uint32_t>(_mm256_movemask_epi8(band));
+    for (int j = 0; j < 4; ++j) {
+      const unsigned b8 = (bits >> (8 * j)) & 0xFF;
+      const __m128i eight = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(m + i + 8 * j));
+      const __m128i ctrl = _mm_cvtsi64_si128(static_cast<long long>(kCompress[b8]));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(buf + used), _mm_shuffle_epi8(eight, ctrl));
+      used += _mm_popcnt_u32(b8);
+    }
+    if (used >= kBandBuffer) {
+      for (int j = 0; j < used; ++j) ++hist[buf[j] - 2];
+      in_band += used;
+      used = 0;
     }
     if (++steps == (1 << 20)) {
       below_total += hsum_epi32(below);
@@ -189,6 +224,8 @@ LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t
       steps = 0;
     }
   }
+  for (int j = 0; j < used; ++j) ++hist[buf[j] - 2];
+  in_band += used;
   alignas(32) uint32_t t32[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(t32), top);
   bool nan = false;
@@ -210,6 +247,7 @@ LTH_AVX2 int64_t resolve_avx2(uint8_t* m, int64_t n, int cut, uint8_t below_valu
   const __m256i below_to = below_value ? below_mark : _mm256_setzero_si256();
   int64_t found = 0, i = 0;
   for (; i + 32 <= n; i += 32) {
+    prefetch(m + i, kAhead);
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + i));
     const __m256i is_below = _mm256_cmpeq_epi8(v, below_mark);
     const __m256i keep = _mm256_andnot_si256(
