@@ -16,7 +16,7 @@ constexpr int64_t kSampleMinTotal = int64_t(1) << 17;  // below this, count the 
 // The keys of the alive entries among w[start, start + len) into out; returns how many.
 template <typename Bits>
 int64_t sample_typed(const Bits* w, const uint8_t* m, int64_t start, int64_t len, uint64_t* out) {
-  constexpr Bits abs_mask = static_cast<Bits>(~Bits(0) >> 1);
+  constexpr Bits abs_mask = static_cast<Bits>(static_cast<Bits>(~Bits(0)) >> 1);  // no int promotion
   int64_t got = 0;
   for (int64_t j = start; j < start + len; ++j)
     if (m[j]) out[got++] = w[j] & abs_mask;
@@ -30,6 +30,37 @@ int64_t sample_block(simd::DType t, const void* w, const uint8_t* m, int64_t sta
     case simd::DType::f64: return sample_typed(static_cast<const uint64_t*>(w), m, start, len, out);
     default: return sample_typed(static_cast<const uint16_t*>(w), m, start, len, out);
   }
+}
+
+// The rank-th smallest of keys below 2^bits, given their histogram over the top 11 bits:
+// only the keys of the one bucket holding that rank are selected among (a comparison select
+// over all of them would mispredict a branch on most comparisons).
+template <typename K>
+K rank_of(const std::vector<K>& keys, const std::vector<int64_t>& hist, int shift, int64_t rank,
+          std::vector<K>& scratch) {
+  int64_t b = 0, before = 0;
+  while (before + hist[b] <= rank) before += hist[b++];
+  scratch.resize(keys.size());
+  size_t got = 0;
+  for (const K k : keys) {  // branch-free append of the bucket's keys
+    scratch[got] = k;
+    got += static_cast<size_t>((k >> shift) == static_cast<K>(b));
+  }
+  std::nth_element(scratch.begin(), scratch.begin() + (rank - before), scratch.begin() + got);
+  return scratch[rank - before];
+}
+
+// lo = keys[lo_rank] and hi = keys[hi_rank] of the sorted keys, where those ranks exist.
+template <typename K>
+void sample_ranks(const std::vector<K>& keys, int key_bits, double lo_rank, double hi_rank,
+                  uint64_t* lo, uint64_t* hi) {
+  const int shift = key_bits - 11;
+  std::vector<int64_t> hist(2048, 0);
+  for (const K k : keys) ++hist[k >> shift];
+  std::vector<K> scratch;
+  if (lo_rank > 0) *lo = rank_of(keys, hist, shift, static_cast<int64_t>(lo_rank), scratch);
+  if (hi_rank < static_cast<double>(keys.size()))
+    *hi = rank_of(keys, hist, shift, static_cast<int64_t>(hi_rank), scratch);
 }
 
 }  // namespace
@@ -81,16 +112,12 @@ void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int
   f = std::min(1.0, std::max(0.0, f));
   const double margin = z * std::sqrt(n * f * (1.0 - f)) + 32.0;
   const double lo_rank = std::floor(f * n - margin), hi_rank = std::ceil(f * n + margin);
-  auto from = keys.begin();
-  if (lo_rank > 0) {
-    from += static_cast<int64_t>(lo_rank);
-    std::nth_element(keys.begin(), from, keys.end());
-    p.lo = *from;  // everything from here on is >= lo: the second rank is found among those
-  }
-  if (hi_rank < n) {
-    auto it = keys.begin() + static_cast<int64_t>(hi_rank);
-    std::nth_element(from, it, keys.end());
-    p.hi = *it;
+  const int key_bits = p.dtype == simd::DType::f64 ? 63 : p.dtype == simd::DType::f32 ? 31 : 15;
+  if (p.dtype == simd::DType::f64) {
+    sample_ranks(keys, key_bits, lo_rank, hi_rank, &p.lo, &p.hi);
+  } else {  // 32-bit keys: half the bytes to move in the selection
+    const std::vector<uint32_t> narrow(keys.begin(), keys.end());
+    sample_ranks(narrow, key_bits, lo_rank, hi_rank, &p.lo, &p.hi);
   }
   if (p.hi <= p.lo) p.hi = p.lo + 1;
 }

@@ -8,7 +8,7 @@
 namespace lth_fast::cpu {
 namespace {
 
-// A sample of one block of 16 per 1024 entries (1K to 16K keys) and a 3-sigma band: a few
+// A sample of one block of 16 per 8192 entries (1K to 16K keys) and a 3-sigma band: a few
 // percent of the alive entries fall in the band, which the marking pass handles without a
 // branch, so the band costs little while the sample's gathers and selection are a fixed cost
 // of every call; a miss (rare) costs an undo and the counting engine.
@@ -16,7 +16,7 @@ constexpr double kBandSigmas = 3.0;
 int64_t sample_blocks(const std::vector<Run>& runs) {
   int64_t total = 0;
   for (const Run& r : runs) total += r.n;
-  return std::clamp<int64_t>(total / 1024, 64, 1024);
+  return std::clamp<int64_t>(total / 8192, 64, 1024);
 }
 
 void mark_pass(SelectPlan& p, const simd::SelectKernels& kern) {

@@ -109,12 +109,18 @@ LTH_AVX512 inline void flush_band(const uint32_t* buf, int used, int64_t* hist) 
 template <typename Bits>
 LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi, int shift,
                        int64_t* hist, uint64_t inf, BandCount* out) {
+  static_assert(kMarkBuckets + 2 == kMarkBelow, "below-band entries share the clamp value");
+  // Per key: bucket = (key - lo) >> shift, arithmetic, so a key below lo is negative and an
+  // unsigned min with 253 clamps it to 253 (+ 2 = kMarkBelow) without a compare of its own;
+  // keys above the band are found by one compare. The four 16-key groups are packed into one
+  // 64-byte vector (two packs and a dword transpose: few shuffle-port uops).
   const __m512i vlo = _mm512_set1_epi32(static_cast<int>(lo));
   const __m512i vhi = _mm512_set1_epi32(static_cast<int>(hi - 1));
-  const __m512i two = _mm512_set1_epi8(2);
+  const __m512i vshift = _mm512_set1_epi32(shift);
+  const __m512i clamp = _mm512_set1_epi32(kMarkBuckets);
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m512i two = _mm512_set1_epi8(2), one = _mm512_set1_epi8(1);
   const __m512i below_mark = _mm512_set1_epi8(static_cast<char>(kMarkBelow));
-  const __m512i one = _mm512_set1_epi8(1);
-  const __m128i vshift = _mm_cvtsi32_si128(shift);
   __m512i top = _mm512_setzero_si512();  // the largest key: NaN keys lie above inf's
   alignas(64) uint32_t buf[kBandBuffer + 64];
   int used = 0;
@@ -124,32 +130,31 @@ LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64
     const __m512i mv = _mm512_loadu_si512(m + i);
     const __mmask64 a = _mm512_test_epi8_mask(mv, mv);
     __m512i bucket[4];
-    uint64_t lt = 0, gt = 0;
+    uint64_t gt = 0;
     for (int j = 0; j < 4; ++j) {
       const __m512i k = keys16(w + i + 16 * j);
       top = _mm512_max_epu32(top, k);
-      lt |= static_cast<uint64_t>(_mm512_cmplt_epu32_mask(k, vlo)) << (16 * j);
       gt |= static_cast<uint64_t>(_mm512_cmpgt_epu32_mask(k, vhi)) << (16 * j);
-      bucket[j] = _mm512_srl_epi32(_mm512_sub_epi32(k, vlo), vshift);  // < 253 inside the band
+      bucket[j] = _mm512_min_epu32(_mm512_srav_epi32(_mm512_sub_epi32(k, vlo), vshift), clamp);
     }
-    lt &= a;
-    gt &= a;
-    const uint64_t band = a & ~lt & ~gt;
-    __m512i bytes = _mm512_castsi128_si512(_mm512_cvtepi32_epi8(bucket[0]));
-    bytes = _mm512_inserti32x4(bytes, _mm512_cvtepi32_epi8(bucket[1]), 1);
-    bytes = _mm512_inserti32x4(bytes, _mm512_cvtepi32_epi8(bucket[2]), 2);
-    bytes = _mm512_inserti32x4(bytes, _mm512_cvtepi32_epi8(bucket[3]), 3);
-    __m512i v = _mm512_maskz_add_epi8(band, bytes, two);
-    v = _mm512_mask_mov_epi8(v, lt, below_mark);
-    v = _mm512_mask_mov_epi8(v, gt, one);
+    const __m512i bytes = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(
+        _mm512_packus_epi32(bucket[0], bucket[1]), _mm512_packus_epi32(bucket[2], bucket[3])));
+    __m512i v = _mm512_maskz_add_epi8(a, bytes, two);  // dead entries 0
+    v = _mm512_mask_mov_epi8(v, a & gt, one);
     _mm512_storeu_si512(m + i, v);
+    const uint64_t lt = _mm512_mask_cmpeq_epi8_mask(a, v, below_mark);
+    const uint64_t band = a & ~gt & ~lt;
     alive += _mm_popcnt_u64(a);
     below += _mm_popcnt_u64(lt);
+    // Where each group's band entries go: independent popcounts, so the only chain from step
+    // to step is one popcount and one add.
+    int at = used;
     for (int j = 0; j < 4; ++j) {
       const __mmask16 bj = static_cast<__mmask16>(band >> (16 * j));
-      _mm512_storeu_si512(buf + used, _mm512_maskz_compress_epi32(bj, bucket[j]));
-      used += _mm_popcnt_u32(bj);
+      _mm512_storeu_si512(buf + at, _mm512_maskz_compress_epi32(bj, bucket[j]));
+      at = used + static_cast<int>(_mm_popcnt_u64(band & ((uint64_t(2) << (16 * j + 15)) - 1)));
     }
+    used += static_cast<int>(_mm_popcnt_u64(band));
     if (used >= kBandBuffer) {
       flush_band(buf, used, hist);
       in_band += used;
