@@ -40,7 +40,9 @@ def add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ops", type=_csv, default=list(OPS), metavar=",".join(OPS),
                    help="ops to measure, comma-separated (default all)")
     p.add_argument("--workloads", type=_csv, default=["resnet", "transformer"],
-                   metavar="resnet,transformer", help="model shapes (default both)")
+                   metavar="resnet,transformer",
+                   help="model shapes: resnet, transformer (scaled to each size; the "
+                        "default), lenet, resnet20 (the papers' models at their real size)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--reps", type=_positive, default=15,
                    help="repetitions of the fast op (default 15); slow baselines run "

@@ -123,34 +123,41 @@ def run(opts: Options) -> dict:
             raise ValueError(f"unknown workload {w!r}; choose from {sorted(workloads.SHAPES)}")
     per_wl = sum(len(c.impls) if opts.baselines else 1 for c in cases)
     mem_steps = len(cases) if opts.memory else 0
-    total = len(opts.sizes) * (1 + len(opts.workloads) * (per_wl + mem_steps))
+    scaled = [w for w in opts.workloads if w not in workloads.FIXED]
+    fixed = [w for w in opts.workloads if w in workloads.FIXED]
+    # (floor key, size, workloads measured at that floor): each scaled size once, and each
+    # fixed-size model once, at its own size (its floor over buffers as large as it is)
+    groups = [(size, size, scaled) for size in opts.sizes if scaled]
+    groups += [(w, opts.sizes[0], [w]) for w in fixed]
+    total = sum(1 + len(ws) * (per_wl + mem_steps) for _, _, ws in groups)
     out = {"meta": environment(opts.device), "floors": {}, "results": [], "peak_memory": [],
            "warnings": []}
     with tqdm(total=total, file=sys.stderr, disable=not opts.progress, unit="step",
               dynamic_ncols=True) as bar:
-        for size in opts.sizes:
+        for key, size, names in groups:
             target = workloads.parse_size(size)
-            n = max(workloads.numel(workloads.SHAPES[w](target)) for w in opts.workloads)
-            bar.set_description(f"floor {size}")
+            n = max(workloads.numel(workloads.SHAPES[w](target)) for w in names)
+            bar.set_description(f"floor {key}")
             floor = measure_floor(n, opts.device)
-            out["floors"][size] = floor.as_dict()
+            out["floors"][key] = floor.as_dict()
             bar.update()
-            for wname in opts.workloads:
+            for wname in names:
                 bar.set_description(f"generate {wname} {size}")
                 wl = workloads.make(wname, size, device=opts.device, seed=opts.seed)
+                label = wname if wname in workloads.FIXED else f"{wname} {size}"
                 for case in cases:
                     row = run_case(case, wl, floor, opts, bar)
                     out["results"].append(row)
                     if row["x_floor"] < BELOW_FLOOR:
                         row["below_floor"] = True
                         out["warnings"].append(
-                            f"{row['op']} {wname} {size} ran at {row['x_floor']:.2f}x its floor: "
+                            f"{row['op']} {label} ran at {row['x_floor']:.2f}x its floor: "
                             f"faster than the bandwidth probe, so the probe is wrong")
                 del wl
                 gc.collect()
             if not opts.memory:
                 continue
-            for wname in opts.workloads:
+            for wname in names:
                 for case in cases:
                     bar.set_description(f"peak memory {case.name} {wname} {size}")
                     out["peak_memory"].append(peakmem.measure(

@@ -108,12 +108,29 @@ def _prune_torch(wl: Workload) -> Prepared:
     return Prepared(setup, op, result, cleanup)
 
 
+def _prune_kthvalue(wl: Workload) -> Prepared:
+    """What users write without lth_fast: the alive magnitudes concatenated, torch.kthvalue for
+    the threshold, and masks &= |w| > threshold (ties at the cut fall differently, so a few
+    entries may differ)."""
+    def op() -> None:
+        alive = torch.cat([w.detach().abs()[m] for w, m in zip(wl.weights, wl.masks)])
+        k = round(PRUNE_AMOUNT * alive.numel())
+        if k == 0:
+            return
+        t = torch.kthvalue(alive, k).values
+        for w, m in zip(wl.weights, wl.masks):
+            m &= w.detach().abs() > t
+
+    return Prepared(setup=wl.restore_masks, op=op, result=lambda: wl.masks)
+
+
 register(OpCase(
     name="prune",
     bytes_per_param=6,  # read fp32 |w| (4) and the mask (1), write the mask (1)
     fast=Impl("lth_fast", _prune_with(ops.prune_)),
     reference=Impl("reference", _prune_with(reference.prune_), slow=True),
-    baselines=[Impl("torch.nn.utils.prune", _prune_torch, slow=True)],
+    baselines=[Impl("torch.nn.utils.prune", _prune_torch, slow=True),
+               Impl("torch.kthvalue", _prune_kthvalue, slow=True)],
     description=f"global magnitude pruning of {PRUNE_AMOUNT:.0%} of the alive weights",
 ))
 

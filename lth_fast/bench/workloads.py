@@ -1,7 +1,10 @@
 """Model-shaped weight/mask lists at a target parameter count, generated in place.
 
-Two shapes of model: "resnet" (a ResNet-34-like mix of 7x7/3x3/1x1 convs and a 1000-way Linear,
-many small and a few large tensors) and "transformer" (a stack of identical big matrices).
+Two shapes of model that scale to a target size: "resnet" (a ResNet-34-like mix of 7x7/3x3/1x1
+convs and a 1000-way Linear, many small and a few large tensors) and "transformer" (a stack of
+identical big matrices); and two small models of the papers at their real size, whatever the
+target: "lenet" (LeNet-300-100, 266K weights in 3 tensors) and "resnet20" (CIFAR ResNet-20,
+268K in 20 tensors), where a call's fixed cost shows.
 Weights are float32 randn / sqrt(fan_in); masks are bool with ~20% already False (a seeded
 Bernoulli(0.8)), as after one round of pruning. Everything is written into tensors allocated once
 with torch.empty, so generating a workload never holds a temporary copy (the peak-memory probe
@@ -83,10 +86,28 @@ def transformer_for(target: int) -> List[Shape]:
     return _closest(lambda b: transformer_shapes(d, b), target, hi=1 << 20)
 
 
+LENET_300_100: List[Shape] = [(300, 784), (100, 300), (10, 100)]
+
+
+def resnet20_shapes() -> List[Shape]:
+    """CIFAR ResNet-20 (He et al. 2016): a 3x3 stem, three stages of three basic blocks at
+    widths 16, 32, 64 (parameter-free shortcuts), and the 10-way Linear."""
+    shapes: List[Shape] = [(16, 3, 3, 3)]
+    cin = 16
+    for width in (16, 32, 64):
+        for _ in range(3):
+            shapes += [(width, cin, 3, 3), (width, width, 3, 3)]
+            cin = width
+    return shapes + [(10, 64)]
+
+
 SHAPES: Dict[str, Callable[[int], List[Shape]]] = {
     "resnet": resnet_for,
     "transformer": transformer_for,
+    "lenet": lambda target: list(LENET_300_100),
+    "resnet20": lambda target: resnet20_shapes(),
 }
+FIXED = ("lenet", "resnet20")  # real sizes: the target is ignored
 
 
 @dataclass
