@@ -15,12 +15,18 @@ from .stats import PruneStats
 
 Tensors = Sequence[torch.Tensor]
 _INT64_MAX = 2**63 - 1
+# The op overloads, looked up once: resolving torch.ops.lth_fast.<op>.default costs more per
+# call than a small model's whole selection pass.
+_PRUNE = torch.ops.lth_fast.prune_.default
+_MASKED_SGD = torch.ops.lth_fast.masked_sgd_.default
+_MASKED_ADAM = torch.ops.lth_fast.masked_adam_.default
+_REWIND = torch.ops.lth_fast.rewind_.default
 
 
 def prune_raw(weights: List[torch.Tensor], masks: List[torch.Tensor], fractions: List[float],
               counts: List[int], layerwise: bool) -> Tuple[torch.Tensor, torch.Tensor]:
     """The op itself: int64 [G, 2] (alive before, pruned) and float64 [G] thresholds."""
-    return torch.ops.lth_fast.prune_.default(weights, masks, fractions, counts, layerwise)
+    return _PRUNE(weights, masks, fractions, counts, layerwise)
 
 
 def prune_(weights: Tensors, masks: Tensors, amount: Union[Amount, Sequence[Amount]], *,
@@ -53,7 +59,7 @@ def masked_sgd_(params: Tensors, grads: Tensors, masks: Tensors, momentum_buffer
     """One torch.optim.SGD step on the alive entries, fused in one pass; pruned entries of the
     params and of their momentum buffers end exactly 0. momentum_buffers: one per param when
     momentum != 0 (with init_buffers=True on the first step: buffer = gradient), else empty."""
-    torch.ops.lth_fast.masked_sgd_.default(
+    _MASKED_SGD(
         list(params), list(grads), list(masks), list(momentum_buffers), float(lr),
         float(momentum), float(dampening), float(weight_decay), bool(nesterov), bool(maximize),
         bool(init_buffers))
@@ -70,7 +76,7 @@ def masked_adam_(params: Tensors, grads: Tensors, masks: Tensors, exp_avgs: Tens
     amsgrad, None without. decoupled_weight_decay: AdamW's decay of the weight (w *= 1 - lr *
     weight_decay) instead of Adam's L2 term in the gradient."""
     amsgrad = max_exp_avg_sqs is not None
-    torch.ops.lth_fast.masked_adam_.default(
+    _MASKED_ADAM(
         list(params), list(grads), list(masks), list(exp_avgs), list(exp_avg_sqs),
         list(max_exp_avg_sqs) if amsgrad else [], float(lr), float(beta1), float(beta2),
         float(eps), float(weight_decay), float(step), amsgrad, bool(maximize),
@@ -80,7 +86,7 @@ def masked_adam_(params: Tensors, grads: Tensors, masks: Tensors, exp_avgs: Tens
 def rewind_(params: Tensors, snapshot: Tensors, masks: Tensors) -> None:
     """params = snapshot where masks else 0, fused in one pass. rewind_(params, params, masks)
     zeroes the pruned entries in place."""
-    torch.ops.lth_fast.rewind_.default(list(params), list(snapshot), list(masks))
+    _REWIND(list(params), list(snapshot), list(masks))
 
 
 def zero_pruned(params: Tensors, masks: Tensors):
@@ -88,9 +94,8 @@ def zero_pruned(params: Tensors, masks: Tensors):
     after every optimizer step, where the per-call Python work would otherwise cost more than
     the pass itself. The lists are checked now, so later calls cannot fail on them."""
     params, masks = list(params), list(masks)
-    op = torch.ops.lth_fast.rewind_.default
-    op(params, params, masks)
-    return lambda: op(params, params, masks)
+    _REWIND(params, params, masks)
+    return lambda: _REWIND(params, params, masks)
 
 
 def cpu_isa() -> str:
