@@ -181,6 +181,31 @@ def test_large_tie_crosses_cut(target, dtype, split, rs, gen):
         assert stats.threshold == 0.5
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", ["all-equal", "one-dead-run", "split"])
+def test_every_alive_entry_tied(target, dtype, case, gen):
+    """Every alive magnitude equal (both signs): the sample's band is that one key, its one
+    bucket far too crowded to collect, and the cut falls by position alone."""
+    n = 3_000_000 + 17
+    w = torch.full((n,), 0.75, dtype=torch.float64)
+    w = (w * torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0).double()).to(dtype)
+    m = torch.rand(n, generator=gen) < 0.9
+    if case == "one-dead-run":
+        m[100_000:1_700_000] = False  # whole chunks without an alive entry
+    weights, masks = [w], [m]
+    if case == "split":
+        cut = [1_000_003, 7, n - 1_000_010]
+        weights, masks = list(w.split(cut)), list(m.split(cut))
+    alive = int(m.sum())
+    for amount in (1, 0.2, alive // 2 + 3, alive - 1, alive):
+        got, stats = run_and_compare(weights, masks, amount, "global", target)
+        k = amount if isinstance(amount, int) else round(amount * alive)
+        expect = m.clone()
+        expect[m.nonzero().flatten()[:k]] = False  # the first k alive entries by position
+        assert torch.equal(torch.cat(got), expect), f"amount={amount}"
+        assert stats.threshold == 0.75
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_large_tie_layerwise(target, dtype, gen):
     weights, masks, _, low = tie_case(dtype, gen, split=True)

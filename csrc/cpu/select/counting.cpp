@@ -50,7 +50,8 @@ K rank_of(const std::vector<K>& keys, const std::vector<int64_t>& hist, int shif
   return scratch[rank - before];
 }
 
-// lo = keys[lo_rank] and hi = keys[hi_rank] of the sorted keys, where those ranks exist.
+// lo = keys[lo_rank] and hi = keys[hi_rank] + 1 of the sorted keys, where those ranks exist:
+// the band [lo, hi) holds both keys, so a tie at the upper rank lies inside it.
 template <typename K>
 void sample_ranks(const std::vector<K>& keys, int key_bits, double lo_rank, double hi_rank,
                   uint64_t* lo, uint64_t* hi) {
@@ -60,7 +61,7 @@ void sample_ranks(const std::vector<K>& keys, int key_bits, double lo_rank, doub
   std::vector<K> scratch;
   if (lo_rank > 0) *lo = rank_of(keys, hist, shift, static_cast<int64_t>(lo_rank), scratch);
   if (hi_rank < static_cast<double>(keys.size()))
-    *hi = rank_of(keys, hist, shift, static_cast<int64_t>(hi_rank), scratch);
+    *hi = rank_of(keys, hist, shift, static_cast<int64_t>(hi_rank), scratch) + 1;  // inclusive
 }
 
 }  // namespace
@@ -132,22 +133,41 @@ void count(SelectPlan& p, const simd::SelectKernels& kern) {
   });
 }
 
+// Clears the masks of the first `limit` alive entries of w[0, n) with key == v, in order; with
+// limit >= their count, all of them, in a loop without a branch (which the compiler vectorizes).
+template <typename Bits>
+void clear_key(const Bits* w, uint8_t* m, int64_t n, uint64_t v, int64_t limit, int64_t count) {
+  constexpr Bits abs_mask = static_cast<Bits>(static_cast<Bits>(~Bits(0)) >> 1);
+  const Bits key = static_cast<Bits>(v);
+  if (limit >= count) {
+    for (int64_t i = 0; i < n; ++i) m[i] &= static_cast<uint8_t>((w[i] & abs_mask) != key);
+    return;
+  }
+  for (int64_t i = 0, done = 0; i < n && done < limit; ++i)
+    if (m[i] && (w[i] & abs_mask) == key) {
+      m[i] = 0;
+      ++done;
+    }
+}
+
 // Clears the masks of the first `r` alive entries with key == v, in position order, walking
 // chunks in order with their counts of such entries. Used when one tied key holds too many
 // entries to collect.
-void clear_ties(SelectPlan& p, uint64_t v, int64_t r,
-                                       const std::vector<int64_t>& per_chunk) {
+void clear_ties(SelectPlan& p, uint64_t v, int64_t r, const std::vector<int64_t>& per_chunk) {
   int64_t c = 0, before = 0;
   while (before + per_chunk[c] < r) before += per_chunk[c++];
   auto clear = [&](int64_t ci, int64_t limit) {
     const Chunk& ch = p.chunks[ci];
-    const Run& run = p.runs[ch.run];
-    int64_t done = 0;
-    for (int64_t i = ch.start; i < ch.start + ch.len && done < limit; ++i)
-      if (run.m[i] && simd::key_at(p.dtype, run.w, i) == v) {
-        run.m[i] = 0;
-        ++done;
-      }
+    uint8_t* m = p.runs[ch.run].m + ch.start;
+    const void* w = chunk_weights(p, ch);
+    switch (p.dtype) {
+      case simd::DType::f32:
+        return clear_key(static_cast<const uint32_t*>(w), m, ch.len, v, limit, per_chunk[ci]);
+      case simd::DType::f64:
+        return clear_key(static_cast<const uint64_t*>(w), m, ch.len, v, limit, per_chunk[ci]);
+      default:
+        return clear_key(static_cast<const uint16_t*>(w), m, ch.len, v, limit, per_chunk[ci]);
+    }
   };
   at::parallel_for(0, c, 1, [&](int64_t b, int64_t e) {
     for (int64_t ci = b; ci < e; ++ci)

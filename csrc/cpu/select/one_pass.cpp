@@ -26,6 +26,45 @@ void mark_pass(SelectPlan& p, const simd::SelectKernels& kern) {
   });
 }
 
+// For a cut bucket of one key (shift 0) too crowded to collect: its entries tie, so the first
+// r of them by position are pruned. A count of the bucket's marks per chunk (a read of the
+// masks alone) gives each chunk its share; a chunk's share of marks becomes dead marks (0)
+// first, then the chunk resolves as usual (the rest of the bucket stays).
+void resolve_ties(SelectPlan& p, int cut, int64_t r, const simd::SelectKernels& kern) {
+  const uint8_t mark = static_cast<uint8_t>(2 + cut);
+  const int64_t chunks = static_cast<int64_t>(p.chunks.size());
+  std::vector<int64_t> in_chunk(chunks, 0);
+  at::parallel_for(0, chunks, chunk_grain(p.chunks), [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      const uint8_t* m = p.runs[p.chunks[c].run].m + p.chunks[c].start;
+      int64_t n = 0;
+      for (int64_t i = 0; i < p.chunks[c].len; ++i) n += m[i] == mark;  // vectorized
+      in_chunk[c] = n;
+    }
+  });
+  std::vector<int64_t> share(chunks, 0);
+  for (int64_t c = 0, left = r; c < chunks && left > 0; ++c) {
+    share[c] = std::min(left, in_chunk[c]);
+    left -= share[c];
+  }
+  at::parallel_for(0, chunks, chunk_grain(p.chunks), [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      uint8_t* m = p.runs[p.chunks[c].run].m + p.chunks[c].start;
+      const int64_t len = p.chunks[c].len;
+      if (share[c] == in_chunk[c]) {
+        for (int64_t i = 0; i < len; ++i) m[i] = m[i] == mark ? 0 : m[i];  // vectorized
+      } else {
+        for (int64_t i = 0, done = 0; i < len && done < share[c]; ++i)
+          if (m[i] == mark) {
+            m[i] = 0;
+            ++done;
+          }
+      }
+      kern.resolve(m, len, cut, 0, nullptr, 0);
+    }
+  });
+}
+
 // Resolves every mask byte (see simd::ResolveFn); returns the packed positions of the entries
 // of bucket `cut` when they number at most `cap`.
 std::vector<int64_t> resolve_pass(SelectPlan& p, int cut, uint8_t below_value, int64_t cap,
@@ -86,7 +125,11 @@ SelectResult finish_selection(SelectPlan& p, double amount, bool by_count,
     const std::vector<int64_t> pending = resolve_pass(p, cut, 0, in_cut, kern);
     return {p.alive, p.k, clear_smallest(p, pending, r)};
   }
-  // A crowded bucket (many ties): everything below it is pruned now; the counting engine
+  if (p.shift == 0) {  // the crowded bucket is one key: a tie cut by position
+    resolve_ties(p, cut, r, kern);
+    return {p.alive, p.k, simd::key_to_double(p.dtype, p.lo + static_cast<uint64_t>(cut))};
+  }
+  // A crowded bucket of several keys: everything below it is pruned now; the counting engine
   // prunes the remaining r among the bucket's key range, all other entries being settled.
   resolve_pass(p, cut, 0, 0, kern);
   SelectPlan q;

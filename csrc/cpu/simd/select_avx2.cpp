@@ -180,6 +180,7 @@ LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t
   __m256i alive = zero, below = zero, top = zero;
   int64_t below_total = 0, in_band = 0, i = 0, steps = 0;
   constexpr int kBandBuffer = 1024;
+  const bool single = hi - lo == 1;  // a band of one key (ties): every band entry in bucket 0
   alignas(32) uint8_t buf[kBandBuffer + 32];  // band entries' mask bytes, counted when full
   int used = 0;
   for (; i + 32 <= n; i += 32) {
@@ -206,12 +207,16 @@ LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t
     const __m256i band = _mm256_andnot_si256(
         _mm256_cmpeq_epi8(bytes, below8), _mm256_cmpeq_epi8(_mm256_max_epu8(bytes, two8), bytes));
     const uint32_t bits = static_cast<uint32_t>(_mm256_movemask_epi8(band));
-    for (int j = 0; j < 4; ++j) {
-      const unsigned b8 = (bits >> (8 * j)) & 0xFF;
-      const __m128i eight = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(m + i + 8 * j));
-      const __m128i ctrl = _mm_cvtsi64_si128(static_cast<long long>(kCompress[b8]));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(buf + used), _mm_shuffle_epi8(eight, ctrl));
-      used += _mm_popcnt_u32(b8);
+    if (single) {  // one bucket: its count is the band's; no buffer, no histogram chain
+      in_band += _mm_popcnt_u32(bits);
+    } else {
+      for (int j = 0; j < 4; ++j) {
+        const unsigned b8 = (bits >> (8 * j)) & 0xFF;
+        const __m128i eight = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(m + i + 8 * j));
+        const __m128i ctrl = _mm_cvtsi64_si128(static_cast<long long>(kCompress[b8]));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(buf + used), _mm_shuffle_epi8(eight, ctrl));
+        used += _mm_popcnt_u32(b8);
+      }
     }
     if (used >= kBandBuffer) {
       for (int j = 0; j < used; ++j) ++hist[buf[j] - 2];
@@ -226,6 +231,7 @@ LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t
   }
   for (int j = 0; j < used; ++j) ++hist[buf[j] - 2];
   in_band += used;
+  if (single) hist[0] += in_band;
   alignas(32) uint32_t t32[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(t32), top);
   bool nan = false;

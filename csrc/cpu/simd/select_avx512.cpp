@@ -125,6 +125,7 @@ LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64
   alignas(64) uint32_t buf[kBandBuffer + 64];
   int used = 0;
   int64_t alive = 0, below = 0, in_band = 0, i = 0;
+  const bool single = hi - lo == 1;  // a band of one key (ties): every band entry in bucket 0
   for (; i + 64 <= n; i += 64) {
     prefetch_ahead(w + i, m + i);
     const __m512i mv = _mm512_loadu_si512(m + i);
@@ -148,6 +149,10 @@ LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64
     below += _mm_popcnt_u64(lt);
     // Where each group's band entries go: independent popcounts, so the only chain from step
     // to step is one popcount and one add.
+    if (single) {  // one bucket: its count is the band's; no buffer, no histogram chain
+      in_band += static_cast<int64_t>(_mm_popcnt_u64(band));
+      continue;
+    }
     int at = used;
     for (int j = 0; j < 4; ++j) {
       const __mmask16 bj = static_cast<__mmask16>(band >> (16 * j));
@@ -163,6 +168,7 @@ LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64
   }
   flush_band(buf, used, hist);
   in_band += used;
+  if (single) hist[0] += in_band;
   out->alive += alive;
   out->below += below;
   out->in_band += in_band;
