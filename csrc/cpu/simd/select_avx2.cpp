@@ -80,6 +80,7 @@ LTH_AVX2 void count_band32(const Bits* w, const uint8_t* m, int64_t n, uint64_t 
   const __m256i vinf = _mm256_set1_epi32(static_cast<int>(inf));
   const __m256i zero = _mm256_setzero_si256();
   const uint32_t lo32 = static_cast<uint32_t>(lo);
+  portable::RunCounts counts(hist);
   __m256i alive = zero, below = zero, nan = zero;
   int64_t below_total = 0, in_band = 0, i = 0, steps = 0;
   for (; i + 32 <= n; i += 32) {
@@ -102,7 +103,7 @@ LTH_AVX2 void count_band32(const Bits* w, const uint8_t* m, int64_t n, uint64_t 
         _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), keys8(w + i + 8 * j));
         in_band += _mm_popcnt_u32(bits);
         while (bits) {
-          ++hist[(tmp[__builtin_ctz(bits)] - lo32) >> shift];
+          counts.add((tmp[__builtin_ctz(bits)] - lo32) >> shift);
           bits &= bits - 1;
         }
       }
@@ -146,6 +147,10 @@ LTH_AVX2 int64_t cut_below32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, 
     if (!_mm256_testz_si256(any, any)) {
       for (int j = 0; j < 4; ++j) {
         unsigned bits = bits8(_mm256_slli_epi32(band[j], 31));
+        if (found >= cap) {  // nothing more to collect: count only (many ties)
+          found += _mm_popcnt_u32(bits);
+          bits = 0;
+        }
         while (bits) {
           if (found < cap) idx[found] = i + 8 * j + __builtin_ctz(bits);
           ++found;
@@ -183,6 +188,7 @@ LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t
   const bool single = hi - lo == 1;  // a band of one key (ties): every band entry in bucket 0
   alignas(32) uint8_t buf[kBandBuffer + 32];  // band entries' mask bytes, counted when full
   int used = 0;
+  portable::MarkCounts counts(hist);
   for (; i + 32 <= n; i += 32) {
     for (int64_t line = 0; line < 32 * static_cast<int64_t>(sizeof(Bits)); line += 64)
       prefetch(w + i, kAhead * static_cast<int64_t>(sizeof(Bits)) + line);
@@ -219,7 +225,7 @@ LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t
       }
     }
     if (used >= kBandBuffer) {
-      for (int j = 0; j < used; ++j) ++hist[buf[j] - 2];
+      counts.add(buf, used, 2);
       in_band += used;
       used = 0;
     }
@@ -229,7 +235,7 @@ LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t
       steps = 0;
     }
   }
-  for (int j = 0; j < used; ++j) ++hist[buf[j] - 2];
+  counts.add(buf, used, 2);
   in_band += used;
   if (single) hist[0] += in_band;
   alignas(32) uint32_t t32[8];
@@ -263,6 +269,10 @@ LTH_AVX2 int64_t resolve_avx2(uint8_t* m, int64_t n, int cut, uint8_t below_valu
                                   _mm256_or_si256(pending, _mm256_and_si256(is_below, below_to)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(m + i), _mm256_and_si256(out, one));
     unsigned bits = static_cast<unsigned>(_mm256_movemask_epi8(pending));
+    if (found >= cap) {  // nothing more to collect: count only (many ties)
+      found += _mm_popcnt_u32(bits);
+      bits = 0;
+    }
     while (bits) {
       if (found < cap) idx[found] = i + __builtin_ctz(bits);
       ++found;
@@ -330,6 +340,10 @@ LTH_AVX2 int64_t cut_below64(const uint64_t* w, uint8_t* m, int64_t n, uint64_t 
     const unsigned keep = alive4(m + i) & ~bits4(_mm256_cmpgt_epi64(vlo, k)) & 0xFu;
     std::memcpy(m + i, &kBytes[keep], 4);
     unsigned band = keep & ~bits4(_mm256_cmpgt_epi64(k, vhi));
+    if (found >= cap) {  // nothing more to collect: count only (many ties)
+      found += _mm_popcnt_u32(band);
+      band = 0;
+    }
     while (band) {
       if (found < cap) idx[found] = i + __builtin_ctz(band);
       ++found;

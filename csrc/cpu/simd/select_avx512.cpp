@@ -33,6 +33,7 @@ LTH_AVX512 void count_band32(const Bits* w, const uint8_t* m, int64_t n, uint64_
   const __m512i vinf = _mm512_set1_epi32(static_cast<int>(inf));
   const uint32_t lo32 = static_cast<uint32_t>(lo);
   int64_t alive = 0, below = 0, in_band = 0;
+  portable::RunCounts counts(hist);
   __mmask16 nan = 0;
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -48,7 +49,7 @@ LTH_AVX512 void count_band32(const Bits* w, const uint8_t* m, int64_t n, uint64_
       _mm512_store_si512(tmp, k);
       in_band += _mm_popcnt_u32(band);
       while (band) {
-        ++hist[(tmp[__builtin_ctz(band)] - lo32) >> shift];
+        counts.add((tmp[__builtin_ctz(band)] - lo32) >> shift);
         band &= band - 1;
       }
     }
@@ -72,6 +73,10 @@ LTH_AVX512 int64_t cut_below32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo
     const __mmask16 keep = _mm512_mask_cmpge_epu32_mask(alive16(m + i), k, vlo);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(m + i), _mm_maskz_mov_epi8(keep, one));
     __mmask16 band = _mm512_mask_cmple_epu32_mask(keep, k, vhi);
+    if (found >= cap) {  // nothing more to collect: count only (many ties)
+      found += _mm_popcnt_u32(band);
+      band = 0;
+    }
     while (band) {
       if (found < cap) idx[found] = i + __builtin_ctz(band);
       ++found;
@@ -102,9 +107,6 @@ LTH_AVX512 inline void prefetch_ahead(const Bits* w, const uint8_t* m) {
   prefetch(m, kAhead);
 }
 
-LTH_AVX512 inline void flush_band(const uint32_t* buf, int used, int64_t* hist) {
-  for (int j = 0; j < used; ++j) ++hist[buf[j]];
-}
 
 template <typename Bits>
 LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi, int shift,
@@ -124,6 +126,7 @@ LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64
   __m512i top = _mm512_setzero_si512();  // the largest key: NaN keys lie above inf's
   alignas(64) uint32_t buf[kBandBuffer + 64];
   int used = 0;
+  portable::MarkCounts counts(hist);
   int64_t alive = 0, below = 0, in_band = 0, i = 0;
   const bool single = hi - lo == 1;  // a band of one key (ties): every band entry in bucket 0
   for (; i + 64 <= n; i += 64) {
@@ -161,12 +164,12 @@ LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64
     }
     used += static_cast<int>(_mm_popcnt_u64(band));
     if (used >= kBandBuffer) {
-      flush_band(buf, used, hist);
+      counts.add(buf, used, 0);
       in_band += used;
       used = 0;
     }
   }
-  flush_band(buf, used, hist);
+  counts.add(buf, used, 0);
   in_band += used;
   if (single) hist[0] += in_band;
   out->alive += alive;
@@ -191,6 +194,10 @@ LTH_AVX512 int64_t resolve_avx512(uint8_t* m, int64_t n, int cut, uint8_t below_
     const __mmask64 out = _mm512_cmpeq_epi8_mask(v, one) | keep | pending |
                           (below_value ? is_below : 0);
     _mm512_storeu_si512(m + i, _mm512_maskz_mov_epi8(out, one));
+    if (found >= cap) {  // nothing more to collect: count only (many ties)
+      found += static_cast<int64_t>(_mm_popcnt_u64(pending));
+      pending = 0;
+    }
     while (pending) {
       if (found < cap) idx[found] = i + __builtin_ctzll(pending);
       ++found;
@@ -253,6 +260,10 @@ LTH_AVX512 int64_t cut_below64(const uint64_t* w, uint8_t* m, int64_t n, uint64_
     const __mmask8 keep = _mm512_mask_cmpge_epu64_mask(alive8(m + i), k, vlo);
     _mm_storel_epi64(reinterpret_cast<__m128i*>(m + i), _mm_maskz_mov_epi8(keep, one));
     __mmask8 band = _mm512_mask_cmple_epu64_mask(keep, k, vhi);
+    if (found >= cap) {  // nothing more to collect: count only (many ties)
+      found += _mm_popcnt_u32(band);
+      band = 0;
+    }
     while (band) {
       if (found < cap) idx[found] = i + __builtin_ctz(band);
       ++found;
