@@ -133,7 +133,8 @@ class IMPRun:
 
         cfg = self.cfg
         new_config = self._check_config()
-        self.metrics = done = self._finished()
+        done = self._finished()
+        self.metrics = list(done)  # grows as levels finish
         check_device(cfg.device)
         self.data = load_data(cfg)
         self.log(f"IMP: {cfg.model} on {self.data.describe()}; levels 0..{cfg.levels} in "

@@ -60,7 +60,7 @@ class RunDir:
 
     def __init__(self, path) -> None:
         self.path = os.fspath(path)
-        self._sums: Dict[str, str] = {}  # rel -> sha256, hashed once per run
+        self._sums: Dict[str, str] = {}  # rel -> checksum(), computed once per run
 
     def file(self, rel: str) -> str:
         return os.path.join(self.path, *rel.split("/"))
