@@ -85,3 +85,13 @@ def test_bench_flags_an_op_below_its_floor(monkeypatch):
     assert row["below_floor"] and row["x_floor"] < 0.95
     assert data["warnings"] and "rewind resnet 64K ran at" in data["warnings"][0]
     assert markdown(data).startswith("**WARNING: rewind resnet 64K ran at")
+
+
+def test_bench_names_a_bad_device_in_one_line(capsys):
+    from lth_fast.cli import main
+
+    for device, says in (("gpu", "device 'gpu' is not a torch device"),
+                         ("cuda:99", "device 'cuda:99'")):
+        assert main(["bench", "--device", device, "--sizes", "1K", "--ops", "prune", "-q"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err and "Traceback" not in err

@@ -65,6 +65,7 @@ def add_bench(p: argparse.ArgumentParser) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     import os
 
+    from ..devices import check_device
     from . import report, runner, suite
 
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
@@ -76,6 +77,7 @@ def run_bench(args: argparse.Namespace) -> int:
             print(f"lth-fast bench: unknown op {op!r}; choose from {sorted(suite.OPS)}",
                   file=sys.stderr)
             return 2
+    check_device(args.device)  # a device error is one of running (status 1), not of flags
     opts = runner.Options(ops=args.ops, workloads=args.workloads, sizes=args.sizes,
                           device=args.device, reps=args.reps, slow_reps=args.slow_reps,
                           warmup=args.warmup, threads=args.threads,

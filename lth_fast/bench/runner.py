@@ -15,6 +15,7 @@ from typing import List, Optional
 
 import torch
 
+from ..devices import check_device
 from . import suite, workloads
 from .measure import Floor, measure_floor, median, time_op
 
@@ -115,6 +116,7 @@ def run(opts: Options) -> dict:
 
     from . import peakmem  # imported late: `python -m lth_fast.bench.peakmem` runs it as main
 
+    check_device(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     cases = [suite.get(name) for name in opts.ops]

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .. import atomic
+from ..devices import check_device
 from ..ops.api import prune_
 from ..data import Dataset, load_dataset
 from ..models import build_model, output_layer
@@ -75,21 +76,6 @@ def level_rates(cfg: IMPConfig, model: nn.Module, pruner: Pruner) -> Optional[Di
         rates[out] = cfg.output_rate
     rates.update(cfg.layer_rates)
     return rates
-
-
-def check_device(device: str) -> None:
-    """Raises ValueError naming the device when it cannot hold a tensor here."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: no CUDA device is available here (use --device cpu)")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r}: there are only {torch.cuda.device_count()} CUDA "
-                         f"devices (cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
-    try:
-        torch.empty(1, device=dev)
-    except Exception as e:  # another backend that is not built in or has no device
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"device {device!r} is not usable here ({first})") from None
 
 
 class IMPRun:
