@@ -6,6 +6,7 @@
 #include <array>
 #include <cstring>
 
+#include "cpu/simd/prefetch.h"
 #include "cpu/simd/select_scalar.h"
 
 #define LTH_AVX2 __attribute__((target("avx2,popcnt,bmi")))
@@ -38,14 +39,6 @@ constexpr std::array<uint64_t, 256> make_compress() {
   return t;
 }
 constexpr std::array<uint64_t, 256> kCompress = make_compress();
-
-// Software prefetch kAhead entries ahead of the loads: one core's hardware prefetchers keep
-// too few lines in flight to reach the memory bandwidth.
-constexpr int64_t kAhead = 1024;
-LTH_AVX2 inline void prefetch(const void* p, int64_t bytes_ahead) {  // never faults
-  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + bytes_ahead),
-               _MM_HINT_T0);
-}
 
 LTH_AVX2 inline __m256i keys8(const uint32_t* w) {
   return _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)),
@@ -191,8 +184,8 @@ LTH_AVX2 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t
   portable::MarkCounts counts(hist);
   for (; i + 32 <= n; i += 32) {
     for (int64_t line = 0; line < 32 * static_cast<int64_t>(sizeof(Bits)); line += 64)
-      prefetch(w + i, kAhead * static_cast<int64_t>(sizeof(Bits)) + line);
-    prefetch(m + i, kAhead);
+      prefetch_ahead_of(w + i, kPrefetchAhead * static_cast<int64_t>(sizeof(Bits)) + line);
+    prefetch_ahead_of(m + i, kPrefetchAhead);
     alive = _mm256_add_epi64(alive, _mm256_sad_epu8(
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + i)), zero));
     __m256i val[4];
@@ -259,7 +252,7 @@ LTH_AVX2 int64_t resolve_avx2(uint8_t* m, int64_t n, int cut, uint8_t below_valu
   const __m256i below_to = below_value ? below_mark : _mm256_setzero_si256();
   int64_t found = 0, i = 0;
   for (; i + 32 <= n; i += 32) {
-    prefetch(m + i, kAhead);
+    prefetch_ahead_of(m + i, kPrefetchAhead);
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + i));
     const __m256i is_below = _mm256_cmpeq_epi8(v, below_mark);
     const __m256i keep = _mm256_andnot_si256(

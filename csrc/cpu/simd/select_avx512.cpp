@@ -2,6 +2,7 @@
 // instructions; they run only after cpu_supports(Isa::avx512) said yes.
 #include <immintrin.h>
 
+#include "cpu/simd/prefetch.h"
 #include "cpu/simd/select_scalar.h"
 
 #define LTH_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,popcnt,bmi")))
@@ -93,18 +94,12 @@ LTH_AVX512 int64_t cut_below32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo
 // branch per step on "any band entry here" would mispredict about every other step.
 constexpr int kBandBuffer = 1024;
 
-// Software prefetch kAhead entries ahead of the loads: one core's hardware prefetchers keep
-// too few lines in flight to reach the memory bandwidth (this pass ran ~25% faster with it).
-constexpr int64_t kAhead = 1024;
-LTH_AVX512 inline void prefetch(const void* p, int64_t bytes_ahead) {  // never faults
-  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + bytes_ahead),
-               _MM_HINT_T0);
-}
 template <typename Bits>
 LTH_AVX512 inline void prefetch_ahead(const Bits* w, const uint8_t* m) {
   constexpr int64_t size = sizeof(Bits);
-  for (int64_t line = 0; line < 64 * size; line += 64) prefetch(w, kAhead * size + line);
-  prefetch(m, kAhead);
+  for (int64_t line = 0; line < 64 * size; line += 64)
+    prefetch_ahead_of(w, kPrefetchAhead * size + line);
+  prefetch_ahead_of(m, kPrefetchAhead);
 }
 
 
@@ -186,7 +181,7 @@ LTH_AVX512 int64_t resolve_avx512(uint8_t* m, int64_t n, int cut, uint8_t below_
   const __m512i pending_at = _mm512_set1_epi8(static_cast<char>(cut + 2));
   int64_t found = 0, i = 0;
   for (; i + 64 <= n; i += 64) {
-    prefetch(m + i, kAhead);
+    prefetch_ahead_of(m + i, kPrefetchAhead);
     const __m512i v = _mm512_loadu_si512(m + i);
     const __mmask64 is_below = _mm512_cmpeq_epi8_mask(v, below_mark);
     const __mmask64 keep = _mm512_cmpge_epu8_mask(v, keep_from) & ~is_below;

@@ -2,6 +2,7 @@
 // functions marked LTH_AVX2 hold AVX2 code; they run only after cpu_supports said yes.
 #include <immintrin.h>
 
+#include "cpu/simd/prefetch.h"
 #include "cpu/simd/stream.h"
 #include "cpu/simd/stream_tails.h"
 
@@ -18,7 +19,7 @@ LTH_AVX2 uint64_t read(const float* x, int64_t n) {
   int64_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {  // four independent chains
     for (int64_t line = 0; line < 4 * W; line += 16)  // one core keeps too few lines in flight
-      _mm_prefetch(tails::ahead(x + i, tails::kAhead + line), _MM_HINT_T0);
+      prefetch_ahead_of(x + i + line, kPrefetchAhead * static_cast<int64_t>(sizeof(float)));
     a0 = _mm256_add_epi32(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
     a1 = _mm256_add_epi32(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + W)));
     a2 = _mm256_add_epi32(a2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 2 * W)));

@@ -15,13 +15,6 @@ inline int64_t head(const float* dst, int64_t n, int64_t width) {
   return h < n ? h : n;
 }
 
-// The address `elems` floats past p, for a software prefetch (which never faults, so it may lie
-// past the buffer's end); computed as an integer, not by pointer arithmetic past the end.
-constexpr int64_t kAhead = 1024;  // floats: the reads prefetch 4 KB ahead
-inline const char* ahead(const float* p, int64_t elems) {
-  return reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + elems * sizeof(float));
-}
-
 inline uint64_t read(const float* x, int64_t n) {
   uint32_t s = 0;  // wraps: the checksum is the sum of the 32-bit words mod 2^32
   for (int64_t i = 0; i < n; ++i) {
