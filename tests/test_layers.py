@@ -16,6 +16,7 @@ ALLOWED = {
     "reference": {"ops"},
     "pruning": {"ops", "atomic"},
     "optim": {"ops"},
+    "distributed": {"ops"},
     "models": set(),
     "data": set(),
     "imp": {"ops", "pruning", "optim", "models", "data", "atomic", "devices"},

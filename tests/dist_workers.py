@@ -1,0 +1,102 @@
+"""What each rank runs in the distributed tests (importable by spawned processes). Every rank
+builds the same full tensors from a case's seed (dist_cases.build) and prunes its own part."""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+import lth_fast.distributed as ltd
+from lth_fast.distributed import chunk_rows
+
+from dist_cases import build
+
+
+def local_part(t: torch.Tensor, world: int, rank: int) -> torch.Tensor:
+    """Rank's torch.chunk(dim 0) part of t (empty when the chunks run out)."""
+    start, count = chunk_rows(t.shape[0], world, rank)
+    return t[start:start + count].clone()
+
+
+def shards(rank, world, cases):
+    """Each case on torch.chunk shards with the world group: (masks, stats, calls) per case."""
+    out = []
+    for case in cases:
+        weights, masks = build(case)
+        w = [local_part(t, world, rank) for t in weights]
+        m = [local_part(t, world, rank) for t in masks]
+        with ltd.audit() as calls:
+            stats = ltd.prune_(w, m, case["amount"], scope=case.get("scope", "global"),
+                               group=dist.group.WORLD)
+        out.append((m, stats, list(calls)))
+    return out
+
+
+def _model(case):
+    torch.manual_seed(case["seed"])
+    layers = [torch.nn.Linear(i, o, bias=False) for i, o in case["dims"]]
+    return torch.nn.Sequential(*layers).to(case.get("dtype", torch.float32))
+
+
+def fsdp(rank, world, case):
+    """A real fully_shard model on a CPU mesh ((world,), or case["mesh"] for HSDP): the local
+    masks after and before, the full weights (for the oracle only), the stats, the calls."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    shape = tuple(case.get("mesh", (world,)))
+    names = ("replicate", "shard")[-len(shape):]  # HSDP needs its dims named
+    mesh = init_device_mesh("cpu", shape, mesh_dim_names=names)
+    model = _model(case)
+    fully_shard(model, mesh=mesh)
+    params = [p for p in model.parameters()]
+    masks = [torch.ones(p.to_local().shape, dtype=torch.bool) for p in params]
+    if case.get("dead_seed") is not None:  # existing masks that differ per shard
+        g = torch.Generator().manual_seed(case["dead_seed"] + rank)
+        masks = [torch.rand(m.shape, generator=g) > 0.3 for m in masks]
+    before = [m.clone() for m in masks]  # assembled by the parent for the oracle
+    with ltd.audit() as calls:
+        stats = ltd.prune_(params, masks, case["amount"], scope=case.get("scope", "global"))
+    full = [p.full_tensor().detach() for p in params]
+    return masks, before, full, stats, list(calls)
+
+
+def ddp_verify(rank, world, case):
+    """Replicated selection: identical weights select identically; verify catches a perturbed
+    rank. Returns (masks, error message or None)."""
+    weights, masks = build(case)
+    if case.get("perturb_rank") == rank:
+        weights[0].mul_(10)  # this rank ranks tensor 0 above the others: fewer of it pruned
+    with ltd.audit() as calls:
+        try:
+            ltd.prune_(weights, masks, case["amount"], verify=True)
+            error = None
+        except ValueError as e:
+            error = str(e)
+    return masks, error, list(calls)
+
+
+def bad_call(rank, world, case):
+    """One rank's arguments differ or are bad: every rank must raise, none may hang."""
+    weights, masks = build(case)
+    w = [local_part(t, world, rank) for t in weights]
+    m = [local_part(t, world, rank) for t in masks]
+    before = [t.clone() for t in m]
+    if rank == case["bad_rank"]:
+        if case["how"] == "fewer":
+            w, m = w[:-1], m[:-1]
+        elif case["how"] == "amount":
+            case = dict(case, amount=0.5)
+        elif case["how"] == "dtype":
+            w = [t.double() for t in w]
+        elif case["how"] == "noncontiguous":
+            w[0] = w[0].t().contiguous().t()
+        elif case["how"] == "nan":
+            w[-1].view(-1)[-1] = float("nan")
+    try:
+        ltd.prune_(w, m, case["amount"], group=dist.group.WORLD)
+        error = None
+    except ValueError as e:
+        error = f"{type(e).__name__}: {e}"
+    except TypeError as e:
+        error = f"{type(e).__name__}: {e}"
+    unchanged = all(torch.equal(a, b) for a, b in zip(m, before))
+    return error, unchanged
