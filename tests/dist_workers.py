@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 
 import lth_fast.distributed as ltd
-from lth_fast.distributed import chunk_rows
+from lth_fast.distributed import chunk_rows, marked
 
 from dist_cases import build
 
@@ -18,15 +18,22 @@ def local_part(t: torch.Tensor, world: int, rank: int) -> torch.Tensor:
 
 
 def shards(rank, world, cases):
-    """Each case on torch.chunk shards with the world group: (masks, stats, calls) per case."""
+    """Each case on torch.chunk shards with the world group: (masks, stats, calls) per case.
+    A case's "knobs" set constants of the CPU engine for it (a narrow band that misses, a
+    small collection cap that makes buckets crowded)."""
     out = []
     for case in cases:
+        saved = {k: getattr(marked, k) for k in case.get("knobs", {})}
+        for k, v in case.get("knobs", {}).items():
+            setattr(marked, k, v)
         weights, masks = build(case)
         w = [local_part(t, world, rank) for t in weights]
         m = [local_part(t, world, rank) for t in masks]
         with ltd.audit() as calls:
             stats = ltd.prune_(w, m, case["amount"], scope=case.get("scope", "global"),
                                group=dist.group.WORLD)
+        for k, v in saved.items():
+            setattr(marked, k, v)
         out.append((m, stats, list(calls)))
     return out
 

@@ -15,6 +15,7 @@ from lth_fast.distributed import chunk_rows
 import dist_workers
 from dist_cases import assemble, build, oracle
 from dist_helpers import run_ranks
+from conftest import SUPPORTED_ISAS
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 DIGITS = {torch.float32: 3, torch.float16: 2, torch.bfloat16: 2, torch.float64: 7}
@@ -53,8 +54,18 @@ def _cases(world):
     return cases
 
 
+ENGINES = ["cpu", "any"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request, monkeypatch):
+    """Both engines on CPU: the CPU one, and the one CUDA tensors use (LTH_FAST_SHARD_ENGINE)."""
+    monkeypatch.setenv("LTH_FAST_SHARD_ENGINE", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("world", [2, 3, 4])
-def test_chunk_shards_equal_single_process(world):
+def test_chunk_shards_equal_single_process(world, engine):
     cases = _cases(world)
     results = run_ranks(world, dist_workers.shards, cases)
     for c, case in enumerate(cases):
@@ -66,16 +77,66 @@ def test_chunk_shards_equal_single_process(world):
             assert r[c][1] == want_stats, f"case {c}: stats differ on a rank"
 
 
-def test_collectives_are_few_small_and_integer():
-    """Every rank issues the same calls: 4 int64 gathered, one histogram per digit, one tie
-    count per tensor; none as large as the smallest tensor; under 64 KB in all."""
+@pytest.mark.parametrize("isa", SUPPORTED_ISAS)
+def test_every_instruction_set(isa, monkeypatch):
+    """The CPU engine's passes on each instruction set (LTH_FAST_CPU_ISA, inherited by the
+    ranks)."""
+    monkeypatch.setenv("LTH_FAST_SHARD_ENGINE", "cpu")
+    monkeypatch.setenv("LTH_FAST_CPU_ISA", isa)
+    cases = [c for c in _cases(2) if c.get("scope", "global") == "global"]
+    cases.append(dict(shapes=[(300, 100), (5000,)], seed=31, amount=0.3))
+    results = run_ranks(2, dist_workers.shards, cases)
+    for c, case in enumerate(cases):
+        got = assemble([r[c][0] for r in results])
+        assert all(torch.equal(g, w) for g, w in zip(got, oracle(case)[0])), f"case {c}"
+
+
+MISS = dict(BAND_SIGMAS=0.0, BAND_EXTRA=0.0)  # a band of one sample rank: it misses often
+CROWDED = dict(COLLECT_CAP=3)                  # every cut bucket is crowded
+RADIX = dict(GATHER_CAP=0)                     # cut buckets radix-selected, not gathered
+
+
+@pytest.mark.parametrize("knobs", [MISS, CROWDED, RADIX, dict(MISS, **CROWDED)],
+                         ids=["band-miss", "crowded", "radix", "miss-and-crowded"])
+def test_cpu_engine_slow_paths(knobs, monkeypatch):
+    """The CPU engine's rare paths: a band the sample missed (marked again on the right side),
+    a crowded bucket of one key (cut by position from per-tensor counts) and of several keys
+    (marked again, finer), and a cut bucket too large to gather (radix-selected)."""
+    monkeypatch.setenv("LTH_FAST_SHARD_ENGINE", "cpu")
+    cases = [dict(c, knobs=knobs) for c in _cases(3)]
+    cases += [dict(shapes=[(400, 300), (7000,)], seed=s, amount=a, dtype=dt, knobs=knobs,
+                   kind=kind)
+              for s, (a, dt, kind) in enumerate([(0.2, torch.float32, "random"),
+                                                  (0.7, torch.bfloat16, "random"),
+                                                  (0.05, torch.float16, "random"),
+                                                  (0.5, torch.float32, "ties"),
+                                                  (0.9, torch.float64, "random")])]
+    results = run_ranks(3, dist_workers.shards, cases)
+    for c, case in enumerate(cases):
+        want_masks, want_stats = oracle(case)
+        got = assemble([r[c][0] for r in results])
+        for i, (g, w) in enumerate(zip(got, want_masks)):
+            assert torch.equal(g, w), f"case {c} ({case.get('name', case)}), tensor {i}"
+        assert all(r[c][1] == want_stats for r in results)
+
+
+def test_collectives_are_few_small_and_integer(engine):
+    """Every rank issues the same calls, all integer, none as large as the smallest tensor,
+    under 64 KB in all. CPU engine: the agreement with the sample, the marking pass's counts,
+    then the cut bucket's few entries (or, when a rank holds many, a histogram per digit of
+    the bucket and a tie count per tensor). Any-device engine: the agreement, the alive
+    counts, a histogram per digit of the key, the tie counts."""
     case = dict(shapes=[(64, 128), (256, 64), (100, 100)], seed=1, amount=0.2)
     results = run_ranks(2, dist_workers.shards, [case])
     smallest = min(torch.Size(s).numel() for s in case["shapes"]) * 4
     calls = [r[0][2] for r in results]
     assert calls[0] == calls[1]
-    assert [c.kind for c in calls[0]] == ["all_gather"] + ["all_reduce"] * 3 + ["all_gather"]
-    assert all(c.dtype == torch.int64 for c in calls[0])
+    kinds = [c.kind for c in calls[0]]
+    if engine == "cpu":
+        assert kinds == ["all_gather"] * 3
+    else:
+        assert kinds == ["all_gather"] + ["all_reduce"] * 4 + ["all_gather"]
+    assert all(c.dtype in (torch.int64, torch.int32) for c in calls[0])
     assert max(c.nbytes for c in calls[0]) < smallest
     assert sum(c.nbytes for c in calls[0]) <= 64 * 1024
     masks = assemble([r[0][0] for r in results])
@@ -83,11 +144,13 @@ def test_collectives_are_few_small_and_integer():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_digit_count_per_dtype(dtype):
+def test_digit_count_per_dtype(dtype, monkeypatch):
+    """The any-device engine: one histogram per digit of the dtype's key."""
+    monkeypatch.setenv("LTH_FAST_SHARD_ENGINE", "any")
     case = dict(shapes=[(8, 8)], seed=2, amount=0.5, dtype=dtype)
     results = run_ranks(2, dist_workers.shards, [case])
     kinds = [c.kind for c in results[0][0][2]]
-    assert kinds.count("all_reduce") == DIGITS[dtype]
+    assert kinds.count("all_reduce") == 1 + DIGITS[dtype]
 
 
 def _check_fsdp(results, case):

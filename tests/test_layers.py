@@ -20,7 +20,7 @@ ALLOWED = {
     "models": set(),
     "data": set(),
     "imp": {"ops", "pruning", "optim", "models", "data", "atomic", "devices"},
-    "bench": {"ops", "reference", "atomic", "devices"},
+    "bench": {"ops", "reference", "atomic", "devices", "distributed"},
     "cli": {"imp", "bench"},
     "__main__": {"cli"},
     "__init__": {"ops", "reference", "optim", "pruning"},

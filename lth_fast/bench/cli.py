@@ -59,6 +59,9 @@ def add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-memory", action="store_true",
                    help="skip the peak-memory probe (fresh subprocesses)")
     p.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
+    p.add_argument("--ranks", type=_positive, default=None,
+                   help="measure sharded prune_ instead: each size split over this many local "
+                        "gloo processes (one thread each), against one thread on one shard")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -78,6 +81,8 @@ def run_bench(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
     check_device(args.device)  # a device error is one of running (status 1), not of flags
+    if args.ranks is not None:
+        return _run_sharded(args)
     opts = runner.Options(ops=args.ops, workloads=args.workloads, sizes=args.sizes,
                           device=args.device, reps=args.reps, slow_reps=args.slow_reps,
                           warmup=args.warmup, threads=args.threads,
@@ -89,6 +94,29 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"lth-fast bench: {e}", file=sys.stderr)
         return 2
     print(report.markdown(data))
+    if args.json:
+        write_json(args.json, data)
+        print(f"\nwrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _run_sharded(args: argparse.Namespace) -> int:
+    from . import sharded
+    if args.device != "cpu":
+        print("lth-fast bench: --ranks runs gloo processes on the CPU; drop --device",
+              file=sys.stderr)
+        return 2
+    if args.ranks < 2:
+        print("lth-fast bench: --ranks needs at least 2 ranks", file=sys.stderr)
+        return 2
+    unknown = [w for w in args.workloads if w not in ("resnet", "transformer")]
+    if unknown:
+        print(f"lth-fast bench: --ranks shards the resnet and transformer workloads, not "
+              f"{unknown[0]!r}", file=sys.stderr)
+        return 2
+    data = sharded.run(args.sizes, args.workloads, args.ranks, args.reps, args.warmup,
+                       args.seed)
+    print(sharded.markdown(data))
     if args.json:
         write_json(args.json, data)
         print(f"\nwrote {args.json}", file=sys.stderr)

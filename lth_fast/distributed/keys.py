@@ -18,6 +18,11 @@ def key_bits(dtype: torch.dtype) -> int:
     return _KEYS[dtype][1]
 
 
+def key_end(dtype: torch.dtype) -> int:
+    """One past the largest key of any bit pattern of dtype."""
+    return 1 << _KEYS[dtype][1]
+
+
 def keys_of(t: torch.Tensor) -> torch.Tensor:
     """The keys of t's entries, flat, in an integer tensor of t's width."""
     view, bits, _ = _KEYS[t.dtype]

@@ -72,20 +72,17 @@ std::vector<Chunk> make_chunks(const std::vector<Run>& runs) {
   return chunks_of(sizes);
 }
 
-void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int64_t blocks) {
+std::vector<uint64_t> sample_keys(const SelectPlan& p, int64_t blocks, int64_t* seen) {
   int64_t total = 0;
-  for (const Run& r : p.runs) total += r.n;
-  p.lo = 0;
-  p.hi = simd::key_end(p.dtype);
-  if (total < kSampleMinTotal) return;
   std::vector<int64_t> offsets;
-  int64_t offset = 0;
   for (const Run& r : p.runs) {
-    offsets.push_back(offset);
-    offset += r.n;
+    offsets.push_back(total);
+    total += r.n;
   }
+  *seen = 0;
+  if (total == 0 || blocks <= 0) return {};
   // Blocks of neighbours, read in parallel, each into its own slots of one array (no
-  // per-thread copies), then packed; the ranks taken below do not depend on the order.
+  // per-thread copies), then packed; the ranks taken from them do not depend on the order.
   std::vector<uint64_t> keys(static_cast<size_t>(blocks) * kSampleBlock);
   std::vector<int32_t> alive_in(blocks), len_of(blocks);
   at::parallel_for(0, blocks, 256, [&](int64_t b0, int64_t b1) {
@@ -100,12 +97,22 @@ void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int
     }
   });
   size_t used = 0;
-  int64_t seen = 0;
   for (int64_t b = 0; b < blocks; ++b) {
     for (int32_t j = 0; j < alive_in[b]; ++j) keys[used++] = keys[b * kSampleBlock + j];
-    seen += len_of[b];
+    *seen += len_of[b];
   }
   keys.resize(used);
+  return keys;
+}
+
+void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int64_t blocks) {
+  int64_t total = 0;
+  for (const Run& r : p.runs) total += r.n;
+  p.lo = 0;
+  p.hi = simd::key_end(p.dtype);
+  if (total < kSampleMinTotal) return;
+  int64_t seen = 0;
+  std::vector<uint64_t> keys = sample_keys(p, blocks, &seen);
   const double n = static_cast<double>(keys.size());
   if (keys.size() < 64) return;
   // A count amount becomes a fraction of the alive entries this sample estimates.

@@ -54,6 +54,9 @@ struct SelectResult {
 };
 
 std::vector<Chunk> make_chunks(const std::vector<Run>& runs);
+// The keys of the alive entries among `blocks` evenly spaced blocks of 16 neighbours across
+// the runs (in block order); *seen: how many entries the blocks cover, alive or not.
+std::vector<uint64_t> sample_keys(const SelectPlan& p, int64_t blocks, int64_t* seen);
 // Guesses [lo, hi) around the k-th smallest alive key from `blocks` evenly spaced blocks of 16
 // entries, z standard deviations of the sample's rank either side (plus a little for blocks of
 // correlated neighbours). `amount` as for plan_selection.

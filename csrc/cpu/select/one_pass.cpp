@@ -19,6 +19,8 @@ int64_t sample_blocks(const std::vector<Run>& runs) {
   return std::clamp<int64_t>(total / 8192, 64, 1024);
 }
 
+}  // namespace
+
 void mark_pass(SelectPlan& p, const simd::SelectKernels& kern) {
   band_pass(p, simd::kMarkBuckets, [&](const Chunk& ch, int64_t* hist, simd::BandCount* bc) {
     kern.mark(p.dtype, chunk_weights(p, ch), p.runs[ch.run].m + ch.start, ch.len, p.lo, p.hi,
@@ -26,11 +28,7 @@ void mark_pass(SelectPlan& p, const simd::SelectKernels& kern) {
   });
 }
 
-// For a cut bucket of one key (shift 0) too crowded to collect: its entries tie, so the first
-// r of them by position are pruned. A count of the bucket's marks per chunk (a read of the
-// masks alone) gives each chunk its share; a chunk's share of marks becomes dead marks (0)
-// first, then the chunk resolves as usual (the rest of the bucket stays).
-void resolve_ties(SelectPlan& p, int cut, int64_t r, const simd::SelectKernels& kern) {
+std::vector<int64_t> count_marks(const SelectPlan& p, int cut) {
   const uint8_t mark = static_cast<uint8_t>(2 + cut);
   const int64_t chunks = static_cast<int64_t>(p.chunks.size());
   std::vector<int64_t> in_chunk(chunks, 0);
@@ -42,12 +40,14 @@ void resolve_ties(SelectPlan& p, int cut, int64_t r, const simd::SelectKernels& 
       in_chunk[c] = n;
     }
   });
-  std::vector<int64_t> share(chunks, 0);
-  for (int64_t c = 0, left = r; c < chunks && left > 0; ++c) {
-    share[c] = std::min(left, in_chunk[c]);
-    left -= share[c];
-  }
-  at::parallel_for(0, chunks, chunk_grain(p.chunks), [&](int64_t b, int64_t e) {
+  return in_chunk;
+}
+
+void clear_first_marks(SelectPlan& p, int cut, const std::vector<int64_t>& in_chunk,
+                       const std::vector<int64_t>& share, const simd::SelectKernels& kern) {
+  const uint8_t mark = static_cast<uint8_t>(2 + cut);
+  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), chunk_grain(p.chunks),
+                   [&](int64_t b, int64_t e) {
     for (int64_t c = b; c < e; ++c) {
       uint8_t* m = p.runs[p.chunks[c].run].m + p.chunks[c].start;
       const int64_t len = p.chunks[c].len;
@@ -64,6 +64,24 @@ void resolve_ties(SelectPlan& p, int cut, int64_t r, const simd::SelectKernels& 
     }
   });
 }
+
+namespace {
+
+// For a cut bucket of one key (shift 0) too crowded to collect: its entries tie, so the first
+// r of them by position are pruned. A count of the bucket's marks per chunk (a read of the
+// masks alone) gives each chunk its share; a chunk's share of marks becomes dead marks (0)
+// first, then the chunk resolves as usual (the rest of the bucket stays).
+void resolve_ties(SelectPlan& p, int cut, int64_t r, const simd::SelectKernels& kern) {
+  const std::vector<int64_t> in_chunk = count_marks(p, cut);
+  std::vector<int64_t> share(in_chunk.size(), 0);
+  for (size_t c = 0, left = r; c < in_chunk.size() && left > 0; ++c) {
+    share[c] = std::min<int64_t>(left, in_chunk[c]);
+    left -= share[c];
+  }
+  clear_first_marks(p, cut, in_chunk, share, kern);
+}
+
+}  // namespace
 
 // Resolves every mask byte (see simd::ResolveFn); returns the packed positions of the entries
 // of bucket `cut` when they number at most `cap`.
@@ -87,8 +105,6 @@ std::vector<int64_t> resolve_pass(SelectPlan& p, int cut, uint8_t below_value, i
   });
   return gather(found, used);
 }
-
-}  // namespace
 
 SelectPlan mark_selection(simd::DType dtype, std::vector<Run> runs, double amount, bool by_count,
                           const simd::SelectKernels& kern) {

@@ -20,4 +20,20 @@ void unmark_selection(SelectPlan& plan, const simd::SelectKernels& kern);
 SelectResult finish_selection(SelectPlan& plan, double amount, bool by_count,
                               const simd::SelectKernels& kern);
 
+// The passes themselves, for callers that choose the band and the cut (the sharded selection
+// of select/shard_ops.cpp, whose ranks agree on them between passes).
+// Marks every mask byte for the band [plan.lo, plan.hi); sets shift, hist, alive, below,
+// in_range and nan_index.
+void mark_pass(SelectPlan& plan, const simd::SelectKernels& kern);
+// Resolves every mark (see simd::ResolveFn); returns the packed positions (chunk << 16 | index
+// in chunk) of the entries of bucket `cut`, when they number at most `cap`.
+std::vector<int64_t> resolve_pass(SelectPlan& plan, int cut, uint8_t below_value, int64_t cap,
+                                  const simd::SelectKernels& kern);
+// Per chunk: how many marks of bucket `cut` it holds.
+std::vector<int64_t> count_marks(const SelectPlan& plan, int cut);
+// Prunes the first share[c] marks of bucket `cut` in each chunk c (in_chunk: count_marks),
+// then resolves every mark with `cut` as the cut bucket (the rest of it stays alive).
+void clear_first_marks(SelectPlan& plan, int cut, const std::vector<int64_t>& in_chunk,
+                       const std::vector<int64_t>& share, const simd::SelectKernels& kern);
+
 }  // namespace lth_fast::cpu
