@@ -2,6 +2,8 @@
 builds the same full tensors from a case's seed (dist_cases.build) and prunes its own part."""
 from __future__ import annotations
 
+import zlib
+
 import torch
 import torch.distributed as dist
 
@@ -107,3 +109,76 @@ def bad_call(rank, world, case):
         error = f"{type(e).__name__}: {e}"
     unchanged = all(torch.equal(a, b) for a, b in zip(m, before))
     return error, unchanged
+
+
+def _lth_round(model, grads_of, optimizer_cls, steps: int, amount: float, opt_kwargs):
+    """snapshot, a few steps with the given gradients, prune, rewind: the LTH round."""
+    from lth_fast import Pruner
+    pruner = Pruner(model)
+    pruner.snapshot()
+    opt = optimizer_cls(model.parameters(), masks=pruner, **opt_kwargs)
+    for step in range(steps):
+        for name, p in model.named_parameters():
+            p.grad = grads_of(name, p, step)
+        opt.step()
+    stats = pruner.prune(amount)
+    for step in range(steps):  # train the pruned net a little: pruned entries stay 0
+        for name, p in model.named_parameters():
+            p.grad = grads_of(name, p, steps + step)
+        opt.step()
+    after_train = {n: p.detach().clone() for n, p in model.named_parameters()}
+    pruner.rewind(opt)
+    return pruner, stats, after_train
+
+
+def _full_grad(name, shape, step):
+    g = torch.Generator().manual_seed(zlib.crc32(f"{name}:{step}".encode()))
+    return torch.randn(shape, generator=g)
+
+
+def fsdp_round(rank, world, case):
+    """An LTH round on a fully_shard model with the lth_fast optimizers, the gradients set
+    directly (the same full gradient on every rank, sharded): returns the full weights after
+    training and after rewinding, and the local masks."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    import lth_fast
+    mesh = init_device_mesh("cpu", (world,))
+    model = _model(case)
+    fully_shard(model, mesh=mesh)
+
+    def grads_of(name, p, step):
+        return distribute_tensor(_full_grad(name, p.shape, step), mesh, [Shard(0)])
+    cls = getattr(lth_fast, case["optimizer"])
+    pruner, stats, trained = _lth_round(model, grads_of, cls, case["steps"], case["amount"],
+                                        case["opt_kwargs"])
+    full = lambda t: t.full_tensor() if hasattr(t, "full_tensor") else t  # noqa: E731
+    return ({n: full(t) for n, t in trained.items()},
+            {n: p.full_tensor().detach() for n, p in model.named_parameters()},
+            [pruner.masks[n].clone() for n in pruner.names], stats,
+            type(pruner.mask_set.snapshot[pruner.names[0]]).__name__)
+
+
+def single_round(case):
+    """The same round in one process, on the unsharded model (the oracle)."""
+    import lth_fast
+    model = _model(case)
+    cls = getattr(lth_fast, case["optimizer"])
+    pruner, stats, trained = _lth_round(model, lambda n, p, s: _full_grad(n, p.shape, s), cls,
+                                        case["steps"], case["amount"], case["opt_kwargs"])
+    return (trained, {n: p.detach().clone() for n, p in model.named_parameters()},
+            [pruner.masks[n].clone() for n in pruner.names], stats)
+
+
+def ddp_round(rank, world, case):
+    """A DDP model's Pruner: every rank prunes alone, verify=True agrees; returns the masks."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from lth_fast import Pruner
+    model = DistributedDataParallel(_model(dict(case, seed=case["seed"] + rank)))  # rank 0's
+    pruner = Pruner(model.module)
+    with ltd.audit() as calls:
+        pruner.prune(case["amount"], verify=True)
+    return [pruner.masks[n].clone() for n in pruner.names], list(calls)

@@ -14,7 +14,7 @@ ALLOWED = {
     "devices": set(),
     "ops": {"_C"},
     "reference": {"ops"},
-    "pruning": {"ops", "atomic"},
+    "pruning": {"ops", "atomic", "distributed"},
     "optim": {"ops"},
     "distributed": {"ops"},
     "models": set(),

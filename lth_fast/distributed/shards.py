@@ -15,14 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-try:  # public since torch 2.4
-    from torch.distributed.tensor import DTensor, Replicate, Shard
-except ImportError:  # pragma: no cover - older torch
-    DTensor = Replicate = Shard = None
-
-
-def is_dtensor(t) -> bool:
-    return DTensor is not None and isinstance(t, DTensor)
+from ..ops.dtensors import is_dtensor
 
 
 @dataclass
@@ -42,6 +35,7 @@ def chunk_rows(rows: int, world: int, rank: int) -> Tuple[int, int]:
 
 def _shard_dim(name: str, i: int, t) -> Optional[int]:
     """The mesh dimension t is sharded over (Shard(0)), or None when it is only replicated."""
+    from torch.distributed.tensor import Replicate, Shard  # t is a DTensor: it is imported
     found = None
     for d, p in enumerate(t.placements):
         if isinstance(p, Replicate):

@@ -11,6 +11,7 @@ import torch
 from . import library, reference  # noqa: F401  (library: the ops complete before any call)
 from .amounts import Amount, parse_amount
 from .checks import check_tensors
+from .dtensors import local_list, refuse_sharded
 from .stats import PruneStats
 
 Tensors = Sequence[torch.Tensor]
@@ -41,6 +42,9 @@ def prune_(weights: Tensors, masks: Tensors, amount: Union[Amount, Sequence[Amou
     """
     weights, masks = list(weights), list(masks)
     fractions, counts, layerwise = parse_amount(amount, scope, len(weights))
+    refuse_sharded("prune_", "weights", weights)
+    refuse_sharded("prune_", "masks", masks)
+    weights, masks = local_list(weights), local_list(masks)
     check_tensors("prune_", "weights", weights)
     check_tensors("prune_", "masks", masks)
     if any(c > _INT64_MAX for c in counts):
@@ -58,9 +62,11 @@ def masked_sgd_(params: Tensors, grads: Tensors, masks: Tensors, momentum_buffer
                 init_buffers: bool = False) -> None:
     """One torch.optim.SGD step on the alive entries, fused in one pass; pruned entries of the
     params and of their momentum buffers end exactly 0. momentum_buffers: one per param when
-    momentum != 0 (with init_buffers=True on the first step: buffer = gradient), else empty."""
+    momentum != 0 (with init_buffers=True on the first step: buffer = gradient), else empty.
+    DTensors (FSDP2 shards) are updated through their local shards."""
     _MASKED_SGD(
-        list(params), list(grads), list(masks), list(momentum_buffers), float(lr),
+        local_list(params), local_list(grads), local_list(masks), local_list(momentum_buffers),
+        float(lr),
         float(momentum), float(dampening), float(weight_decay), bool(nesterov), bool(maximize),
         bool(init_buffers))
 
@@ -77,23 +83,24 @@ def masked_adam_(params: Tensors, grads: Tensors, masks: Tensors, exp_avgs: Tens
     weight_decay) instead of Adam's L2 term in the gradient."""
     amsgrad = max_exp_avg_sqs is not None
     _MASKED_ADAM(
-        list(params), list(grads), list(masks), list(exp_avgs), list(exp_avg_sqs),
-        list(max_exp_avg_sqs) if amsgrad else [], float(lr), float(beta1), float(beta2),
+        local_list(params), local_list(grads), local_list(masks), local_list(exp_avgs),
+        local_list(exp_avg_sqs), local_list(max_exp_avg_sqs) if amsgrad else [], float(lr),
+        float(beta1), float(beta2),
         float(eps), float(weight_decay), float(step), amsgrad, bool(maximize),
         bool(decoupled_weight_decay))
 
 
 def rewind_(params: Tensors, snapshot: Tensors, masks: Tensors) -> None:
     """params = snapshot where masks else 0, fused in one pass. rewind_(params, params, masks)
-    zeroes the pruned entries in place."""
-    _REWIND(list(params), list(snapshot), list(masks))
+    zeroes the pruned entries in place. DTensors are rewound through their local shards."""
+    _REWIND(local_list(params), local_list(snapshot), local_list(masks))
 
 
 def zero_pruned(params: Tensors, masks: Tensors):
     """A callable doing rewind_(params, params, masks) with the lists built once: for calling
     after every optimizer step, where the per-call Python work would otherwise cost more than
     the pass itself. The lists are checked now, so later calls cannot fail on them."""
-    params, masks = list(params), list(masks)
+    params, masks = local_list(params), local_list(masks)
     _REWIND(params, params, masks)
     return lambda: _REWIND(params, params, masks)
 

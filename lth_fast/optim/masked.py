@@ -11,6 +11,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from ..ops.dtensors import local
+
 
 def _is_mask_source(obj) -> bool:
     """A Pruner (or anything like one): masks looked up live at every step."""
@@ -64,10 +66,11 @@ class MaskedOptimizer:
                     what = m.dtype if isinstance(m, Tensor) else type(m).__name__
                     raise TypeError(f"{name}: the mask of a parameter of shape "
                                     f"{list(p.shape)} must be a torch.bool tensor, got {what}")
-                if m.shape != p.shape or m.device != p.device:
+                lp = local(p)  # a DTensor (FSDP2) is masked by its local shard's shape
+                if m.shape != lp.shape or m.device != lp.device:
                     raise ValueError(f"{name}: a mask of shape {list(m.shape)} on {m.device} "
-                                     f"was given for a parameter of shape {list(p.shape)} on "
-                                     f"{p.device}")
+                                     f"was given for a parameter of shape {list(lp.shape)} on "
+                                     f"{lp.device}")
                 checked[p] = m
             self._check_known(checked)
             self._mask_source, self._mask_dict = None, checked

@@ -26,8 +26,10 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 import torch
 from torch import Tensor, nn
 
+from .. import distributed
 from ..ops import PruneStats
-from ..ops.api import prune_, rewind_, zero_pruned
+from ..ops.api import rewind_, zero_pruned
+from ..ops.dtensors import is_dtensor, is_sharded, local
 from . import ticket, torch_prune
 from .mask_set import MaskSet, PruneReport
 from .schedule import SchedulePoint
@@ -68,7 +70,7 @@ class Pruner:
 
     def _attach(self, model: nn.Module, names: Sequence[str]) -> None:
         self.model = model = plain_module(model)
-        self.mask_set = MaskSet.all_alive(names, self._lookup(names))
+        self.mask_set = MaskSet.all_alive(names, [local(p) for p in self._lookup(names)])
         self._schedule: Optional[SchedulePoint] = None  # recorded by snapshot(scheduler=...)
 
     @classmethod
@@ -118,12 +120,12 @@ class Pruner:
         """[(name, param, mask)], each mask moved to its param's device if the model moved."""
         out = []
         for n, p in zip(self.names, self._params()):
-            m = self.masks[n]
-            if m.shape != p.shape:
-                raise RuntimeError(f"Pruner: {n} now has shape {list(p.shape)} but its mask has "
-                                   f"shape {list(m.shape)}")
-            if m.device != p.device:
-                m = self.masks[n] = m.to(p.device)
+            m, lp = self.masks[n], local(p)  # a DTensor's mask is its local shard's
+            if m.shape != lp.shape:
+                raise RuntimeError(f"Pruner: {n} now has shape {list(lp.shape)} but its mask "
+                                   f"has shape {list(m.shape)}")
+            if m.device != lp.device:
+                m = self.masks[n] = m.to(lp.device)
             out.append((n, p, m))
         return out
 
@@ -159,6 +161,7 @@ class Pruner:
         non-contiguous param (channels_last) goes through torch.where instead."""
         groups: Dict[tuple, list] = {}
         for p, s, m in zip(params, sources, masks):
+            p, s = local(p), local(s)  # a DTensor through its local shard
             s = s.to(p.device, p.dtype)
             if not p.is_contiguous():
                 p.copy_(torch.where(m, s, torch.zeros((), dtype=p.dtype, device=p.device)))
@@ -181,24 +184,35 @@ class Pruner:
         schedule = None if scheduler is None else SchedulePoint(scheduler)
         params = [p.detach() for p in self._params()]
         old = self.mask_set.snapshot or {}
-        dst = []
+        dst, kept = [], {}
         for n, p in zip(self.names, params):
-            where = device or p.device
+            lp = local(p)
+            where = device or lp.device
             s = old.get(n)
-            if s is None or s.shape != p.shape or s.dtype != p.dtype or s.device != where:
-                s = torch.empty(p.shape, dtype=p.dtype, device=where)
-            dst.append(s)
-        torch._foreach_copy_(dst, params)
-        self.mask_set.snapshot = dict(zip(self.names, dst))
+            ls = None if s is None else local(s)
+            if ls is None or ls.shape != lp.shape or ls.dtype != lp.dtype or ls.device != where:
+                ls = torch.empty(lp.shape, dtype=lp.dtype, device=where)
+            dst.append(ls)
+            # A DTensor's snapshot is one too, with its placements (its shard on each rank).
+            kept[n] = ls if not is_dtensor(p) else type(p).from_local(
+                ls, p.device_mesh, p.placements, run_check=False, shape=p.shape,
+                stride=p.stride())
+        torch._foreach_copy_(dst, [local(p) for p in params])
+        self.mask_set.snapshot = kept
         self.mask_set.snapshot_device = device
         self._schedule = schedule
 
     def prune(self, amount, scope: str = "global",
-              per_layer: Optional[Mapping[str, Union[float, int]]] = None) -> PruneStats:
+              per_layer: Optional[Mapping[str, Union[float, int]]] = None, *,
+              verify: bool = False) -> PruneStats:
         """Prunes the `amount` smallest-|w| alive weights (a fraction of the alive ones, or an int
         count) ranked over all tensors (scope="global") or per tensor (scope="layer", where
         per_layer={name: amount} overrides `amount`, e.g. half rate for the output layer), then
-        zeroes the pruned weights. Returns what lth_fast.prune_ did."""
+        zeroes the pruned weights. Returns what lth_fast.prune_ did.
+
+        Sharded parameters (FSDP2's DTensors) are ranked across the ranks of their mesh, as
+        one model (lth_fast.distributed.prune_; every rank calls prune). Replicated ones (DDP)
+        select on each rank alone; verify=True then checks that every rank's masks agree."""
         if per_layer:
             if scope != "layer":
                 raise ValueError("Pruner.prune: per_layer amounts need scope='layer' (a global "
@@ -211,6 +225,11 @@ class Pruner:
         items = self._resolved()
         weights = [p.detach() for _, p, _ in items]
         masks = [m for _, _, m in items]
+        if any(is_sharded(w) for w in weights):
+            stats = self._named_errors(distributed.prune_, weights, masks, amount, scope=scope)
+            self._write(weights, weights, masks)
+            return stats
+        weights = [local(w) for w in weights]
         one_device = len({w.device for w in weights}) == 1
         if one_device and len({w.dtype for w in weights}) == 1:
             scores, work = [w.contiguous() for w in weights], masks
@@ -221,7 +240,8 @@ class Pruner:
             dev = weights[0].device
             scores = [w.to(dev, dtype).contiguous() for w in weights]
             work = [m.to(dev, copy=True) for m in masks]
-        stats = self._named_errors(prune_, scores, work, amount, scope=scope)
+        stats = self._named_errors(distributed.prune_, scores, work, amount, scope=scope,
+                                   verify=verify)
         if work is not masks:
             for m, w in zip(masks, work):
                 m.copy_(w)
@@ -242,12 +262,13 @@ class Pruner:
         groups: Dict[tuple, tuple] = {}
         strided = []
         for _, p, m in items:
+            p = local(p.detach())
             if p.is_contiguous():
                 ps, ms = groups.setdefault((p.device, p.dtype), ([], []))
-                ps.append(p.detach())
+                ps.append(p)
                 ms.append(m)
             else:
-                strided.append((p.detach(), m))
+                strided.append((p, m))
         calls = [zero_pruned(ps, ms) for ps, ms in groups.values()]
 
         @torch.no_grad()
@@ -305,7 +326,8 @@ class Pruner:
     def load_state_dict(self, state_dict: Mapping[str, Tensor]) -> None:
         """Loads masks (in place, so optimizers holding them see the change) and the snapshot
         (or none, if the state_dict has none); everything is checked before anything changes."""
-        self.mask_set.load_state_dict(state_dict, dict(zip(self.names, self._lookup(self.names))))
+        self.mask_set.load_state_dict(
+            state_dict, {n: local(p) for n, p in zip(self.names, self._lookup(self.names))})
 
     def save_ticket(self, path) -> None:
         """Writes masks (bit-packed) and snapshot to a safetensors file, atomically."""
