@@ -182,3 +182,35 @@ def ddp_round(rank, world, case):
     with ltd.audit() as calls:
         pruner.prune(case["amount"], verify=True)
     return [pruner.masks[n].clone() for n in pruner.names], list(calls)
+
+
+def _fsdp_model(case, world):
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    mesh = init_device_mesh("cpu", (world,))
+    model = _model(case)
+    fully_shard(model, mesh=mesh)
+    return model, mesh
+
+
+def fsdp_save_ticket(rank, world, case):
+    """An LTH round on fully_shard, then save_ticket on every rank (rank 0 writes)."""
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    import lth_fast
+    model, mesh = _fsdp_model(case, world)
+    grads_of = lambda n, p, s: distribute_tensor(_full_grad(n, p.shape, s), mesh,  # noqa: E731
+                                                 [Shard(0)])
+    pruner, _, _ = _lth_round(model, grads_of, getattr(lth_fast, case["optimizer"]),
+                              case["steps"], case["amount"], case["opt_kwargs"])
+    pruner.save_ticket(case["path"])
+    return True
+
+
+def fsdp_load_ticket(rank, world, case):
+    """A fresh fully_shard model loads the ticket and rewinds to it: its full weights."""
+    from lth_fast import Pruner
+    model, _ = _fsdp_model(dict(case, seed=case["seed"] + 100), world)  # other weights
+    pruner = Pruner.load_ticket(case["path"], model)
+    pruner.rewind()
+    return {n: p.full_tensor().detach() for n, p in model.named_parameters()}

@@ -44,3 +44,24 @@ def test_ddp_pruner_selects_alone_and_verifies():
         assert torch.equal(got, want)
     kinds = [c.kind for c in results[0][1]]
     assert kinds == ["all_gather", "all_gather"]  # the verification only
+
+
+def test_sharded_ticket_is_the_single_process_ticket(tmp_path):
+    """Found on 3 ranks, written once by rank 0, equal to the single-process ticket, and loaded
+    on 2 ranks and in one process to the same weights."""
+    from lth_fast import Pruner
+    from lth_fast.pruning import ticket
+    case = dict(dims=[(7, 5), (5, 9), (9, 3)], seed=23, amount=0.5, steps=2,
+                optimizer="MaskedSGD", opt_kwargs=dict(lr=0.1, momentum=0.9),
+                path=str(tmp_path / "sharded.safetensors"))
+    assert run_ranks(3, dist_workers.fsdp_save_ticket, case) == [True] * 3
+    _, rewound, masks, _ = dist_workers.single_round(case)
+    got = ticket.load(case["path"])
+    for n, m in zip(got.names, masks):
+        assert torch.equal(got.masks[n], m)
+    loaded = run_ranks(2, dist_workers.fsdp_load_ticket, case)
+    model = dist_workers._model(dict(case, seed=99))
+    Pruner.load_ticket(case["path"], model).rewind()
+    for n, p in model.named_parameters():
+        assert torch.equal(p.detach(), rewound[n])
+        assert all(torch.equal(r[n], rewound[n]) for r in loaded)

@@ -4,7 +4,7 @@ checksum (verify_replicas), and audit() to record what was sent (comm)."""
 from .comm import Call, audit
 from .prune import mask_checksums, prune_, verify_replicas
 from .select import RankError
-from .shards import chunk_rows
+from .shards import chunk_rows, shard_of, unsharded
 
 __all__ = ["prune_", "verify_replicas", "mask_checksums", "audit", "Call", "RankError",
-           "chunk_rows"]
+           "chunk_rows", "shard_of", "unsharded"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import os
 import pickle
+import sys
 import tempfile
 import time
 import traceback
@@ -38,6 +39,11 @@ def _entry(rank: int, world: int, fn, arg, root: str, threads: int) -> None:
     with open(out + ".tmp", "wb") as f:
         pickle.dump(result, f)
     os.replace(out + ".tmp", out)
+    # Leave without the interpreter's teardown: a communication thread still joinable at exit
+    # aborts the process (std::terminate) after its work is done and reported.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def run_local(world: int, fn: Callable[[int, int, Any], Any], arg: Any = None, *,

@@ -85,3 +85,26 @@ def unwrap(name: str, tensors: Sequence[torch.Tensor]):
 def local_masks(name: str, masks: Sequence[torch.Tensor]) -> List[torch.Tensor]:
     """Masks as local tensors (a DTensor mask is read through to_local())."""
     return [m.to_local() if is_dtensor(m) else m for m in masks]
+
+
+def shard_of(full: torch.Tensor, like) -> torch.Tensor:
+    """This rank's part of the unsharded `full`, as the DTensor `like` holds it (its local
+    shard's rows under torch.chunk; all of it when `like` is replicated)."""
+    dim = _shard_dim("tensor", 0, like)
+    if dim is None:
+        return full
+    mesh = like.device_mesh
+    start, count = chunk_rows(full.shape[0], mesh.size(dim), mesh.get_local_rank(dim))
+    return full[start:start + count]
+
+
+def unsharded(local: torch.Tensor, like) -> torch.Tensor:
+    """The whole tensor whose shard, placed as the DTensor `like`, is `local` (a collective:
+    every rank of the mesh calls it). bool goes as uint8, which every backend gathers."""
+    from torch.distributed.tensor import DTensor
+    as_bytes = local.dtype == torch.bool
+    t = DTensor.from_local(local.to(torch.uint8) if as_bytes else local, like.device_mesh,
+                           like.placements, run_check=False, shape=like.shape,
+                           stride=like.stride())
+    full = t.full_tensor()
+    return full.bool() if as_bytes else full

@@ -30,7 +30,7 @@ from .. import distributed
 from ..ops import PruneStats
 from ..ops.api import rewind_, zero_pruned
 from ..ops.dtensors import is_dtensor, is_sharded, local
-from . import ticket, torch_prune
+from . import sharded, ticket, torch_prune
 from .mask_set import MaskSet, PruneReport
 from .schedule import SchedulePoint
 from .selection import DEFAULT_TYPES, select_parameters
@@ -330,18 +330,33 @@ class Pruner:
             state_dict, {n: local(p) for n, p in zip(self.names, self._lookup(self.names))})
 
     def save_ticket(self, path) -> None:
-        """Writes masks (bit-packed) and snapshot to a safetensors file, atomically."""
-        ticket.save(path, self.mask_set)
+        """Writes masks (bit-packed) and snapshot to a safetensors file, atomically.
+
+        With sharded parameters (FSDP2) every rank calls it: the shards are gathered one
+        tensor at a time and rank 0 writes one unsharded ticket, the same file a single
+        process writes, so it loads at any world size (restore_ticket takes each rank's part).
+        """
+        params = self._lookup(self.names)
+        if any(is_sharded(p) for p in params):
+            sharded.save_ticket(path, self.mask_set, params)
+        else:
+            ticket.save(path, self.mask_set)
 
     def restore_ticket(self, path) -> "Pruner":
         """Loads a ticket's masks and snapshot into this pruner (checked first). The weights are
-        not touched: call rewind() to start training the ticket."""
+        not touched: call rewind() to start training the ticket. With sharded parameters,
+        every rank reads the file and keeps its own shard of each tensor."""
         loaded = ticket.load(path)
         if set(loaded.names) != set(self.names):
             raise ValueError(f"ticket {path}: tensors {sorted(set(self.names) - set(loaded.names))}"
                              f" are missing and {sorted(set(loaded.names) - set(self.names))} are "
                              f"not pruned by this pruner")
-        self.load_state_dict(loaded.state_dict())
+        params = self._lookup(self.names)
+        if not any(is_sharded(p) for p in params):
+            self.load_state_dict(loaded.state_dict())
+            return self
+        self.load_state_dict(sharded.shard_state(path, loaded, params))
+        sharded.place_snapshot(self.mask_set, params)
         return self
 
     @classmethod
