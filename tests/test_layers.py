@@ -19,7 +19,7 @@ ALLOWED = {
     "distributed": {"ops"},
     "models": set(),
     "data": set(),
-    "imp": {"ops", "pruning", "optim", "models", "data", "atomic", "devices"},
+    "imp": {"ops", "pruning", "optim", "models", "data", "atomic", "devices", "distributed"},
     "bench": {"ops", "reference", "atomic", "devices", "distributed"},
     "cli": {"imp", "bench"},
     "__main__": {"cli"},

@@ -81,6 +81,9 @@ def add_imp(p: argparse.ArgumentParser) -> None:
                    help="random crop + flip of CIFAR training images")
     for flag, field, kw in _OVERRIDES:
         p.add_argument(flag, dest=field, default=None, **kw)
+    p.add_argument("--fsdp", action="store_true",
+                   help="under torchrun: shard the model with FSDP2 (fully_shard) instead of "
+                        "replicating it with DDP")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
                    help="start the run directory afresh (what it holds is removed once the "
@@ -98,7 +101,10 @@ def run_imp_command(args: argparse.Namespace) -> int:
         print(f"lth-fast imp: {e}", file=sys.stderr)
         return 2
     run_dir = args.run_dir or os.path.join("runs", f"{args.preset}-s{cfg.seed}")
-    metrics = run_imp(cfg, run_dir, progress=not args.no_progress, overwrite=args.overwrite)
+    metrics = run_imp(cfg, run_dir, progress=not args.no_progress, overwrite=args.overwrite,
+                      fsdp=args.fsdp)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports
+        return 0
     print(format_table(summary_rows(metrics)))
     t = time_share(metrics)
     print(f"\npruning {t['prune']:.2f} s + rewinding {t['rewind']:.2f} s = "

@@ -26,14 +26,17 @@ from typing import Callable, Dict, List, Optional
 import torch
 from torch import nn
 
-from .. import atomic
-from ..devices import check_device
-from ..ops.api import prune_
+from .. import atomic, distributed
 from ..data import Dataset, load_dataset
+from ..devices import check_device
+from ..distributed import shard_of, unsharded
 from ..models import build_model, output_layer
+from ..ops.dtensors import is_sharded
 from ..pruning import Pruner, ticket
+from ..pruning.mask_set import MaskSet
 from .report import summary_rows, write_plot, write_summary_csv
 from .config import IMPConfig
+from .parallel import Parallel
 from .run_dir import (CHECKPOINT, MASKS, METRICS, PLOT, REWIND_POINT, SUMMARY, RunDir,
                       RunFileError)
 from .train import RunResult, train_run
@@ -51,10 +54,10 @@ def load_data(cfg: IMPConfig) -> Dataset:
     return load_dataset(cfg.dataset, cfg.data_dir, **kw)
 
 
-def new_model(cfg: IMPConfig, data: Dataset, seed: int) -> nn.Module:
+def new_model(cfg: IMPConfig, data: Dataset, seed: int, device=None) -> nn.Module:
     torch.manual_seed(seed)
     model = build_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes)
-    return model.to(cfg.device)
+    return model.to(device or cfg.device)
 
 
 def new_pruner(model: nn.Module, cfg: IMPConfig) -> Pruner:
@@ -83,9 +86,10 @@ class IMPRun:
     overwrite=True starts the directory afresh (once the experiment has started)."""
 
     def __init__(self, cfg: IMPConfig, run_dir, *, progress: bool = True,
-                 log: Callable[[str], None] = print, overwrite: bool = False) -> None:
+                 log: Callable[[str], None] = print, overwrite: bool = False,
+                 fsdp: bool = False) -> None:
         self.cfg, self.dir, self.progress, self.log = cfg, os.fspath(run_dir), progress, log
-        self.files, self.overwrite = RunDir(run_dir), overwrite
+        self.files, self.overwrite, self.fsdp = RunDir(run_dir), overwrite, fsdp
 
     def _check_config(self) -> bool:
         """Refuses a run directory of another experiment; True when config.json is to be
@@ -118,22 +122,28 @@ class IMPRun:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
+        check_device(cfg.device)
+        self.par = par = Parallel.from_env(self.fsdp, cfg.device)
+        par.check_batch(cfg.batch_size)
+        self.device = par.device(cfg.device)
+        if not par.main:
+            self.log, self.progress = (lambda *_: None), False
         new_config = self._check_config()
         done = self._finished()
         self.metrics = list(done)  # grows as levels finish
-        check_device(cfg.device)
         self.data = load_data(cfg)
         self.log(f"IMP: {cfg.model} on {self.data.describe()}; levels 0..{cfg.levels} in "
-                 f"{self.dir}" + (f", resuming after level {len(done) - 1}" if done else ""))
-        self.model = new_model(cfg, self.data, cfg.seed)
-        self.pruner = new_pruner(self.model, cfg)
-        self.rates = level_rates(cfg, self.model, self.pruner)
+                 f"{self.dir}" + (f", resuming after level {len(done) - 1}" if done else "")
+                 + (f"; {par.world} ranks ({par.mode})" if par.world > 1 else ""))
+        self.model, self.pruner = self._new_model(cfg.seed)
+        self.rates = level_rates(cfg, par.inner(self.model), self.pruner)
         if done:
             self._resume(len(done) - 1)
         # only once the data loads, the device exists and the model builds
-        if self.overwrite:
+        if self.overwrite and par.main:
             self.files.clear()
-        if new_config:
+        par.barrier()  # nobody writes before every rank has read what was there
+        if new_config and par.main:
             self.files.write_config(cfg)
         todo = sum(cfg.iterations - (0 if lv == 0 else cfg.rewind_iteration)
                    for lv in range(len(done), cfg.levels + 1)) * (1 + len(cfg.controls))
@@ -151,9 +161,16 @@ class IMPRun:
         finally:
             self.bar.close()
         rows = summary_rows(self.metrics)  # the derived files, whether or not a level ran now
-        write_summary_csv(self.files.file(SUMMARY), rows)
-        write_plot(self.files.file(PLOT), rows, title=f"IMP: {cfg.model} on {cfg.dataset}")
+        if par.main:
+            write_summary_csv(self.files.file(SUMMARY), rows)
+            write_plot(self.files.file(PLOT), rows, title=f"IMP: {cfg.model} on {cfg.dataset}")
+        par.barrier()
         return list(self.metrics)
+
+    def _new_model(self, seed: int):
+        """A fresh model (wrapped for this run's layout) and its Pruner."""
+        model = self.par.wrap(new_model(self.cfg, self.data, seed, self.device))
+        return model, new_pruner(self.par.inner(model), self.cfg)
 
     def _resume(self, level: int) -> None:
         """The state after `level`: the rewind point (as the pruner's snapshot), the level's
@@ -165,39 +182,40 @@ class IMPRun:
             raise RunFileError(f"{self.files.shown(RunDir.level_rel(level, MASKS))} is for "
                                f"{list(saved.names)}, not for {list(self.pruner.names)}: "
                                f"{self.files.redo(level)}")
-        for n in saved.names:
-            self.pruner.masks[n].copy_(saved.masks[n])
+        params = dict(self.par.inner(self.model).named_parameters())
+        for n in saved.names:  # a sharded parameter's mask is its shard's
+            full = saved.masks[n]
+            self.pruner.masks[n].copy_(shard_of(full, params[n]) if is_sharded(params[n])
+                                       else full)
         self._load_state(RunDir.level_rel(level, CHECKPOINT), level)
 
     def _load_state(self, rel: str, level: int) -> Dict[str, torch.Tensor]:
-        """Loads a state file into the model (checked against it) and returns its tensors."""
-        state = self.files.load_state(rel, level, self.cfg.device)
+        """Loads a state file (unsharded tensors) into the model, checked against it; returns
+        this rank's part of every tensor."""
+        state = self.files.load_state(rel, level, self.device)
         try:
-            self.model.load_state_dict(state)
+            return self.par.load_full_state(self.model, state)
         except RuntimeError as e:
             raise RunFileError(f"{self.files.shown(rel)} does not fit {self.cfg.model} "
                                f"({str(e).splitlines()[0]}): {self.files.redo(level)}") from None
-        return state
 
     def _take_rewind_point(self) -> None:
-        self.rewind_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.rewind_state = self.par.local_state(self.model)
         self.pruner.snapshot()
-        atomic.save_tensors(self.files.file(REWIND_POINT), self.rewind_state)
+        full = self.par.full_state(self.model)  # every rank: a collective under FSDP2
+        if self.par.main:
+            atomic.save_tensors(self.files.file(REWIND_POINT), full)
 
     def _rewind(self) -> None:
         """The ticket's tensors to the rewind point: pruned weights to snapshot x mask (the
         fused rewind_), every other tensor (biases, norms) copied."""
-        pruned = set(self.pruner.names)
-        with torch.no_grad():
-            for k, v in self.model.state_dict().items():
-                if k not in pruned:
-                    v.copy_(self.rewind_state[k])
+        self.par.copy_local_state(self.model, self.rewind_state, skip=set(self.pruner.names))
         self.pruner.rewind()
 
     def _train(self, model, pruner, start: int, level: int, branch: str, on_iteration=None):
         self.bar.set_description(f"IMP level {level}/{self.cfg.levels} {branch}", refresh=False)
         return train_run(model, pruner, self.data, self.cfg, start=start,
-                         on_iteration=on_iteration, progress=self.bar)
+                         on_iteration=on_iteration, progress=self.bar, parallel=self.par)
 
     def _level(self, level: int) -> dict:
         cfg, model, pruner = self.cfg, self.model, self.pruner
@@ -213,7 +231,8 @@ class IMPRun:
             results["ticket"] = self._train(model, pruner, 0, level, "dense", hook)
         else:
             t0 = time.perf_counter()
-            pruner.prune(cfg.rate, scope=cfg.scope, per_layer=self.rates)
+            pruner.prune(cfg.rate, scope=cfg.scope, per_layer=self.rates,
+                         verify=self.par.mode == "ddp")  # replicas must agree
             t1 = time.perf_counter()
             if cfg.rewind != "lr":  # learning-rate rewinding keeps the trained weights
                 self._rewind()
@@ -227,34 +246,40 @@ class IMPRun:
     def _control(self, control: str, level: int, secs: Dict[str, float]) -> RunResult:
         """reinit: this level's masks on a fresh initialisation; random: random masks with the
         same per-layer sparsity (lth_fast.prune_ on seeded random scores) at the rewind point."""
-        cfg = self.cfg
+        cfg, par = self.cfg, self.par
         seed = branch_seed(cfg.seed, control, level)
-        model = new_model(cfg, self.data, seed if control == "reinit" else cfg.seed)
-        pruner = new_pruner(model, cfg)
+        model, pruner = self._new_model(seed if control == "reinit" else cfg.seed)
         t0 = time.perf_counter()
         if control == "reinit":
             for n in pruner.names:
                 pruner.masks[n].copy_(self.pruner.masks[n])
             pruner.apply()
-        else:
+        else:  # the scores of the whole tensors, the same on every rank; each its part
             gen = torch.Generator().manual_seed(seed)
-            scores = [torch.rand(pruner.masks[n].shape, generator=gen).to(cfg.device)
-                      for n in pruner.names]
-            counts = [int(self.pruner.masks[n].numel() - self.pruner.masks[n].sum())
-                      for n in pruner.names]
-            prune_(scores, [pruner.masks[n] for n in pruner.names], counts,
-                   scope="layer")
+            params = dict(par.inner(model).named_parameters())
+            scores = [torch.rand(params[n].shape, generator=gen) for n in pruner.names]
+            scores = [(shard_of(s, params[n]) if is_sharded(params[n]) else s)
+                      .to(self.device).contiguous() for s, n in zip(scores, pruner.names)]
+            counts = par.sum_ints([int(self.pruner.masks[n].numel() - self.pruner.masks[n].sum())
+                                   for n in pruner.names])
+            distributed.prune_(scores, [pruner.masks[n] for n in pruner.names], counts,
+                               scope="layer", group=None if par.mode != "fsdp" else
+                               torch.distributed.group.WORLD)
             secs["prune"] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            model.load_state_dict(self.rewind_state)
+            par.copy_local_state(model, self.rewind_state, skip=())
             pruner.apply()
         secs["rewind"] += time.perf_counter() - t0
         return self._train(model, pruner, cfg.rewind_iteration, level, control)
 
     def _metrics(self, level: int, results: Dict[str, RunResult], secs: Dict[str, float],
                  wall: float) -> dict:
-        report = self.pruner.report()
-        alive, total = sum(r["alive"] for r in report), sum(r["total"] for r in report)
+        report = self.pruner.report()  # a sharded model's counts summed over its ranks
+        alive_l = self.par.sum_ints([r["alive"] for r in report])
+        total_l = self.par.sum_ints([r["total"] for r in report])
+        for r, a, t in zip(report, alive_l, total_l):
+            r.update(alive=a, total=t, remaining=100.0 * a / t if t else 100.0)
+        alive, total = sum(alive_l), sum(total_l)
         for r in results.values():
             for k, v in r.seconds.items():
                 secs[k] = secs.get(k, 0.0) + v
@@ -266,17 +291,26 @@ class IMPRun:
                 "seconds": secs}
 
     def _save_level(self, level: int, metrics: dict) -> None:
-        rel = RunDir.level_rel
-        ticket.save_masks(self.files.file(rel(level, MASKS)), self.pruner.mask_set)
-        atomic.save_tensors(self.files.file(rel(level, CHECKPOINT)), self.model.state_dict())
-        metrics["files"] = self.files.level_files(level)
-        atomic.write_json(self.files.file(rel(level, METRICS)), metrics)  # last: done
+        rel, par = RunDir.level_rel, self.par
+        params = dict(par.inner(self.model).named_parameters())
+        ms = self.pruner.mask_set
+        masks = MaskSet(ms.names, {n: unsharded(ms.masks[n], params[n])
+                                   if is_sharded(params[n]) else ms.masks[n] for n in ms.names})
+        state = par.full_state(self.model)  # every rank: collectives under FSDP2
+        if par.main:
+            ticket.save_masks(self.files.file(rel(level, MASKS)), masks)
+            atomic.save_tensors(self.files.file(rel(level, CHECKPOINT)), state)
+            metrics["files"] = self.files.level_files(level)
+            atomic.write_json(self.files.file(rel(level, METRICS)), metrics)  # last: done
+            write_summary_csv(self.files.file(SUMMARY), summary_rows(self.metrics + [metrics]))
         self.metrics.append(metrics)
-        write_summary_csv(self.files.file(SUMMARY), summary_rows(self.metrics))
 
 
 def run_imp(cfg: IMPConfig, run_dir, *, progress: bool = True,
-            log: Callable[[str], None] = print, overwrite: bool = False) -> List[dict]:
+            log: Callable[[str], None] = print, overwrite: bool = False,
+            fsdp: bool = False) -> List[dict]:
     """Runs (or resumes) IMP with `cfg` in `run_dir`; returns every level's metrics.
-    overwrite=True discards what the directory holds, once the experiment has started."""
-    return IMPRun(cfg, run_dir, progress=progress, log=log, overwrite=overwrite).run()
+    overwrite=True discards what the directory holds, once the experiment has started.
+    Under torchrun it runs on every rank (lth_fast.imp.parallel): DDP, or FSDP2 with fsdp."""
+    return IMPRun(cfg, run_dir, progress=progress, log=log, overwrite=overwrite,
+                  fsdp=fsdp).run()

@@ -100,11 +100,12 @@ def make_optimizer(model: nn.Module, cfg: IMPConfig, pruner: Pruner) -> torch.op
 
 def train_run(model: nn.Module, pruner: Pruner, data: Dataset, cfg: IMPConfig, *,
               start: int = 0, on_iteration: Optional[Callable[[int], None]] = None,
-              progress=None) -> RunResult:
+              progress=None, parallel=None) -> RunResult:
     """Trains `model` (its pruned weights already 0) from iteration `start` to cfg.iterations
     with a fresh optimizer. on_iteration(i) is called before step i (e.g. to snapshot at k);
-    `progress` is a tqdm bar (or None) advanced once per iteration."""
-    device = torch.device(cfg.device)
+    `progress` is a tqdm bar (or None) advanced once per iteration. parallel (an
+    lth_fast.imp.parallel.Parallel): this rank trains on its part of every global batch."""
+    device = next(model.parameters()).device
     opt = make_optimizer(model, cfg, pruner)
     order = DataOrder(len(data.train), cfg.batch_size, cfg.seed)
     train_x, train_y = data.train.x.to(device), data.train.y.to(device)
@@ -127,7 +128,8 @@ def train_run(model: nn.Module, pruner: Pruner, data: Dataset, cfg: IMPConfig, *
         if on_iteration is not None:
             on_iteration(it)
         t0 = time.perf_counter()
-        idx = order.indices(it).to(device)
+        idx = order.indices(it)
+        idx = (idx if parallel is None else parallel.part(idx)).to(device)
         x, y = train_x[idx], train_y[idx]
         if cfg.augment:
             x = augment_cifar(x, _generator(cfg.seed, 2, it, device))
