@@ -93,7 +93,7 @@ def test_every_instruction_set(isa, monkeypatch):
 
 MISS = dict(BAND_SIGMAS=0.0, BAND_EXTRA=0.0)  # a band of one sample rank: it misses often
 CROWDED = dict(COLLECT_CAP=3)                  # every cut bucket is crowded
-RADIX = dict(GATHER_CAP=0)                     # cut buckets radix-selected, not gathered
+RADIX = dict(GATHER_BYTES=0)                   # cut buckets radix-selected, not gathered
 
 
 @pytest.mark.parametrize("knobs", [MISS, CROWDED, RADIX, dict(MISS, **CROWDED)],

@@ -2,7 +2,7 @@
 holding torch.chunk(dim 0) shards of every tensor of a workload, against single-process
 prune_ on one thread over rank 0's shards, measured in the same run; plus every collective
 a call issues (count, bytes each rank sends). Each repetition starts on a barrier, and a
-call takes as long as its slowest rank."""
+call takes as long as its slowest rank. With a core per rank, each rank is bound to its own."""
 from __future__ import annotations
 
 import statistics
@@ -77,7 +77,7 @@ def run(sizes: List[str], workload_names: List[str], ranks: int, reps: int, warm
             spec = dict(size=size, workload=name, seed=seed, reps=reps, warmup=warmup,
                         amount=amount)
             single = _single(spec, ranks)
-            per_rank = run_local(ranks, _rank_run, spec, timeout=600)
+            per_rank = run_local(ranks, _rank_run, spec, timeout=600, pin=True)
             call_ms = [max(r["times"][i] for r in per_rank) * 1e3 for i in range(reps)]
             single_ms = statistics.median(single["times"]) * 1e3
             calls = per_rank[0]["calls"]

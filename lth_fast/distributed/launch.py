@@ -23,7 +23,10 @@ class RanksFailed(RuntimeError):
     """A rank raised, or the world did not finish in time."""
 
 
-def _entry(rank: int, world: int, fn, arg, root: str, threads: int) -> None:
+def _entry(rank: int, world: int, fn, arg, root: str, threads: int, pin: bool) -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    if pin and world <= len(cores):  # before any thread starts, so all of them inherit it
+        os.sched_setaffinity(0, {cores[rank]})
     torch.set_num_threads(threads)
     out = os.path.join(root, f"rank{rank}.pkl")
     try:
@@ -47,11 +50,13 @@ def _entry(rank: int, world: int, fn, arg, root: str, threads: int) -> None:
 
 
 def run_local(world: int, fn: Callable[[int, int, Any], Any], arg: Any = None, *,
-              timeout: float = 180.0, threads: int = 1) -> List[Any]:
+              timeout: float = 180.0, threads: int = 1, pin: bool = False) -> List[Any]:
     """fn(rank, world, arg) on each of `world` spawned processes (fn must be importable by
-    name, as multiprocessing's spawn requires); returns every rank's result, in rank order."""
+    name, as multiprocessing's spawn requires); returns every rank's result, in rank order.
+    pin: each rank (all its threads, the communication ones too) on a core of its own, when
+    there are as many."""
     with tempfile.TemporaryDirectory() as root:
-        ctx = mp.start_processes(_entry, args=(world, fn, arg, root, threads), nprocs=world,
+        ctx = mp.start_processes(_entry, args=(world, fn, arg, root, threads, pin), nprocs=world,
                                  join=False, start_method="spawn")
         deadline = time.monotonic() + timeout
         while not ctx.join(timeout=1.0):

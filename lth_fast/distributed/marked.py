@@ -36,7 +36,7 @@ SAMPLE_WORDS = 3072        # int64 words of sample keys a rank sends (24 KB): 61
 BAND_SIGMAS = 3.0
 BAND_EXTRA = 32.0          # sample ranks added to the margin: blocks of neighbours correlate
 COLLECT_CAP = 1 << 16      # most entries of a cut bucket collected over all ranks
-GATHER_CAP = 4096          # most entries of a cut bucket one rank sends to the others (32 KB)
+GATHER_BYTES = 32768       # most bytes of cut-bucket entries one rank sends to the others
 
 
 class _Ranking:
@@ -207,8 +207,11 @@ def _collected(r: _Ranking, cut: int, take: int, base: int, dtype, group, dev, m
     every rank when each holds few of them, else radix-selected across ranks."""
     found = r.resolve(cut, 0, int(r.own_hist[cut]))  # [n, 3] (tensor, index, key), in order
     width = int(r.per_rank[:, cut].max())
-    if key_bits(dtype) <= 32 and len(r.w) < (1 << 20) and width <= GATHER_CAP:
-        return _gathered(r, found, width, take, dtype, group, dev, me)
+    tb = max(1, len(r.w).bit_length())
+    # An entry is (key - base, tensor) packed: in 32 bits when they fit, else 64.
+    size = 4 if r.shift + tb <= 31 else 8 if key_bits(dtype) + tb <= 62 else 0
+    if size and width * size <= GATHER_BYTES:
+        return _gathered(r, found, width, take, base, tb, size, dtype, group, dev, me)
     keys = found[:, 2]
     (t,), (below,), (equal,), _ = radix_select([[keys]], [take], r.shift, base, group, dev,
                                                few=True, total=[int(r.hist[cut])])
@@ -228,21 +231,21 @@ def _collected(r: _Ranking, cut: int, take: int, base: int, dtype, group, dev, m
     return magnitude(t, dtype)
 
 
-def _gathered(r: _Ranking, found, width: int, take: int, dtype, group, dev, me) -> float:
-    """Every rank's cut-bucket entries as (key, tensor) packed in one int64, -1 padded to
-    `width`, in rank order and, within a rank, position order: so (packed value, index in
-    the gathered list) orders them by (key, tensor, rank, index), i.e. by (key, position);
-    the first `take` are pruned."""
-    tb = max(1, len(r.w).bit_length())
-    packed = torch.full((width,), -1, dtype=torch.int64)
-    packed[:found.shape[0]] = (found[:, 2] << tb) | found[:, 0]
-    flat = comm.all_gather(packed.to(dev), group).cpu().reshape(-1).numpy()
+def _gathered(r: _Ranking, found, width: int, take: int, base: int, tb: int, size: int, dtype,
+              group, dev, me) -> float:
+    """Every rank's cut-bucket entries as (key - base) << tb | tensor, -1 padded to `width`,
+    in rank order and, within a rank, position order: so (packed value, index in the
+    gathered list) orders them by (key, tensor, rank, index), i.e. by (key, position); the
+    first `take` are pruned."""
+    packed = torch.full((width,), -1, dtype=torch.int32 if size == 4 else torch.int64)
+    packed[:found.shape[0]] = ((found[:, 2] - base) << tb) | found[:, 0]
+    flat = comm.all_gather(packed.to(dev), group).cpu().reshape(-1).numpy().astype(np.int64)
     valid = np.flatnonzero(flat >= 0)
     ib = max(1, int(flat.size).bit_length())
-    if key_bits(dtype) + tb + ib <= 62:  # one sort of unique values, index in the low bits
+    if 8 * size - 1 + ib <= 62:  # one sort of unique values, the index in the low bits
         chosen = np.sort((flat[valid] << ib) | valid)[:take] & ((1 << ib) - 1)
     else:
         chosen = valid[np.argsort(flat[valid], kind="stable")[:take]]
     mine = chosen[(chosen // width) == me] % width  # ordinals among this rank's entries
     _OPS.clear_(r.w, r.m, found[torch.from_numpy(mine), :2].contiguous())
-    return magnitude(int(flat[chosen[-1]]) >> tb, dtype)
+    return magnitude(base + (int(flat[chosen[-1]]) >> tb), dtype)
