@@ -4,7 +4,7 @@ api        the front door: typed functions over torch.ops.lth_fast.*
 library    loads lth_fast._C; fakes for torch.compile; the reference as the default kernel
 reference  the executable spec in pure PyTorch (imports without lth_fast._C)
 checks     argument checks (the twins of csrc/common); amounts: how an amount is read;
-stats      what a pruning call did
+stats      what a pruning call did; dtensors: FSDP2 shards at the front door
 
 Without a built lth_fast._C only reference, checks, amounts and stats are importable, and
 BUILD_ERROR says why."""
