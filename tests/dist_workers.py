@@ -214,3 +214,36 @@ def fsdp_load_ticket(rank, world, case):
     pruner = Pruner.load_ticket(case["path"], model)
     pruner.rewind()
     return {n: p.full_tensor().detach() for n, p in model.named_parameters()}
+
+
+def bad_placements(rank, world, case):
+    """DTensors of placements sharded selection refuses: every rank gets the error."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Partial, Shard, distribute_tensor
+    mesh = init_device_mesh("cpu", (world,))
+    full = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    errors = {}
+    for name, placement in (("Shard(1)", Shard(1)), ("Partial", None), ("mixed", "mixed")):
+        if placement is None:
+            from torch.distributed.tensor import DTensor
+            w = DTensor.from_local(full / world, mesh, [Partial()])  # sums to full
+        elif placement == "mixed":
+            w = distribute_tensor(full, mesh, [Shard(0)])
+        else:
+            w = distribute_tensor(full, mesh, [placement])
+        weights = [w] if placement != "mixed" else [w, torch.ones(3)]
+        masks = [torch.ones(t.to_local().shape if hasattr(t, "to_local") else t.shape,
+                            dtype=torch.bool) for t in weights]
+        try:
+            ltd.prune_(weights, masks, 0.5)
+            errors[name] = None
+        except (ValueError, TypeError) as e:
+            errors[name] = str(e)
+    try:
+        import lth_fast
+        lth_fast.prune_([distribute_tensor(full, mesh, [Shard(0)])],
+                        [torch.ones(2, 6, dtype=torch.bool)], 0.5)
+        errors["front door"] = None
+    except ValueError as e:
+        errors["front door"] = str(e)
+    return errors

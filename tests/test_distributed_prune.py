@@ -219,3 +219,11 @@ def test_a_rank_with_bad_tensors_names_itself():
     assert "rank 1 of the group rejected its arguments" in e0
     assert e1 == "ValueError: prune_: weights[0] must be contiguous"
     assert u0 and u1
+
+
+def test_unsupported_placements_are_refused():
+    errors = run_ranks(2, dist_workers.bad_placements, None)[0]
+    assert "placements (Shard(dim=1),)" in errors["Shard(1)"]
+    assert "Partial" in errors["Partial"]
+    assert "is a plain tensor but weights[0] is a DTensor" in errors["mixed"]
+    assert "use lth_fast.distributed.prune_" in errors["front door"]
