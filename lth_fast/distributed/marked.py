@@ -27,7 +27,7 @@ from ..ops.amounts import k_for
 from ..ops.stats import PruneStats
 from . import comm
 from .any_device import check_counts
-from .keys import key_bits, key_end, keys_of, magnitude
+from .keys import key_bits, key_end, magnitude
 from .radix import radix_select, tie_shares
 
 _OPS = torch.ops.lth_fast_shard
