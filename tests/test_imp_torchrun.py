@@ -86,3 +86,13 @@ def test_sharded_run_resumes_as_uninterrupted_and_at_another_world_size(data_dir
     for n, m in _masks(whole, 2).masks.items():
         assert torch.equal(_masks(resumed, 2).masks[n], m)
     _assert_masks_match(str(whole), str(moved), 2)
+
+
+def test_fsdp_without_torchrun_is_a_flag_error(tmp_path, capsys, monkeypatch):
+    from lth_fast.cli import main
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert main(["imp", "--fsdp", "--run-dir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lth-fast imp: --fsdp shards the model over the ranks torchrun starts; run "
+                   "it under torchrun --nproc-per-node N (N >= 2)"]
+    assert not (tmp_path / "x").exists()

@@ -100,6 +100,10 @@ def run_imp_command(args: argparse.Namespace) -> int:
     except ValueError as e:  # a config error: one line, status 2 (as for a bad flag)
         print(f"lth-fast imp: {e}", file=sys.stderr)
         return 2
+    if args.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        print("lth-fast imp: --fsdp shards the model over the ranks torchrun starts; run it "
+              "under torchrun --nproc-per-node N (N >= 2)", file=sys.stderr)
+        return 2
     run_dir = args.run_dir or os.path.join("runs", f"{args.preset}-s{cfg.seed}")
     metrics = run_imp(cfg, run_dir, progress=not args.no_progress, overwrite=args.overwrite,
                       fsdp=args.fsdp)

@@ -226,7 +226,8 @@ class Pruner:
         weights = [p.detach() for _, p, _ in items]
         masks = [m for _, _, m in items]
         if any(is_sharded(w) for w in weights):
-            stats = self._named_errors(distributed.prune_, weights, masks, amount, scope=scope)
+            stats = self._named_errors(distributed.prune_, weights, masks, amount, scope=scope,
+                                       verify=verify)  # verify is for replicas: it refuses
             self._write(weights, weights, masks)
             return stats
         weights = [local(w) for w in weights]
