@@ -32,10 +32,17 @@ def local(t):
 
 
 def local_list(tensors: Sequence) -> List:
-    return [local(t) for t in tensors]
+    """local() of each; without DTensors (the common case, on every optimizer step) a copy
+    of the list and one lookup."""
+    mod = _dtensor_module()
+    if mod is None:
+        return list(tensors)
+    return [t.to_local() if isinstance(t, mod.DTensor) else t for t in tensors]
 
 
 def refuse_sharded(op: str, name: str, tensors: Sequence) -> None:
+    if _dtensor_module() is None:
+        return
     for i, t in enumerate(tensors):
         if is_sharded(t):
             raise ValueError(f"{op}: {name}[{i}] is a sharded DTensor (placements "
