@@ -45,14 +45,22 @@ def prune_(weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], amoun
     return sharded_select_(local_w, local_m, amount, scope, shard_group, shapes)
 
 
+_CHECKSUM_CHUNK = 1 << 20
+
+
 def mask_checksums(masks: Sequence[torch.Tensor]) -> torch.Tensor:
     """[tensors, 2] int64: each mask's count of True and a position-weighted sum of its bytes
     (wrapping), so two masks with the same count but other positions differ."""
     rows = []
     for m in masks:
-        flat = m.reshape(-1).to(torch.int64)
-        weights = torch.arange(flat.numel(), dtype=torch.int64, device=m.device) * 2 + 1
-        rows.append(torch.stack([flat.sum(), (flat * (weights * 0x9E3779B1)).sum()]))
+        flat = m.reshape(-1)
+        row = torch.zeros(2, dtype=torch.int64, device=m.device)
+        for start in range(0, flat.numel(), _CHECKSUM_CHUNK):  # int64 temporaries bounded
+            part = flat[start:start + _CHECKSUM_CHUNK].to(torch.int64)
+            weights = torch.arange(start, start + part.numel(), dtype=torch.int64,
+                                   device=m.device) * 2 + 1
+            row += torch.stack([part.sum(), (part * (weights * 0x9E3779B1)).sum()])
+        rows.append(row)  # int64 sums wrap, so the chunked sum equals the whole one
     return torch.stack(rows) if rows else torch.zeros((0, 2), dtype=torch.int64)
 
 
