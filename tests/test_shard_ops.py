@@ -31,6 +31,14 @@ def _band(w, m):
     return int(s[int(0.25 * len(s))]), int(s[int(0.35 * len(s))]) + 1
 
 
+def _marked(seed, dtype):
+    """Fresh data, the masks before, a band, and the masks marked for it (mark_'s output)."""
+    w, m = _data(seed, dtype)
+    before = [t.clone() for t in m]
+    lo, hi = _band(w, m)
+    return w, m, before, lo, hi, OPS.mark_(w, m, lo, hi)
+
+
 @pytest.fixture(params=SUPPORTED_ISAS)
 def isa(request):
     with isa_env(request.param):
@@ -39,10 +47,7 @@ def isa(request):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_mark_then_undo_restores_every_byte(isa, dtype):
-    w, m = _data(1, dtype)
-    before = [t.clone() for t in m]
-    lo, hi = _band(w, m)
-    out = OPS.mark_(w, m, lo, hi)
+    w, m, before, lo, hi, out = _marked(1, dtype)
     assert any(not torch.equal(a.view(torch.uint8), b.view(torch.uint8))
                for a, b in zip(m, before))  # the marks are written
     OPS.resolve_(w, m, -1, 1, 0)
@@ -57,10 +62,7 @@ def test_mark_then_undo_restores_every_byte(isa, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_resolve_collects_the_cut_bucket(isa, dtype):
-    w, m = _data(2, dtype)
-    before = [t.clone() for t in m]
-    lo, hi = _band(w, m)
-    out = OPS.mark_(w, m, lo, hi)
+    w, m, before, lo, hi, out = _marked(2, dtype)
     shift, hist = int(out[4]), out[5:]
     cut = int(hist.argmax())
     found = OPS.resolve_(w, m, cut, 0, int(hist[cut]))
