@@ -38,6 +38,9 @@ def test_probes_compute_what_they_claim(isa, n, monkeypatch):
         a.fill_(float("nan"))  # poison: an unwritten element shows
         stream(a, b, c, "triad", 0.5)
         assert torch.equal(a, b + 0.5 * c)
+        a0, c0 = a.clone(), c.clone()
+        stream(a, b, c, "update", 0.5)
+        assert torch.equal(c, c0 * 0.5 + b) and torch.equal(a, a0 + c)
         a.fill_(float("nan"))
         stream(a, b, c, "copy", 0.0)
         assert torch.equal(a, b)
@@ -55,7 +58,8 @@ def test_probes_compute_what_they_claim(isa, n, monkeypatch):
     ((torch.empty(4), torch.empty(5), torch.empty(4), "copy"), "b has 5 elements, a has 4"),
     ((torch.empty(8)[::2], torch.empty(4), torch.empty(4), "write"), "a must be a contiguous"),
     ((torch.empty(4), torch.empty(4), torch.empty(4), "scale"),
-     "kind must be read, write, copy or triad, got 'scale'"),
+     "kind must be read, write, copy, triad or update, got 'scale'"),
+    ((torch.empty(4), torch.empty(4), torch.empty(3), "update"), "c has 3 elements, a has 4"),
 ])
 def test_bad_buffers_are_named(args, message):
     with pytest.raises(ValueError, match=message):

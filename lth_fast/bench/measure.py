@@ -55,8 +55,10 @@ def median(times: List[float]) -> float:
     return statistics.median(times)
 
 
-# Bytes per float32 element each probe moves (no write-allocate reads: streaming stores).
-PROBE_BYTES = {"read": 4, "write": 4, "copy": 8, "triad": 12}
+# Bytes per float32 element each probe moves (no write-allocate reads: streaming stores; the
+# update rewrites two of its three buffers in place, as an optimizer step does). On a GPU the
+# four STREAM kinds are torch's own ops.
+PROBE_BYTES = {"read": 4, "write": 4, "copy": 8, "triad": 12, "update": 20}
 
 
 @dataclass
@@ -80,6 +82,11 @@ class Floor:
     def as_dict(self) -> dict:
         return {"numel": self.numel, "gbps": self.bps / 1e9, "method": self.method,
                 "probes_gbps": {k: v / 1e9 for k, v in self.probe_bps.items()}}
+
+
+def best_of(a: Floor, b: Floor) -> Floor:
+    """The best of two measurements of each probe over the same buffers."""
+    return Floor(a.numel, {k: max(a.probe_bps[k], b.probe_bps[k]) for k in a.probe_bps})
 
 
 def _probes(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> Dict[str, Callable[[], object]]:

@@ -64,10 +64,23 @@ LTH_AVX2 void triad(float* a, const float* b, const float* c, float s, int64_t n
   _mm_sfence();
 }
 
+LTH_AVX2 void update(float* a, const float* b, float* c, float s, int64_t n) {
+  const __m256 vs = _mm256_set1_ps(s);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const __m256 ci =
+        _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(c + i), vs), _mm256_loadu_ps(b + i));
+    _mm256_storeu_ps(c + i, ci);
+    _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), ci));
+  }
+  tails::update(a + i, b + i, c + i, s, n - i);
+}
+
 }  // namespace
 }  // namespace avx2_kernels
 
 extern const StreamKernels kStreamAvx2 = {avx2_kernels::read, avx2_kernels::write,
-                                            avx2_kernels::copy, avx2_kernels::triad};
+                                            avx2_kernels::copy, avx2_kernels::triad,
+                                            avx2_kernels::update};
 
 }  // namespace lth_fast::simd

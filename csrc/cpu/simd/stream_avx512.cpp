@@ -61,10 +61,23 @@ LTH_AVX512 void triad(float* a, const float* b, const float* c, float s, int64_t
   _mm_sfence();
 }
 
+LTH_AVX512 void update(float* a, const float* b, float* c, float s, int64_t n) {
+  const __m512 vs = _mm512_set1_ps(s);
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const __m512 ci =
+        _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(c + i), vs), _mm512_loadu_ps(b + i));
+    _mm512_storeu_ps(c + i, ci);
+    _mm512_storeu_ps(a + i, _mm512_add_ps(_mm512_loadu_ps(a + i), ci));
+  }
+  tails::update(a + i, b + i, c + i, s, n - i);
+}
+
 }  // namespace
 }  // namespace avx512_kernels
 
 extern const StreamKernels kStreamAvx512 = {avx512_kernels::read, avx512_kernels::write,
-                                            avx512_kernels::copy, avx512_kernels::triad};
+                                            avx512_kernels::copy, avx512_kernels::triad,
+                                            avx512_kernels::update};
 
 }  // namespace lth_fast::simd

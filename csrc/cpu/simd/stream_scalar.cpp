@@ -54,6 +54,6 @@ void triad(float* a, const float* b, const float* c, float s, int64_t n) {
 
 }  // namespace
 
-extern const StreamKernels kStreamScalar = {tails::read, write, copy, triad};
+extern const StreamKernels kStreamScalar = {tails::read, write, copy, triad, tails::update};
 
 }  // namespace lth_fast::simd

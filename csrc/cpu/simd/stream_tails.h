@@ -33,5 +33,11 @@ inline void copy(float* dst, const float* src, int64_t n) {
 inline void triad(float* a, const float* b, const float* c, float s, int64_t n) {
   for (int64_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
 }
+inline void update(float* a, const float* b, float* c, float s, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    c[i] = c[i] * s + b[i];
+    a[i] = a[i] + c[i];
+  }
+}
 
 }  // namespace lth_fast::simd::tails
