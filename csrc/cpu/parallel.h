@@ -16,6 +16,14 @@ struct Chunk {  // a piece of one tensor
   int64_t run, start, len;
 };
 
+// Chunks are kChunk long where the list is large. A small list (a LeNet is 266K weights, four
+// full chunks) is cut shorter, down to kMinChunk, into about kChunksPerThread chunks a thread,
+// so the threads' shares differ by one short chunk instead of a full one. Lengths are whole
+// multiples of 64 elements: a mask chunk starts on its own cache line (no two threads write
+// one line).
+constexpr int64_t kMinChunk = int64_t(1) << 12;
+constexpr int64_t kChunksPerThread = 8;
+int64_t chunk_len(int64_t total);
 std::vector<Chunk> chunks_of(const std::vector<int64_t>& sizes);
 
 // The grain of at::parallel_for over `chunks`: all of them (one thread, no parallel region)

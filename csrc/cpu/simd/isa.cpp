@@ -17,7 +17,8 @@ bool cpu_supports(Isa isa) {
              __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt");
     case Isa::avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && cpu_supports(Isa::avx2);
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi2") &&
+             cpu_supports(Isa::avx2);
   }
   return false;
 }

@@ -1,11 +1,12 @@
-// AVX-512 (F+BW+VL) selection kernels. Only the functions marked LTH_AVX512 contain AVX-512
+// AVX-512 (F+BW+VL+VBMI2) selection kernels. Only the functions marked LTH_AVX512 contain AVX-512
 // instructions; they run only after cpu_supports(Isa::avx512) said yes.
 #include <immintrin.h>
 
 #include "cpu/simd/prefetch.h"
 #include "cpu/simd/select_scalar.h"
 
-#define LTH_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,popcnt,bmi")))
+#define LTH_AVX512 \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,popcnt,bmi")))
 
 namespace lth_fast::simd {
 // Named so the symbols of every function holding AVX512 code say so (tests read them).
@@ -89,9 +90,10 @@ LTH_AVX512 int64_t cut_below32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo
 }
 
 // Marking pass, 64 entries a step: mask bytes become 0 / 1 / kMarkBelow / 2 + bucket, built
-// as one 64-byte vector from four 16-key groups. The few band entries' buckets are compressed
-// into a small buffer without a branch, and counted into hist from there once it fills: a
-// branch per step on "any band entry here" would mispredict about every other step.
+// as one 64-byte vector from four 16-key groups. The few band entries' mark bytes are
+// compressed into a small buffer with one byte compress (VBMI2) and no branch, and counted
+// into hist from there once it fills: a branch per step on "any band entry here" would
+// mispredict about every other step.
 constexpr int kBandBuffer = 1024;
 
 template <typename Bits>
@@ -101,7 +103,6 @@ LTH_AVX512 inline void prefetch_ahead(const Bits* w, const uint8_t* m) {
     prefetch_ahead_of(w, kPrefetchAhead * size + line);
   prefetch_ahead_of(m, kPrefetchAhead);
 }
-
 
 template <typename Bits>
 LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64_t hi, int shift,
@@ -113,13 +114,13 @@ LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64
   // 64-byte vector (two packs and a dword transpose: few shuffle-port uops).
   const __m512i vlo = _mm512_set1_epi32(static_cast<int>(lo));
   const __m512i vhi = _mm512_set1_epi32(static_cast<int>(hi - 1));
-  const __m512i vshift = _mm512_set1_epi32(shift);
+  const __m128i vshift = _mm_cvtsi32_si128(shift);
   const __m512i clamp = _mm512_set1_epi32(kMarkBuckets);
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __m512i two = _mm512_set1_epi8(2), one = _mm512_set1_epi8(1);
   const __m512i below_mark = _mm512_set1_epi8(static_cast<char>(kMarkBelow));
   __m512i top = _mm512_setzero_si512();  // the largest key: NaN keys lie above inf's
-  alignas(64) uint32_t buf[kBandBuffer + 64];
+  alignas(64) uint8_t buf[kBandBuffer + 64];
   int used = 0;
   portable::MarkCounts counts(hist);
   int64_t alive = 0, below = 0, in_band = 0, i = 0;
@@ -129,42 +130,37 @@ LTH_AVX512 void mark32(const Bits* w, uint8_t* m, int64_t n, uint64_t lo, uint64
     const __m512i mv = _mm512_loadu_si512(m + i);
     const __mmask64 a = _mm512_test_epi8_mask(mv, mv);
     __m512i bucket[4];
-    uint64_t gt = 0;
+    __mmask16 gt[4];
     for (int j = 0; j < 4; ++j) {
       const __m512i k = keys16(w + i + 16 * j);
       top = _mm512_max_epu32(top, k);
-      gt |= static_cast<uint64_t>(_mm512_cmpgt_epu32_mask(k, vhi)) << (16 * j);
-      bucket[j] = _mm512_min_epu32(_mm512_srav_epi32(_mm512_sub_epi32(k, vlo), vshift), clamp);
+      gt[j] = _mm512_cmpgt_epu32_mask(k, vhi);
+      bucket[j] = _mm512_min_epu32(_mm512_sra_epi32(_mm512_sub_epi32(k, vlo), vshift), clamp);
     }
+    const __mmask64 above = _mm512_kunpackd(_mm512_kunpackw(gt[3], gt[2]),
+                                            _mm512_kunpackw(gt[1], gt[0]));
     const __m512i bytes = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(
         _mm512_packus_epi32(bucket[0], bucket[1]), _mm512_packus_epi32(bucket[2], bucket[3])));
     __m512i v = _mm512_maskz_add_epi8(a, bytes, two);  // dead entries 0
-    v = _mm512_mask_mov_epi8(v, a & gt, one);
+    v = _mm512_mask_mov_epi8(v, a & above, one);
     _mm512_storeu_si512(m + i, v);
-    const uint64_t lt = _mm512_mask_cmpeq_epi8_mask(a, v, below_mark);
-    const uint64_t band = a & ~gt & ~lt;
-    alive += _mm_popcnt_u64(a);
-    below += _mm_popcnt_u64(lt);
-    // Where each group's band entries go: independent popcounts, so the only chain from step
-    // to step is one popcount and one add.
+    const __mmask64 lt = _mm512_mask_cmpeq_epi8_mask(a, v, below_mark);
+    const __mmask64 band = a & ~above & ~lt;
+    alive += static_cast<int64_t>(_mm_popcnt_u64(a));
+    below += static_cast<int64_t>(_mm_popcnt_u64(lt));
     if (single) {  // one bucket: its count is the band's; no buffer, no histogram chain
       in_band += static_cast<int64_t>(_mm_popcnt_u64(band));
       continue;
     }
-    int at = used;
-    for (int j = 0; j < 4; ++j) {
-      const __mmask16 bj = static_cast<__mmask16>(band >> (16 * j));
-      _mm512_storeu_si512(buf + at, _mm512_maskz_compress_epi32(bj, bucket[j]));
-      at = used + static_cast<int>(_mm_popcnt_u64(band & ((uint64_t(2) << (16 * j + 15)) - 1)));
-    }
+    _mm512_storeu_si512(buf + used, _mm512_maskz_compress_epi8(band, v));
     used += static_cast<int>(_mm_popcnt_u64(band));
     if (used >= kBandBuffer) {
-      counts.add(buf, used, 0);
+      counts.add(buf, used, 2);
       in_band += used;
       used = 0;
     }
   }
-  counts.add(buf, used, 0);
+  counts.add(buf, used, 2);
   in_band += used;
   if (single) hist[0] += in_band;
   out->alive += alive;
