@@ -228,3 +228,25 @@ def test_views_with_guards(target, dtype, scope, amount, gen):
     for v, r in zip(carve(expect, GUARDED, gap, 3), ref):
         v.copy_(r.reshape(-1))
     assert torch.equal(mbuf, expect), "a guard byte between the masks changed"
+
+
+COLLECT_CAP = 1 << 14  # kCollectCap in csrc/cpu/select/counting.h: entries held for the cut
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_tie_crowding_the_cut(target, dtype, gen):
+    """A tie of 60K equal magnitudes, spread over two tensors and many chunks among distinct
+    smaller and larger ones, with dead entries: k cuts the tie after its first r entries by
+    position, for r from 1 to past the number of entries the fast path collects."""
+    n = 150_000
+    w = 0.5 + torch.rand(n, generator=gen, dtype=torch.float64)  # [0.5, 1.5): below the tie
+    w[torch.randperm(n, generator=gen)[:60_000]] = 1.5
+    w[torch.rand(n, generator=gen) < 0.3] = 2.0 + torch.rand(1, generator=gen).item()
+    w = (w * signs((n,), gen)).to(dtype)
+    weights = [w[:70_001].clone(), w[70_001:].clone()]
+    masks = random_masks(weights, gen, 0.9)
+    below = sum(int((m & (x.double().abs() < 1.5)).sum()) for x, m in zip(weights, masks))
+    tied = sum(int((m & (x.double().abs() == 1.5)).sum()) for x, m in zip(weights, masks))
+    assert tied > 2 * COLLECT_CAP
+    for r in (1, 5000, COLLECT_CAP, COLLECT_CAP + 1, tied):
+        run_and_compare(weights, masks, below + r, "global", target)

@@ -137,11 +137,15 @@ SelectResult finish_selection(SelectPlan& p, double amount, bool by_count,
   int64_t before = p.below;
   while (before + p.hist[cut] < p.k) before += p.hist[cut++];
   const int64_t r = p.k - before, in_cut = p.hist[cut];
-  if (in_cut <= kCollectCap) {
-    const std::vector<int64_t> pending = resolve_pass(p, cut, 0, in_cut, kern);
+  if (in_cut <= kCollectCap || (p.shift == 0 && r <= kCollectCap)) {
+    // The cut bucket's entries are collected and the r smallest by (key, position) pruned.
+    // A crowded bucket of one key is a tie cut by position: collecting its first r is
+    // enough, as each thread keeps the first entries it meets, in chunk order.
+    const int64_t cap = in_cut <= kCollectCap ? in_cut : r;
+    const std::vector<int64_t> pending = resolve_pass(p, cut, 0, cap, kern);
     return {p.alive, p.k, clear_smallest(p, pending, r)};
   }
-  if (p.shift == 0) {  // the crowded bucket is one key: a tie cut by position
+  if (p.shift == 0) {  // a tie too large to collect: its first r by counts per chunk
     resolve_ties(p, cut, r, kern);
     return {p.alive, p.k, simd::key_to_double(p.dtype, p.lo + static_cast<uint64_t>(cut))};
   }
