@@ -1,5 +1,5 @@
 // CPU kernel of lth_fast::prune_: validates everything and counts every ranking first, so a
-// bad input raises before any mask is written; then each ranking writes its masks.
+// bad input raises before any mask is written; then every ranking writes its masks.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
@@ -30,16 +30,21 @@ std::tuple<at::Tensor, at::Tensor> prune_cpu(at::TensorList weights, at::TensorL
     return by_count ? static_cast<double>(count(g)) : fractions[fractions.size() == 1 ? 0 : g];
   };
 
-  // Every ranking is marked (one pass) and checked before any is finished; on an error the
-  // marks are undone, leaving every mask as it was. A NaN anywhere is reported before a count
-  // that exceeds its alive entries, as the reference does.
-  std::vector<SelectPlan> plans;
+  // Every ranking is marked (one pass over all of them) and checked before any is finished;
+  // on an error the marks are undone, leaving every mask as it was. A NaN anywhere is reported
+  // before a count that exceeds its alive entries, as the reference does.
   const size_t groups = layerwise ? runs.size() : 1;
+  std::vector<std::vector<Run>> rankings;
+  std::vector<double> amounts;
   for (size_t g = 0; g < groups; ++g) {
-    std::vector<Run> group = layerwise ? std::vector<Run>{runs[g]} : runs;
-    plans.push_back(mark_selection(dtype, std::move(group), amount(g), by_count, kern));
-    SelectPlan& p = plans.back();
-    p.k = by_count ? count(g) : static_cast<int64_t>(std::nearbyint(amount(g) * p.alive));
+    rankings.push_back(layerwise ? std::vector<Run>{runs[g]} : runs);
+    amounts.push_back(amount(g));
+  }
+  std::vector<SelectPlan> plans = mark_selections(dtype, std::move(rankings), amounts, by_count,
+                                                  kern);
+  for (size_t g = 0; g < groups; ++g) {
+    SelectPlan& p = plans[g];
+    p.k = by_count ? count(g) : static_cast<int64_t>(std::nearbyint(amounts[g] * p.alive));
   }
   std::string error;
   for (const SelectPlan& p : plans)
@@ -52,19 +57,19 @@ std::tuple<at::Tensor, at::Tensor> prune_cpu(at::TensorList weights, at::TensorL
                        " alive entries", layerwise ? c10::str(" of weights[", g, "]") : "");
     }
   if (!error.empty()) {
-    for (SelectPlan& p : plans) unmark_selection(p, kern);
+    unmark_selections(plans, kern);
     TORCH_CHECK_VALUE(false, error);
   }
 
+  const std::vector<SelectResult> results = finish_selections(plans, amounts, by_count, kern);
   at::Tensor stats = at::empty({static_cast<int64_t>(groups), 2}, at::kLong);
   at::Tensor thresholds = at::empty({static_cast<int64_t>(groups)}, at::kDouble);
   auto* s = stats.data_ptr<int64_t>();
   auto* th = thresholds.data_ptr<double>();
   for (size_t g = 0; g < groups; ++g) {
-    const SelectResult r = finish_selection(plans[g], amount(g), by_count, kern);
-    s[2 * g] = r.alive;
-    s[2 * g + 1] = r.pruned;
-    th[g] = r.threshold;
+    s[2 * g] = results[g].alive;
+    s[2 * g + 1] = results[g].pruned;
+    th[g] = results[g].threshold;
   }
   return {stats, thresholds};
 }

@@ -131,12 +131,13 @@ std::vector<uint64_t> sample_keys(const SelectPlan& p, int64_t blocks, int64_t* 
   return keys;
 }
 
-void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int64_t blocks) {
+void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int64_t blocks,
+                      int64_t min_total) {
   int64_t total = 0;
   for (const Run& r : p.runs) total += r.n;
   p.lo = 0;
   p.hi = simd::key_end(p.dtype);
-  if (total < kSampleMinTotal) return;
+  if (total < min_total) return;
   int64_t seen = 0;
   std::vector<uint64_t> keys = sample_keys(p, blocks, &seen);
   const double n = static_cast<double>(keys.size());
@@ -211,38 +212,69 @@ void clear_ties(SelectPlan& p, uint64_t v, int64_t r, const std::vector<int64_t>
 
 }  // namespace
 
-void band_pass(SelectPlan& p, int buckets, const ChunkCounter& count_chunk) {
-  p.shift = 0;
-  while (((p.hi - p.lo - 1) >> p.shift) >= static_cast<uint64_t>(buckets)) ++p.shift;
-  const int threads = at::get_num_threads();
-  std::vector<int64_t> hists(static_cast<size_t>(threads) * buckets, 0);
-  std::vector<simd::BandCount> counts(threads);
-  std::vector<int64_t> nan_chunk(threads, std::numeric_limits<int64_t>::max());
-  at::parallel_for(0, static_cast<int64_t>(p.chunks.size()), chunk_grain(p.chunks),
-                   [&](int64_t b, int64_t e) {
-                     const int t = at::get_thread_num();
-                     for (int64_t c = b; c < e; ++c) {
-                       simd::BandCount bc;
-                       count_chunk(p.chunks[c], hists.data() + static_cast<size_t>(t) * buckets,
-                                   &bc);
-                       counts[t].alive += bc.alive;
-                       counts[t].below += bc.below;
-                       counts[t].in_band += bc.in_band;
-                       if (bc.has_nan) nan_chunk[t] = std::min(nan_chunk[t], c);
-                     }
-                   });
-  p.hist.assign(buckets, 0);
-  p.alive = p.below = p.in_range = 0;
-  int64_t first_nan = std::numeric_limits<int64_t>::max();
-  for (int t = 0; t < threads; ++t) {
-    for (int b = 0; b < buckets; ++b) p.hist[b] += hists[static_cast<size_t>(t) * buckets + b];
-    p.alive += counts[t].alive;
-    p.below += counts[t].below;
-    p.in_range += counts[t].in_band;
-    first_nan = std::min(first_nan, nan_chunk[t]);
+std::vector<PlanChunk> plan_chunks(const std::vector<SelectPlan*>& plans, int64_t* grain) {
+  std::vector<PlanChunk> items;
+  int64_t total = 0;
+  for (size_t q = 0; q < plans.size(); ++q)
+    for (size_t c = 0; c < plans[q]->chunks.size(); ++c) {
+      items.push_back({q, static_cast<int64_t>(c)});
+      total += plans[q]->chunks[c].len;
+    }
+  *grain = total < kSerialBelow ? std::max<int64_t>(1, static_cast<int64_t>(items.size())) : 1;
+  return items;
+}
+
+void band_pass(const std::vector<SelectPlan*>& plans, int buckets,
+               const PlanChunkCounter& count_chunk) {
+  for (SelectPlan* p : plans) {
+    p->shift = 0;
+    while (((p->hi - p->lo - 1) >> p->shift) >= static_cast<uint64_t>(buckets)) ++p->shift;
   }
-  p.nan_index = first_nan == std::numeric_limits<int64_t>::max()
-                    ? -1 : p.runs[p.chunks[first_nan].run].index;
+  const int threads = at::get_num_threads();
+  const size_t n = plans.size();
+  constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
+  // Per thread and plan: a histogram (allocated when the thread first meets the plan: a
+  // thread's chunks are one contiguous run of plans), counts, the first chunk with a NaN.
+  std::vector<std::vector<std::vector<int64_t>>> hists(threads,
+                                                       std::vector<std::vector<int64_t>>(n));
+  std::vector<std::vector<simd::BandCount>> counts(threads, std::vector<simd::BandCount>(n));
+  std::vector<std::vector<int64_t>> nan_chunk(threads, std::vector<int64_t>(n, kNone));
+  int64_t grain = 1;
+  const std::vector<PlanChunk> items = plan_chunks(plans, &grain);
+  at::parallel_for(0, static_cast<int64_t>(items.size()), grain, [&](int64_t b, int64_t e) {
+    const int t = at::get_thread_num();
+    for (int64_t i = b; i < e; ++i) {
+      const auto [q, c] = items[i];
+      std::vector<int64_t>& hist = hists[t][q];
+      if (hist.empty()) hist.assign(buckets, 0);
+      simd::BandCount bc;
+      count_chunk(q, plans[q]->chunks[c], hist.data(), &bc);
+      counts[t][q].alive += bc.alive;
+      counts[t][q].below += bc.below;
+      counts[t][q].in_band += bc.in_band;
+      if (bc.has_nan) nan_chunk[t][q] = std::min(nan_chunk[t][q], c);
+    }
+  });
+  for (size_t q = 0; q < n; ++q) {
+    SelectPlan& p = *plans[q];
+    p.hist.assign(buckets, 0);
+    p.alive = p.below = p.in_range = 0;
+    int64_t first_nan = kNone;
+    for (int t = 0; t < threads; ++t) {
+      for (size_t b = 0; b < hists[t][q].size(); ++b) p.hist[b] += hists[t][q][b];
+      p.alive += counts[t][q].alive;
+      p.below += counts[t][q].below;
+      p.in_range += counts[t][q].in_band;
+      first_nan = std::min(first_nan, nan_chunk[t][q]);
+    }
+    p.nan_index = first_nan == kNone ? -1 : p.runs[p.chunks[first_nan].run].index;
+  }
+}
+
+void band_pass(SelectPlan& p, int buckets, const ChunkCounter& count_chunk) {
+  band_pass({&p}, buckets, [&](size_t, const Chunk& ch, int64_t* hist, simd::BandCount* bc) {
+    count_chunk(ch, hist, bc);
+  });
 }
 
 std::vector<int64_t> gather(const std::vector<std::vector<int64_t>>& found,
@@ -288,7 +320,7 @@ SelectPlan plan_selection(simd::DType dtype, std::vector<Run> runs, double amoun
   p.chunks = make_chunks(p.runs);
   // Blocks of neighbours are correlated, so the margin is generous: a miss costs a pass, a
   // wide band only a little histogram work.
-  band_from_sample(p, amount, by_count, 6.0, 1024);
+  band_from_sample(p, amount, by_count, 6.0, 1024, kSampleMinTotal);
   count(p, kern);
   return p;
 }

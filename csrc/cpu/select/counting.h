@@ -59,14 +59,29 @@ std::vector<Chunk> make_chunks(const std::vector<Run>& runs);
 std::vector<uint64_t> sample_keys(const SelectPlan& p, int64_t blocks, int64_t* seen);
 // Guesses [lo, hi) around the k-th smallest alive key from `blocks` evenly spaced blocks of 16
 // entries, z standard deviations of the sample's rank either side (plus a little for blocks of
-// correlated neighbours). `amount` as for plan_selection.
-void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int64_t blocks);
+// correlated neighbours); a list of fewer than min_total entries gets the whole key range.
+// `amount` as for plan_selection.
+void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int64_t blocks,
+                      int64_t min_total);
 // One read of every chunk in one parallel region: count_chunk(chunk, this thread's histogram
 // of `buckets` entries, counts) adds what it found; the pass sets p.shift (so the band
 // [p.lo, p.hi) spans at most `buckets` buckets) first, and after it alive, below, in_range,
 // hist and nan_index.
 using ChunkCounter = std::function<void(const Chunk&, int64_t*, simd::BandCount*)>;
 void band_pass(SelectPlan& p, int buckets, const ChunkCounter& count_chunk);
+// The same pass over several plans' chunks in one parallel region (scope="layer": a plan a
+// tensor); count_chunk also gets the index of the chunk's plan.
+using PlanChunkCounter =
+    std::function<void(size_t, const Chunk&, int64_t*, simd::BandCount*)>;
+void band_pass(const std::vector<SelectPlan*>& plans, int buckets,
+               const PlanChunkCounter& count_chunk);
+// Every chunk of `plans` as (plan index, chunk index), plans in order, and the parallel grain
+// over them (all in one thread below kSerialBelow elements in all).
+struct PlanChunk {
+  size_t plan;
+  int64_t chunk;
+};
+std::vector<PlanChunk> plan_chunks(const std::vector<SelectPlan*>& plans, int64_t* grain);
 // Concatenates per-thread lists of packed positions (chunk << 16 | index in chunk).
 std::vector<int64_t> gather(const std::vector<std::vector<int64_t>>& found,
                             const std::vector<int64_t>& used);
