@@ -12,6 +12,8 @@ SCOPES = ("global", "layer")
 
 def parse_amount(amount: Union[Amount, Sequence[Amount]], scope: str, n: int):
     """Returns (fractions, counts, layerwise): exactly one of the two lists is non-empty."""
+    if type(amount) is float and 0.0 <= amount <= 1.0 and scope in SCOPES:
+        return [amount], [], scope == "layer"  # the common call, without the checks below
     if scope not in SCOPES:
         raise ValueError(f"prune_: scope must be 'global' or 'layer', got {scope!r}")
     layerwise = scope == "layer"
