@@ -3,12 +3,13 @@
 A repetition is setup() (untimed: restore masks, rebuild modules) then op() (timed). On CUDA the
 op is timed with CUDA events after the setup's work has finished; on CPU with perf_counter.
 The floor is measured in the same process over buffers as large as the workload, on the same
-threads, so the cache and thread situation match the op's: the best bandwidth of four STREAM
-probes. On a CPU they are compiled into the extension (torch.ops.lth_fast_bench.stream: widest
-vectors, each thread one contiguous slice, non-temporal stores): a read-only pass (4 B per
-float32), a write (4 B), a copy (8 B) and a triad a = b + s*c (12 B). On a GPU they are torch's
-own sum, fill_, copy_ and add (a GPU's full-sector stores allocate without reading, so they
-move the same bytes).
+threads, so the cache and thread situation match the op's: the best bandwidth of its probes.
+On a CPU they are compiled into the extension (torch.ops.lth_fast_bench.stream: widest
+vectors, each thread one contiguous slice): a read-only pass (4 B per float32), a write (4 B),
+a copy (8 B) and a triad a = b + s*c (12 B) with non-temporal stores, and an update that
+rewrites two of its three buffers in place as an optimizer step does (20 B). On a GPU the four
+STREAM kinds are torch's own sum, fill_, copy_ and add (a GPU's full-sector stores allocate
+without reading, so they move the same bytes).
 """
 from __future__ import annotations
 

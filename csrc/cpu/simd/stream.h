@@ -3,8 +3,9 @@
 // widest vectors the ISA has; the write, copy and triad store with non-temporal (streaming)
 // stores, which write a line without reading it first, so they move exactly
 //   read 4 B, write 4 B, copy 8 B, triad 12 B per element.
-// The update rewrites two of its three streams in place with ordinary stores, as an optimizer
-// step does (a line read and then written moves twice, and nothing more): 20 B per element.
+// The update rewrites two of its three buffers in place with ordinary stores, as an optimizer
+// step does (a line read and then written moves twice, and nothing more): 20 B per element;
+// the vector ISAs stream four quarters of the buffers side by side.
 // Some machines move mixed read and write traffic faster than either alone, which only such
 // a pass shows.
 #pragma once

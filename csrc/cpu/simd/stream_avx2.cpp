@@ -64,16 +64,19 @@ LTH_AVX2 void triad(float* a, const float* b, const float* c, float s, int64_t n
   _mm_sfence();
 }
 
+// The update streams four quarters of its buffers side by side: twelve streams in flight (an
+// Adam step has eight), where one pass over each buffer would keep three.
 LTH_AVX2 void update(float* a, const float* b, float* c, float s, int64_t n) {
   const __m256 vs = _mm256_set1_ps(s);
-  int64_t i = 0;
-  for (; i + W <= n; i += W) {
-    const __m256 ci =
-        _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(c + i), vs), _mm256_loadu_ps(b + i));
-    _mm256_storeu_ps(c + i, ci);
-    _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), ci));
-  }
-  tails::update(a + i, b + i, c + i, s, n - i);
+  const int64_t part = n / 4 / W * W;
+  for (int64_t i = 0; i < part; i += W)
+    for (int64_t j = i; j < 4 * part; j += part) {
+      const __m256 cj =
+          _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(c + j), vs), _mm256_loadu_ps(b + j));
+      _mm256_storeu_ps(c + j, cj);
+      _mm256_storeu_ps(a + j, _mm256_add_ps(_mm256_loadu_ps(a + j), cj));
+    }
+  tails::update(a + 4 * part, b + 4 * part, c + 4 * part, s, n - 4 * part);
 }
 
 }  // namespace

@@ -61,16 +61,19 @@ LTH_AVX512 void triad(float* a, const float* b, const float* c, float s, int64_t
   _mm_sfence();
 }
 
+// The update streams four quarters of its buffers side by side: twelve streams in flight (an
+// Adam step has eight), where one pass over each buffer would keep three.
 LTH_AVX512 void update(float* a, const float* b, float* c, float s, int64_t n) {
   const __m512 vs = _mm512_set1_ps(s);
-  int64_t i = 0;
-  for (; i + W <= n; i += W) {
-    const __m512 ci =
-        _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(c + i), vs), _mm512_loadu_ps(b + i));
-    _mm512_storeu_ps(c + i, ci);
-    _mm512_storeu_ps(a + i, _mm512_add_ps(_mm512_loadu_ps(a + i), ci));
-  }
-  tails::update(a + i, b + i, c + i, s, n - i);
+  const int64_t part = n / 4 / W * W;
+  for (int64_t i = 0; i < part; i += W)
+    for (int64_t j = i; j < 4 * part; j += part) {
+      const __m512 cj =
+          _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(c + j), vs), _mm512_loadu_ps(b + j));
+      _mm512_storeu_ps(c + j, cj);
+      _mm512_storeu_ps(a + j, _mm512_add_ps(_mm512_loadu_ps(a + j), cj));
+    }
+  tails::update(a + 4 * part, b + 4 * part, c + 4 * part, s, n - 4 * part);
 }
 
 }  // namespace
