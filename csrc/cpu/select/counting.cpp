@@ -239,21 +239,15 @@ void band_pass(const std::vector<SelectPlan*>& plans, int buckets,
                                                        std::vector<std::vector<int64_t>>(n));
   std::vector<std::vector<simd::BandCount>> counts(threads, std::vector<simd::BandCount>(n));
   std::vector<std::vector<int64_t>> nan_chunk(threads, std::vector<int64_t>(n, kNone));
-  int64_t grain = 1;
-  const std::vector<PlanChunk> items = plan_chunks(plans, &grain);
-  at::parallel_for(0, static_cast<int64_t>(items.size()), grain, [&](int64_t b, int64_t e) {
-    const int t = at::get_thread_num();
-    for (int64_t i = b; i < e; ++i) {
-      const auto [q, c] = items[i];
-      std::vector<int64_t>& hist = hists[t][q];
-      if (hist.empty()) hist.assign(buckets, 0);
-      simd::BandCount bc;
-      count_chunk(q, plans[q]->chunks[c], hist.data(), &bc);
-      counts[t][q].alive += bc.alive;
-      counts[t][q].below += bc.below;
-      counts[t][q].in_band += bc.in_band;
-      if (bc.has_nan) nan_chunk[t][q] = std::min(nan_chunk[t][q], c);
-    }
+  for_each_plan_chunk(plans, [&](int t, size_t q, int64_t c) {
+    std::vector<int64_t>& hist = hists[t][q];
+    if (hist.empty()) hist.assign(buckets, 0);
+    simd::BandCount bc;
+    count_chunk(q, plans[q]->chunks[c], hist.data(), &bc);
+    counts[t][q].alive += bc.alive;
+    counts[t][q].below += bc.below;
+    counts[t][q].in_band += bc.in_band;
+    if (bc.has_nan) nan_chunk[t][q] = std::min(nan_chunk[t][q], c);
   });
   for (size_t q = 0; q < n; ++q) {
     SelectPlan& p = *plans[q];

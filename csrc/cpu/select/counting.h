@@ -82,6 +82,17 @@ struct PlanChunk {
   int64_t chunk;
 };
 std::vector<PlanChunk> plan_chunks(const std::vector<SelectPlan*>& plans, int64_t* grain);
+// fn(thread, plan index, chunk index) for every chunk of `plans` in one parallel region; each
+// thread gets one contiguous run of them, in order.
+template <typename F>
+void for_each_plan_chunk(const std::vector<SelectPlan*>& plans, F&& fn) {
+  int64_t grain = 1;
+  const std::vector<PlanChunk> items = plan_chunks(plans, &grain);
+  at::parallel_for(0, static_cast<int64_t>(items.size()), grain, [&](int64_t b, int64_t e) {
+    const int t = at::get_thread_num();
+    for (int64_t i = b; i < e; ++i) fn(t, items[i].plan, items[i].chunk);
+  });
+}
 // Concatenates per-thread lists of packed positions (chunk << 16 | index in chunk).
 std::vector<int64_t> gather(const std::vector<std::vector<int64_t>>& found,
                             const std::vector<int64_t>& used);

@@ -44,24 +44,18 @@ std::vector<std::vector<int64_t>> resolve_passes(const std::vector<SelectPlan*>&
   std::vector<std::vector<std::vector<int64_t>>> found(threads,
                                                        std::vector<std::vector<int64_t>>(n));
   std::vector<std::vector<int64_t>> used(threads, std::vector<int64_t>(n, 0));
-  int64_t grain = 1;
-  const std::vector<PlanChunk> items = plan_chunks(plans, &grain);
-  at::parallel_for(0, static_cast<int64_t>(items.size()), grain, [&](int64_t b, int64_t e) {
-    const int t = at::get_thread_num();
-    for (int64_t i = b; i < e; ++i) {
-      const auto [q, c] = items[i];
-      const SelectPlan& p = *plans[q];
-      const ResolveSpec& s = specs[q];
-      const Chunk& ch = p.chunks[c];
-      std::vector<int64_t>& out = found[t][q];
-      if (static_cast<int64_t>(out.size()) < s.cap) out.resize(s.cap);
-      int64_t& u = used[t][q];
-      const int64_t got = kern.resolve(p.runs[ch.run].m + ch.start, ch.len, s.cut,
-                                       s.below_value, out.data() + u, s.cap - u);
-      const int64_t kept = std::min(got, s.cap - u);
-      for (int64_t j = 0; j < kept; ++j) out[u + j] |= c << 16;
-      u += kept;
-    }
+  for_each_plan_chunk(plans, [&](int t, size_t q, int64_t c) {
+    const SelectPlan& p = *plans[q];
+    const ResolveSpec& s = specs[q];
+    const Chunk& ch = p.chunks[c];
+    std::vector<int64_t>& out = found[t][q];
+    if (static_cast<int64_t>(out.size()) < s.cap) out.resize(s.cap);
+    int64_t& u = used[t][q];
+    const int64_t got = kern.resolve(p.runs[ch.run].m + ch.start, ch.len, s.cut, s.below_value,
+                                     out.data() + u, s.cap - u);
+    const int64_t kept = std::min(got, s.cap - u);
+    for (int64_t j = 0; j < kept; ++j) out[u + j] |= c << 16;
+    u += kept;
   });
   std::vector<std::vector<int64_t>> all(n);
   for (size_t q = 0; q < n; ++q) {
