@@ -49,10 +49,14 @@ std::vector<std::vector<int64_t>> resolve_passes(const std::vector<SelectPlan*>&
     const ResolveSpec& s = specs[q];
     const Chunk& ch = p.chunks[c];
     std::vector<int64_t>& out = found[t][q];
-    if (static_cast<int64_t>(out.size()) < s.cap) out.resize(s.cap);
     int64_t& u = used[t][q];
+    // Room for every entry the chunk may add, up to the cap: a thread holds no more than the
+    // entries it met (twice that at most, as the buffer doubles), whatever the cap.
+    const int64_t room = std::min(s.cap, u + ch.len);
+    if (static_cast<int64_t>(out.size()) < room)
+      out.resize(std::min(s.cap, std::max<int64_t>(room, 2 * static_cast<int64_t>(out.size()))));
     const int64_t got = kern.resolve(p.runs[ch.run].m + ch.start, ch.len, s.cut, s.below_value,
-                                     out.data() + u, s.cap - u);
+                                     out.data() + u, room - u);
     const int64_t kept = std::min(got, s.cap - u);
     for (int64_t j = 0; j < kept; ++j) out[u + j] |= c << 16;
     u += kept;
