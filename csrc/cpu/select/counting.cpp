@@ -89,7 +89,7 @@ std::vector<uint64_t> sample_keys(const SelectPlan& p, int64_t blocks, int64_t* 
   // per-thread copies), then packed; the ranks taken from them do not depend on the order.
   std::vector<uint64_t> keys(static_cast<size_t>(blocks) * kSampleBlock);
   std::vector<int32_t> alive_in(blocks), len_of(blocks);
-  const int64_t size = p.dtype == simd::DType::f32 ? 4 : p.dtype == simd::DType::f64 ? 8 : 2;
+  const int64_t size = simd::key_bytes(p.dtype);
   struct Block {
     const Run* run;
     int64_t start, len;
@@ -282,7 +282,7 @@ std::vector<int64_t> gather(const std::vector<std::vector<int64_t>>& found,
 double clear_smallest(SelectPlan& p, const std::vector<int64_t>& packed, int64_t r) {
   std::vector<std::pair<uint64_t, int64_t>> band;  // (key, packed position)
   band.reserve(packed.size());
-  const int64_t size = p.dtype == simd::DType::f32 ? 4 : p.dtype == simd::DType::f64 ? 8 : 2;
+  const int64_t size = simd::key_bytes(p.dtype);
   auto weight = [&](int64_t pos) {
     const Chunk& ch = p.chunks[pos >> 16];
     return static_cast<const char*>(p.runs[ch.run].w) + (ch.start + (pos & 0xFFFF)) * size;

@@ -44,7 +44,7 @@ struct SelectPlan {
 };
 
 inline const void* chunk_weights(const SelectPlan& p, const Chunk& ch) {
-  const int64_t size = p.dtype == simd::DType::f32 ? 4 : p.dtype == simd::DType::f64 ? 8 : 2;
+  const int64_t size = simd::key_bytes(p.dtype);
   return static_cast<const char*>(p.runs[ch.run].w) + ch.start * size;
 }
 

@@ -41,15 +41,16 @@ std::vector<std::vector<int64_t>> resolve_passes(const std::vector<SelectPlan*>&
                                                  const simd::SelectKernels& kern) {
   const int threads = at::get_num_threads();
   const size_t n = plans.size();
-  std::vector<std::vector<std::vector<int64_t>>> found(threads,
-                                                       std::vector<std::vector<int64_t>>(n));
-  std::vector<std::vector<int64_t>> used(threads, std::vector<int64_t>(n, 0));
+  // Per plan and thread: the entries found, and how many of them are kept.
+  std::vector<std::vector<std::vector<int64_t>>> found(n,
+                                                       std::vector<std::vector<int64_t>>(threads));
+  std::vector<std::vector<int64_t>> used(n, std::vector<int64_t>(threads, 0));
   for_each_plan_chunk(plans, [&](int t, size_t q, int64_t c) {
     const SelectPlan& p = *plans[q];
     const ResolveSpec& s = specs[q];
     const Chunk& ch = p.chunks[c];
-    std::vector<int64_t>& out = found[t][q];
-    int64_t& u = used[t][q];
+    std::vector<int64_t>& out = found[q][t];
+    int64_t& u = used[q][t];
     // Room for every entry the chunk may add, up to the cap: a thread holds no more than the
     // entries it met (twice that at most, as the buffer doubles), whatever the cap.
     const int64_t room = std::min(s.cap, u + ch.len);
@@ -63,8 +64,7 @@ std::vector<std::vector<int64_t>> resolve_passes(const std::vector<SelectPlan*>&
   });
   std::vector<std::vector<int64_t>> all(n);
   for (size_t q = 0; q < n; ++q) {
-    for (int t = 0; t < threads; ++t)
-      all[q].insert(all[q].end(), found[t][q].begin(), found[t][q].begin() + used[t][q]);
+    all[q] = gather(found[q], used[q]);
     all[q].resize(std::min<int64_t>(static_cast<int64_t>(all[q].size()), specs[q].cap));
   }
   return all;

@@ -29,6 +29,10 @@ inline uint64_t key_end(DType t) {
     default: return 0x8000000000000000ull;
   }
 }
+// Bytes of one weight (and of its key) of dtype t.
+inline int64_t key_bytes(DType t) {
+  return t == DType::f32 ? 4 : t == DType::f64 ? 8 : 2;
+}
 uint64_t key_at(DType t, const void* w, int64_t i);
 double key_to_double(DType t, uint64_t key);
 
