@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 
 from lth_fast.pruning import ticket
 from lth_fast.imp import IMPConfig, preset, run_imp
-from lth_fast.imp.train import DataOrder, lr_at
+from lth_fast.imp.tasks import DataOrder
+from lth_fast.imp.train import lr_at
 from lth_fast.imp.report import format_table, summary_rows, time_share
 
 from imp_helpers import learnable_mnist, tiny, without_times
@@ -166,7 +167,8 @@ def test_rewind_modes(data_dir, tmp_path, monkeypatch, mode):
     """The level-1 ticket starts from: init x mask at iteration 0 (init); the dense network's
     weights at iteration k x mask, at k (iteration); the trained level-0 weights x mask, at k,
     with the learning-rate schedule replayed from k (lr, Renda et al.)."""
-    from lth_fast.imp.driver import load_data, new_model, new_pruner
+    from lth_fast.imp.driver import new_model, new_pruner
+    from lth_fast.imp.tasks import load_task
     from lth_fast.imp.train import train_run
 
     k = 0 if mode == "init" else 10
@@ -181,8 +183,9 @@ def test_rewind_modes(data_dir, tmp_path, monkeypatch, mode):
     if mode == "init":
         assert all(torch.equal(point[n], init[n]) for n in init)
     else:  # the rewind point is the dense network after k iterations, reproduced here
-        model = new_model(cfg, load_data(cfg), cfg.seed)
-        train_run(model, new_pruner(model, cfg), load_data(cfg), cfg.replace(iterations=k, rewind="init", rewind_iteration=0))
+        short = cfg.replace(iterations=k, rewind="init", rewind_iteration=0)
+        model = new_model(cfg, load_task(cfg), cfg.seed)
+        train_run(model, new_pruner(model, cfg), load_task(short), short)
         assert all(torch.equal(point[n], v) for n, v in model.state_dict().items())
         assert not torch.equal(point["fc1.weight"], init["fc1.weight"])
     source = trained if mode == "lr" else point
@@ -330,11 +333,19 @@ def test_every_preset_builds_its_model_and_rates(name):
     from lth_fast.models import build_model, output_layer
 
     cfg = preset(name)
-    model = build_model(cfg.model)
+    if cfg.model == "gpt":
+        from lth_fast.models import GPT, GPTConfig
+        model = GPT(GPTConfig(vocab_size=50, block_size=cfg.block_size, n_layer=cfg.n_layer,
+                              n_head=cfg.n_head, n_embd=cfg.n_embd))
+    else:
+        model = build_model(cfg.model)
     pruner = new_pruner(model, cfg)
     rates = level_rates(cfg, model, pruner)
     assert not set(cfg.ignore) & set(pruner.names)
-    if cfg.scope == "layer":
+    if cfg.model == "gpt":  # the blocks' four matrices each, nothing else
+        assert rates is None and len(pruner.names) == 4 * cfg.n_layer
+        assert all(n.startswith("blocks.") for n in pruner.names)
+    elif cfg.scope == "layer":
         assert rates[output_layer(model)] == cfg.output_rate
         assert all(rates[n] == r for n, r in cfg.layer_rates.items())
     else:

@@ -7,7 +7,7 @@ import sys
 from typing import List, Optional
 
 from .report import format_table, summary_rows, time_share
-from .config import CONTROLS, OPTIMIZERS, REWINDS, SCOPES
+from .config import CONTROLS, OPTIMIZERS, REWINDS, SCHEDULES, SCOPES
 from .presets import DEFAULT_PRESET, PRESETS, preset
 
 
@@ -41,8 +41,16 @@ def _controls(text: str) -> List[str]:
 
 # (flag, IMPConfig field, argparse keywords); None means "keep the preset's value"
 _OVERRIDES = [
-    ("--model", "model", dict(help="network (lenet_300_100, conv2/4/6, resnet20, vgg16)")),
-    ("--dataset", "dataset", dict(help="mnist5k (embedded), mnist or cifar10 (--data-dir)")),
+    ("--model", "model", dict(help="network (lenet_300_100, conv2/4/6, resnet20, vgg16; gpt "
+                                   "for the text datasets)")),
+    ("--dataset", "dataset", dict(help="mnist5k (embedded), mnist or cifar10 (--data-dir); "
+                                       "pydoc (Python's own help texts) or text (--text-file)")),
+    ("--text-file", "text_file", dict(help="a UTF-8 text for --dataset text (e.g. "
+                                           "tiny-shakespeare's input.txt)")),
+    ("--n-layer", "n_layer", dict(type=int, help="gpt: blocks")),
+    ("--n-head", "n_head", dict(type=int, help="gpt: attention heads")),
+    ("--n-embd", "n_embd", dict(type=int, help="gpt: width")),
+    ("--block-size", "block_size", dict(type=int, help="gpt: context length (characters)")),
     ("--val-size", "val_size", dict(type=int, help="validation examples")),
     ("--test-size", "test_size", dict(type=int, help="test examples (mnist5k)")),
     ("--levels", "levels", dict(type=int, help="pruning levels after the dense level 0")),
@@ -55,6 +63,10 @@ _OVERRIDES = [
     ("--warmup", "warmup", dict(type=int, help="iterations of linear LR warm-up")),
     ("--milestones", "milestones", dict(type=_ints, help="iterations of LR x gamma, e.g. 80,120")),
     ("--gamma", "gamma", dict(type=float)),
+    ("--schedule", "schedule", dict(choices=SCHEDULES, help="step (milestones) or cosine")),
+    ("--min-lr", "min_lr", dict(type=float, help="the cosine schedule's last learning rate")),
+    ("--beta2", "beta2", dict(type=float, help="Adam/AdamW's second-moment decay")),
+    ("--grad-clip", "grad_clip", dict(type=float, help="max global gradient norm")),
     ("--eval-every", "eval_every", dict(type=int, help="iterations between evaluations")),
     ("--scope", "scope", dict(choices=SCOPES, help="layer-wise or global magnitude ranking")),
     ("--rate", "rate", dict(type=float, help="fraction of surviving weights pruned per level")),
@@ -63,7 +75,8 @@ _OVERRIDES = [
     ("--ignore", "ignore", dict(type=_csv, help="parameter names never pruned, comma-separated")),
     ("--rewind", "rewind", dict(choices=REWINDS, help="init, iteration (k) or lr rewinding")),
     ("--rewind-iteration", "rewind_iteration", dict(type=int, help="k, for late rewinding")),
-    ("--controls", "controls", dict(type=_controls, help="reinit,random (or none)")),
+    ("--controls", "controls", dict(type=_controls, help="reinit,random,init (or none); init: "
+                                                         "the ticket's masks rewound to init")),
 ]
 
 
@@ -114,5 +127,5 @@ def run_imp_command(args: argparse.Namespace) -> int:
     print(f"\npruning {t['prune']:.2f} s + rewinding {t['rewind']:.2f} s = "
           f"{100 * t['share']:.2f}% of {t['level']:.1f} s of IMP (training {t['train']:.1f} s, "
           f"evaluation {t['eval']:.1f} s; masking is fused into the optimizer step)")
-    print(f"artifacts: {run_dir}/ (summary.csv, imp.png, level_*/)")
+    print(f"artifacts: {run_dir}/ (summary.csv, imp.png, layers.png, level_*/)")
     return 0

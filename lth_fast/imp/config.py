@@ -7,10 +7,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 SCOPES = ("layer", "global")
 REWINDS = ("init", "iteration", "lr")
-CONTROLS = ("reinit", "random")
+SCHEDULES = ("step", "cosine")
+# reinit: the ticket's masks on a fresh initialisation; random: random masks of the same
+# per-layer sparsity; init: the ticket's masks on the initial weights, trained from iteration 0
+# (rewinding to init beside late rewinding to k)
+CONTROLS = ("reinit", "random", "init")
+TEXT_DATASETS = ("pydoc", "text")   # character corpora (lth_fast.data.text), for model "gpt"
 
 
 @dataclass
@@ -22,17 +27,29 @@ class IMPConfig:
     val_size: Optional[int] = None    # None: the dataset's default split
     test_size: Optional[int] = None   # mnist5k only (the others have a fixed test set)
     augment: bool = False             # random crop + flip (CIFAR)
+    text_file: Optional[str] = None   # dataset "text": any UTF-8 file
+    text_sha256: Optional[str] = None  # the corpus checksum; filled in by the run, then checked
+    text_python: Optional[str] = None  # the Python whose pydoc_data gave the text (recorded)
+    # the GPT's shape (model "gpt")
+    n_layer: int = 2
+    n_head: int = 4
+    n_embd: int = 64
+    block_size: int = 64
     # how it is trained (each level the same way)
     optimizer: str = "adam"
     lr: float = 1.2e-3
     momentum: float = 0.0
     weight_decay: float = 0.0
     nesterov: bool = False
+    beta2: float = 0.999              # Adam / AdamW
     batch_size: int = 60
     iterations: int = 1200
     warmup: int = 0                   # iterations of linear LR warm-up
     milestones: Tuple[int, ...] = ()  # iterations at which the LR is multiplied by gamma
     gamma: float = 0.1
+    schedule: str = "step"            # step: x gamma at milestones; cosine: to min_lr at the end
+    min_lr: float = 0.0
+    grad_clip: Optional[float] = None  # max global gradient norm
     eval_every: int = 25
     # how it is pruned
     levels: int = 14                  # pruning rounds after the dense level 0
@@ -43,7 +60,7 @@ class IMPConfig:
     ignore: Tuple[str, ...] = ()      # parameter names never pruned
     rewind: str = "init"              # init | iteration (to rewind_iteration) | lr (Renda et al.)
     rewind_iteration: int = 0
-    controls: Tuple[str, ...] = CONTROLS
+    controls: Tuple[str, ...] = ("reinit", "random")
     # where and with which randomness
     seed: int = 0
     device: str = "cpu"
@@ -60,6 +77,8 @@ class IMPConfig:
             if not ok:
                 raise ValueError(f"IMPConfig: {what}")
 
+        need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got "
+             f"{self.schedule!r}")
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got "
              f"{self.optimizer!r}")
         need(self.scope in SCOPES, f"scope must be one of {SCOPES}, got {self.scope!r}")
@@ -87,6 +106,26 @@ class IMPConfig:
         need(self.test_size is None or self.dataset == "mnist5k",
              f"test_size applies to mnist5k only ({self.dataset} has its own test set)")
         need(0.0 < self.gamma <= 1.0, f"gamma must be in (0, 1], got {self.gamma}")
+        need(0.0 <= self.beta2 < 1.0, f"beta2 must be in [0, 1), got {self.beta2}")
+        need(0.0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr], got {self.min_lr}")
+        need(self.grad_clip is None or self.grad_clip > 0,
+             f"grad_clip must be > 0 (or None), got {self.grad_clip}")
+        need(self.schedule == "step" or not self.milestones,
+             "milestones apply to schedule='step'")
+        need("init" not in self.controls or (self.rewind == "iteration"
+                                             and self.rewind_iteration > 0),
+             "the 'init' arm (rewinding to init) is the second arm of late rewinding: it needs "
+             "rewind='iteration' with rewind_iteration > 0")
+        text = self.dataset in TEXT_DATASETS
+        need(text == (self.model == "gpt"), f"model {self.model!r} does not fit dataset "
+             f"{self.dataset!r}: the gpt model trains on the text datasets {TEXT_DATASETS}, the "
+             f"image models on the others")
+        need((self.dataset == "text") == (self.text_file is not None),
+             "dataset 'text' reads --text-file PATH (and only it does)")
+        for name in ("n_layer", "n_head", "n_embd", "block_size"):
+            need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        need(self.n_embd % self.n_head == 0,
+             f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
         need(_parses_as_device(self.device), f"device must be cpu, cuda or cuda:N (a torch "
              f"device), got {self.device!r}")
 
@@ -113,6 +152,15 @@ class IMPConfig:
         """The fields where two configs differ, as 'name: a != b' lines."""
         a, b = self.to_dict(), other.to_dict()
         return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
+
+    def with_corpus(self, sha256: str, python: Optional[str]) -> "IMPConfig":
+        """This config with the corpus it read recorded; a config that already names another
+        checksum is refused (the text changed, e.g. another Python's pydoc_data)."""
+        if self.text_sha256 not in (None, sha256):
+            raise ValueError(f"the text read has SHA-256 {sha256[:12]}..., the experiment's "
+                             f"config names {self.text_sha256[:12]}... (Python "
+                             f"{self.text_python or '?'}): this text is not that experiment's")
+        return self.replace(text_sha256=sha256, text_python=python)
 
 
 def _parses_as_device(text) -> bool:

@@ -9,12 +9,15 @@ pruned level, all artifacts in one run directory, resumable after a kill.
                                         of the level's files; written last, so its presence
                                         marks the level finished (lth_fast.imp.run_dir)
     run_dir/summary.csv, run_dir/imp.png   the table and plot (lth_fast.imp.report)
+    run_dir/layers.png                  the weights left in each pruned tensor, per level
 
 Level 0 trains the dense network. Level L >= 1 prunes the previous level's trained ticket
 (layer-wise or global magnitude), rewinds the survivors (to iteration 0 or k; or, with
 rewind="lr", keeps the trained weights and replays the learning-rate schedule from k) and
 retrains. Controls: "reinit" trains the same masks from a fresh initialisation; "random" trains
-random masks with the same per-layer sparsity from the rewind point. Every seed is a function of
+random masks with the same per-layer sparsity from the rewind point; with late rewinding, "init"
+trains the ticket's masks from the initial weights and iteration 0 (rewinding to init as a
+second arm). Every seed is a function of
 (cfg.seed, branch, level), so a restarted run ends exactly as an uninterrupted one."""
 from __future__ import annotations
 
@@ -27,41 +30,41 @@ import torch
 from torch import nn
 
 from .. import atomic, distributed
-from ..data import Dataset, load_dataset
 from ..devices import check_device
 from ..distributed import shard_of, unsharded
-from ..models import build_model, output_layer
+from ..models import output_layer
 from ..ops.dtensors import is_sharded
 from ..pruning import Pruner, ticket
+from ..pruning.selection import transformer_weights
 from ..pruning.mask_set import MaskSet
-from .report import summary_rows, write_plot, write_summary_csv
+from .report import headline, summary_rows, write_layer_plot, write_plot, write_summary_csv
 from .config import IMPConfig
 from .parallel import Parallel
-from .run_dir import (CHECKPOINT, MASKS, METRICS, PLOT, REWIND_POINT, SUMMARY, RunDir,
-                      RunFileError)
+from .run_dir import (CHECKPOINT, LAYER_PLOT, MASKS, METRICS, PLOT, REWIND_POINT, SUMMARY,
+                      RunDir, RunFileError)
+from .tasks import load_task
 from .train import RunResult, train_run
 
-BRANCH_TAGS = {"ticket": 0, "reinit": 1, "random": 2}
+BRANCH_TAGS = {"ticket": 0, "reinit": 1, "random": 2, "init": 3}
 
 
 def branch_seed(seed: int, branch: str, level: int) -> int:
     return (seed * 7919 + BRANCH_TAGS[branch]) * 104729 + level
 
 
-def load_data(cfg: IMPConfig) -> Dataset:
-    kw = {k: v for k, v in (("val_size", cfg.val_size), ("test_size", cfg.test_size))
-          if v is not None}
-    return load_dataset(cfg.dataset, cfg.data_dir, **kw)
-
-
-def new_model(cfg: IMPConfig, data: Dataset, seed: int, device=None) -> nn.Module:
+def new_model(cfg: IMPConfig, task, seed: int, device=None) -> nn.Module:
     torch.manual_seed(seed)
-    model = build_model(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes)
-    return model.to(device or cfg.device)
+    return task.new_model().to(device or cfg.device)
 
 
 def new_pruner(model: nn.Module, cfg: IMPConfig) -> Pruner:
-    pruner = Pruner(model, exclude=list(cfg.ignore) or None)
+    """The model's pruned tensors: its own selection rule if it declares one (a GPT: the
+    Linear weights of its blocks, lth_fast.pruning.selection.transformer_weights), else every
+    Linear / Conv weight; cfg.ignore leaves more dense."""
+    include = None
+    if getattr(type(model), "SELECTION", None) == "transformer":
+        include = transformer_weights(model)
+    pruner = Pruner(model, include=include, exclude=list(cfg.ignore) or None)
     unknown = sorted(set(cfg.layer_rates) - set(pruner.names))
     if unknown:
         raise ValueError(f"layer_rates names {unknown} are not pruned tensors of {cfg.model}; "
@@ -74,7 +77,7 @@ def level_rates(cfg: IMPConfig, model: nn.Module, pruner: Pruner) -> Optional[Di
     if cfg.scope != "layer":
         return None
     rates = {n: cfg.rate for n in pruner.names}
-    out = output_layer(model)
+    out = output_layer(model) if hasattr(type(model), "OUTPUT_LAYER") else None
     if cfg.output_rate is not None and out in rates:
         rates[out] = cfg.output_rate
     rates.update(cfg.layer_rates)
@@ -128,11 +131,14 @@ class IMPRun:
         self.device = par.device(cfg.device)
         if not par.main:
             self.log, self.progress = (lambda *_: None), False
+        self.task = load_task(cfg)
+        corpus = getattr(self.task, "corpus", None)
+        if corpus is not None:  # the text's checksum joins the config (and its check)
+            self.cfg = cfg = cfg.with_corpus(corpus.sha256, corpus.python)
         new_config = self._check_config()
         done = self._finished()
         self.metrics = list(done)  # grows as levels finish
-        self.data = load_data(cfg)
-        self.log(f"IMP: {cfg.model} on {self.data.describe()}; levels 0..{cfg.levels} in "
+        self.log(f"IMP: {cfg.model} on {self.task.describe()}; levels 0..{cfg.levels} in "
                  f"{self.dir}" + (f", resuming after level {len(done) - 1}" if done else "")
                  + (f"; {par.world} ranks ({par.mode})" if par.world > 1 else ""))
         self.model, self.pruner = self._new_model(cfg.seed)
@@ -145,8 +151,10 @@ class IMPRun:
         par.barrier()  # nobody writes before every rank has read what was there
         if new_config and par.main:
             self.files.write_config(cfg)
-        todo = sum(cfg.iterations - (0 if lv == 0 else cfg.rewind_iteration)
-                   for lv in range(len(done), cfg.levels + 1)) * (1 + len(cfg.controls))
+        per_pruned = (cfg.iterations - cfg.rewind_iteration) * (1 + len(cfg.controls)) + \
+            cfg.rewind_iteration * ("init" in cfg.controls)  # the init arm starts at 0
+        todo = sum(cfg.iterations if lv == 0 else per_pruned
+                   for lv in range(len(done), cfg.levels + 1))
         self.bar = tqdm(total=todo, desc="IMP", unit="it", disable=not self.progress,
                         dynamic_ncols=True, leave=False,
                         mininterval=0.1 if sys.stderr.isatty() else 10.0)  # logs: fewer lines
@@ -154,9 +162,8 @@ class IMPRun:
             for level in range(len(done), cfg.levels + 1):
                 metrics = self._level(level)
                 self._save_level(level, metrics)
-                t = metrics["branches"]["ticket"]
                 self.bar.set_postfix_str(f"level {level}: {metrics['remaining']:.1f}% left, "
-                                         f"ticket {100 * t['test_accuracy_at_early_stop']:.1f}%",
+                                         f"ticket {headline(metrics['branches']['ticket'])}",
                                          refresh=False)
         finally:
             self.bar.close()
@@ -164,12 +171,14 @@ class IMPRun:
         if par.main:
             write_summary_csv(self.files.file(SUMMARY), rows)
             write_plot(self.files.file(PLOT), rows, title=f"IMP: {cfg.model} on {cfg.dataset}")
+            write_layer_plot(self.files.file(LAYER_PLOT), rows,
+                             title=f"IMP: {cfg.model} on {cfg.dataset}, weights left per layer")
         par.barrier()
         return list(self.metrics)
 
     def _new_model(self, seed: int):
         """A fresh model (wrapped for this run's layout) and its Pruner."""
-        model = self.par.wrap(new_model(self.cfg, self.data, seed, self.device))
+        model = self.par.wrap(new_model(self.cfg, self.task, seed, self.device))
         return model, new_pruner(self.par.inner(model), self.cfg)
 
     def _resume(self, level: int) -> None:
@@ -214,7 +223,7 @@ class IMPRun:
 
     def _train(self, model, pruner, start: int, level: int, branch: str, on_iteration=None):
         self.bar.set_description(f"IMP level {level}/{self.cfg.levels} {branch}", refresh=False)
-        return train_run(model, pruner, self.data, self.cfg, start=start,
+        return train_run(model, pruner, self.task, self.cfg, start=start,
                          on_iteration=on_iteration, progress=self.bar, parallel=self.par)
 
     def _level(self, level: int) -> dict:
@@ -244,31 +253,35 @@ class IMPRun:
         return self._metrics(level, results, secs, time.perf_counter() - t_level)
 
     def _control(self, control: str, level: int, secs: Dict[str, float]) -> RunResult:
-        """reinit: this level's masks on a fresh initialisation; random: random masks with the
+        """reinit: this level's masks on a fresh initialisation; init: this level's masks on the
+        initial weights (iteration 0), trained from iteration 0; random: random masks with the
         same per-layer sparsity (lth_fast.prune_ on seeded random scores) at the rewind point."""
         cfg, par = self.cfg, self.par
         seed = branch_seed(cfg.seed, control, level)
         model, pruner = self._new_model(seed if control == "reinit" else cfg.seed)
         t0 = time.perf_counter()
-        if control == "reinit":
+        if control in ("reinit", "init"):
             for n in pruner.names:
                 pruner.masks[n].copy_(self.pruner.masks[n])
             pruner.apply()
-        else:  # the scores of the whole tensors, the same on every rank; each its part
-            gen = torch.Generator().manual_seed(seed)
-            params = dict(par.inner(model).named_parameters())
-            scores = [torch.rand(params[n].shape, generator=gen) for n in pruner.names]
-            scores = [(shard_of(s, params[n]) if is_sharded(params[n]) else s)
-                      .to(self.device).contiguous() for s, n in zip(scores, pruner.names)]
-            counts = par.sum_ints([int(self.pruner.masks[n].numel() - self.pruner.masks[n].sum())
-                                   for n in pruner.names])
-            distributed.prune_(scores, [pruner.masks[n] for n in pruner.names], counts,
-                               scope="layer", group=None if par.mode != "fsdp" else
-                               torch.distributed.group.WORLD)
-            secs["prune"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            par.copy_local_state(model, self.rewind_state, skip=())
-            pruner.apply()
+            secs["rewind"] += time.perf_counter() - t0
+            return self._train(model, pruner, 0 if control == "init" else cfg.rewind_iteration,
+                               level, control)
+        # random: the scores of the whole tensors, the same on every rank; each its part
+        gen = torch.Generator().manual_seed(seed)
+        params = dict(par.inner(model).named_parameters())
+        scores = [torch.rand(params[n].shape, generator=gen) for n in pruner.names]
+        scores = [(shard_of(s, params[n]) if is_sharded(params[n]) else s)
+                  .to(self.device).contiguous() for s, n in zip(scores, pruner.names)]
+        counts = par.sum_ints([int(self.pruner.masks[n].numel() - self.pruner.masks[n].sum())
+                               for n in pruner.names])
+        distributed.prune_(scores, [pruner.masks[n] for n in pruner.names], counts,
+                           scope="layer", group=None if par.mode != "fsdp" else
+                           torch.distributed.group.WORLD)
+        secs["prune"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        par.copy_local_state(model, self.rewind_state, skip=())
+        pruner.apply()
         secs["rewind"] += time.perf_counter() - t0
         return self._train(model, pruner, cfg.rewind_iteration, level, control)
 

@@ -90,20 +90,28 @@ class Parallel:
         """The module whose parameter names are the plain model's (DDP's .module)."""
         return getattr(model, "module", model)
 
+    def state(self, model: nn.Module) -> Dict[str, Tensor]:
+        """The state_dict without the second names of tied parameters (a head tied to the
+        embedding is saved and restored once, under its first name)."""
+        inner = self.inner(model)
+        state = inner.state_dict()
+        for alias in tied_aliases(inner):
+            state.pop(alias, None)
+        return state
+
     def full_state(self, model: nn.Module) -> Dict[str, Tensor]:
-        """The state_dict with unsharded tensors (every rank calls it under FSDP2)."""
-        state = self.inner(model).state_dict()
+        """The state with unsharded tensors (every rank calls it under FSDP2)."""
         return {k: unsharded(local(v), v) if is_sharded(v) else local(v).detach()
-                for k, v in state.items()}
+                for k, v in self.state(model).items()}
 
     def local_state(self, model: nn.Module) -> Dict[str, Tensor]:
-        """A copy of this rank's part of every tensor of the state_dict."""
-        return {k: local(v).detach().clone() for k, v in self.inner(model).state_dict().items()}
+        """A copy of this rank's part of every tensor of the state."""
+        return {k: local(v).detach().clone() for k, v in self.state(model).items()}
 
     def load_full_state(self, model: nn.Module, full: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Loads unsharded tensors into the model (each rank its own shards); returns the
         local state, as local_state would."""
-        target = self.inner(model).state_dict()
+        target = self.state(model)
         if set(full) != set(target):
             raise RuntimeError(f"missing keys {sorted(set(target) - set(full))}, unexpected "
                                f"keys {sorted(set(full) - set(target))}")
@@ -119,7 +127,7 @@ class Parallel:
     def copy_local_state(self, model: nn.Module, state: Dict[str, Tensor], skip) -> None:
         """Copies a local_state back into the model, but for the names in `skip`."""
         with torch.no_grad():
-            for k, v in self.inner(model).state_dict().items():
+            for k, v in self.state(model).items():
                 if k not in skip:
                     local(v).copy_(state[k])
 
@@ -139,3 +147,13 @@ class Parallel:
 
 def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+def tied_aliases(model: nn.Module) -> set:
+    """The qualified names under which a parameter appears after its first (tied weights)."""
+    seen, out = set(), set()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            out.add(name)
+        seen.add(id(p))
+    return out

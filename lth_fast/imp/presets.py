@@ -44,6 +44,20 @@ PRESETS: Dict[str, dict] = {
     "vgg16_cifar10": dict(_DEEP, model="vgg16", lr=0.1, iterations=56250,
                           milestones=(28125, 42187), rewind_iteration=2000),
 }
+# A character-level GPT trained from scratch on Python's own help texts (lth_fast.data.text):
+# global magnitude pruning of the blocks' Linear weights (Chen et al. 2020), rewinding to an
+# early iteration (Frankle et al. 2020; Yu et al. 2020) with rewinding to init as a second arm.
+_GPT = dict(model="gpt", dataset="pydoc", optimizer="adamw", beta2=0.99, weight_decay=0.1,
+            schedule="cosine", grad_clip=1.0, scope="global", output_rate=None,
+            rewind="iteration", controls=("reinit", "random", "init"))
+PRESETS["gpt_pydoc"] = dict(_GPT, n_layer=2, n_head=4, n_embd=64, block_size=64, batch_size=32,
+                            lr=3e-3, min_lr=3e-4, warmup=50, iterations=1000, eval_every=50,
+                            rewind_iteration=50, levels=7)
+# the same experiment at GPU scale (about 10M weights in the blocks)
+PRESETS["gpt_pydoc_cuda"] = dict(_GPT, device="cuda", n_layer=6, n_head=6, n_embd=384,
+                                 block_size=256, batch_size=64, lr=1e-3, min_lr=1e-4,
+                                 warmup=100, iterations=5000, eval_every=250,
+                                 rewind_iteration=250, levels=10)
 DEFAULT_PRESET = "lenet_mnist5k"
 
 

@@ -33,6 +33,7 @@ from .report import summary_rows
 
 CONFIG, REWIND_POINT, SUMMARY, PLOT = ("config.json", "rewind_point.safetensors", "summary.csv",
                                        "imp.png")
+LAYER_PLOT = "layers.png"
 MASKS, CHECKPOINT, METRICS = "masks.safetensors", "checkpoint.safetensors", "metrics.json"
 LEVEL_DIR = re.compile(r"level_\d{2,}$")
 
@@ -213,7 +214,7 @@ class RunDir:
         levels = sorted((d for d in os.listdir(self.path) if LEVEL_DIR.match(d)), reverse=True)
         for d in levels:
             shutil.rmtree(os.path.join(self.path, d))
-        for name in (SUMMARY, PLOT, REWIND_POINT, CONFIG):
+        for name in (SUMMARY, PLOT, LAYER_PLOT, REWIND_POINT, CONFIG):
             if os.path.exists(self.file(name)):
                 os.remove(self.file(name))
         self._sums.clear()

@@ -12,6 +12,7 @@ from typing import Optional, Sequence, Tuple
 from torch import nn
 
 from .conv import ConvNet
+from .gpt import GPT, GPTConfig
 from .lenet import LeNet300100
 from .resnet import ResNet20
 from .vgg import VGG16
@@ -85,4 +86,4 @@ def output_layer(model: nn.Module) -> str:
 
 
 __all__ = ["MODELS", "ModelSpec", "build_model", "output_layer",
-           "LeNet300100", "ConvNet", "ResNet20", "VGG16"]
+           "LeNet300100", "ConvNet", "ResNet20", "VGG16", "GPT", "GPTConfig"]

@@ -3,6 +3,7 @@ the rules choosing which parameters it prunes (selection); ticket files (ticket)
 torch.nn.utils.prune interop (torch_prune), both functions of a MaskSet."""
 from .mask_set import MaskSet, PruneReport
 from .pruner import Pruner
-from .selection import DEFAULT_TYPES, select_parameters
+from .selection import DEFAULT_TYPES, select_parameters, transformer_weights
 
-__all__ = ["Pruner", "MaskSet", "PruneReport", "select_parameters", "DEFAULT_TYPES"]
+__all__ = ["Pruner", "MaskSet", "PruneReport", "select_parameters", "transformer_weights",
+           "DEFAULT_TYPES"]

@@ -15,6 +15,7 @@ model.named_parameters() does); an item matches it under any of its names."""
 from __future__ import annotations
 
 import fnmatch
+import re
 from typing import Iterable, List, Sequence, Tuple, Union
 
 from torch import nn
@@ -97,4 +98,31 @@ def select_parameters(model: nn.Module, *, include=None, exclude=None,
               and not any(matches(i, uses) for i in exc)]
     if not chosen:
         raise ValueError(f"Pruner: no parameter to prune in {type(model).__name__}; {hint}")
+    return chosen
+
+
+# an index followed by a module inside the numbered item: "blocks.0.attn.qkv.weight", not the
+# item itself ("features.0.weight" is a layer of a Sequential, not a block)
+_BLOCK_INDEX = re.compile(r"(^|\.)\d+\.[^.]+\.")
+
+
+def transformer_weights(model: nn.Module, types: Sequence[type] = (nn.Linear,)) -> List[str]:
+    """The selection rule for transformers (Chen et al. 2020): the weights of the Linear layers
+    inside the model's numbered blocks (a qualified name with an index in it:
+    "blocks.0.attn.qkv.weight", "encoder.layer.5.output.dense.weight"), so attention and MLP
+    matrices are pruned while embeddings, LayerNorms, biases and an output head outside the
+    blocks stay dense. A weight shared with any module outside the blocks (a head tied to the
+    token embedding) stays dense too. Pass the result as Pruner(model, include=...)."""
+    uses = {}
+    for pid, name, module_name, module, local in parameter_uses(model):
+        uses.setdefault(pid, []).append((name, module, local))
+    chosen = []
+    for pid, items in uses.items():
+        inside = [bool(_BLOCK_INDEX.search(n)) and isinstance(m, tuple(types)) and loc == "weight"
+                  for n, m, loc in items]
+        if all(inside):
+            chosen.append(items[0][0])
+    if not chosen:
+        raise ValueError(f"transformer_weights: {type(model).__name__} has no "
+                         f"{[t.__name__ for t in types]} weight inside numbered blocks")
     return chosen
