@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from .bench.cli import add_bench, run_bench
 from .imp.cli import add_imp, run_imp_command
+from .imp.seeds import add_seeds, run_seeds
 
 
 COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None],
@@ -23,6 +24,8 @@ COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None],
     "imp": ("find winning tickets by iterative magnitude pruning, with the random-reinit and "
             "random-pruning controls; prints the table, writes the plot", add_imp,
             run_imp_command),
+    "seeds": ("combine the summary.csv of several imp runs (seeds): mean and spread per level, "
+              "as a markdown table and plots", add_seeds, run_seeds),
 }
 
 

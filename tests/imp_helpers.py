@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 
 import numpy as np
 
@@ -40,3 +43,21 @@ def without_times(levels):
             b.pop("seconds")
         out.append(m)
     return out
+
+
+def kill_after_level(cmd, run_dir, level: int, env, cwd, timeout: float = 180) -> None:
+    """Starts the IMP command `cmd` and SIGKILLs it as soon as level `level` is finished (its
+    metrics.json written), so the next level is cut short."""
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + timeout
+        while not (run_dir / f"level_{level:02d}" / "metrics.json").exists():
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.time() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -20,7 +18,7 @@ from lth_fast.imp.tasks import DataOrder
 from lth_fast.imp.train import lr_at
 from lth_fast.imp.report import format_table, summary_rows, time_share
 
-from imp_helpers import learnable_mnist, tiny, without_times
+from imp_helpers import kill_after_level, learnable_mnist, tiny, without_times
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -261,19 +259,7 @@ def test_resume_after_sigkill_matches_uninterrupted(data_dir, tmp_path):
     subprocess.run(_cli(data_dir, whole), check=True, env=env, cwd=ROOT,
                    stdout=subprocess.DEVNULL)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(data_dir, killed), env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 120
-        while not (killed / "level_01" / "metrics.json").exists():
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.time() < deadline
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)  # mid level 2: nothing of it can be finished
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_after_level(_cli(data_dir, killed), killed, 1, env, ROOT)  # within level 2
     assert not (killed / "level_03" / "metrics.json").exists()
     out = subprocess.run(_cli(data_dir, killed), check=True, env=env, cwd=ROOT,
                          capture_output=True, text=True).stdout

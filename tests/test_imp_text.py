@@ -6,10 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -19,7 +17,7 @@ from lth_fast.imp import preset, run_imp
 from lth_fast.imp import driver
 from lth_fast.pruning import ticket
 
-from imp_helpers import without_times
+from imp_helpers import kill_after_level, without_times
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(n_layer=2, n_head=2, n_embd=8, block_size=16, batch_size=8, iterations=24,
@@ -84,19 +82,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
     whole = tmp_path / "whole"
     subprocess.run(_cli(whole), check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(killed), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 180
-        while not (killed / "level_01" / "metrics.json").exists():
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.time() < deadline
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)  # within level 2: nothing of it can be finished
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_after_level(_cli(killed), killed, 1, env, ROOT)  # within level 2
     assert not (killed / "level_03" / "metrics.json").exists()
     subprocess.run(_cli(killed), check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     load = lambda d: [json.loads((d / f"level_{i:02d}" / "metrics.json").read_text())  # noqa

@@ -137,7 +137,7 @@ def write_plot(path, rows: Sequence[dict], title: str = "IMP") -> None:
         if dense is not None:
             ax.axhline(dense[f"ticket_{f}"] * scale, color="gray", linewidth=0.8,
                        label="dense network")
-        _remaining_axis(ax, rows)
+        remaining_axis(ax, rows)
         ax.set_ylabel(ylabel)
     axes[0].legend(loc="lower left", fontsize=8)
     fig.suptitle(title)
@@ -146,7 +146,7 @@ def write_plot(path, rows: Sequence[dict], title: str = "IMP") -> None:
     plt.close(fig)
 
 
-def _remaining_axis(ax, rows: Sequence[dict]) -> None:
+def remaining_axis(ax, rows: Sequence[dict]) -> None:
     import matplotlib.ticker
     ax.set_xscale("log")
     levels = [r["remaining"] for r in rows]
@@ -172,7 +172,7 @@ def write_layer_plot(path, rows: Sequence[dict], title: str = "IMP") -> None:
         ax.plot([r["remaining"] for r in rows], [r[LAYER_PREFIX + name] for r in rows],
                 marker="o", markersize=3, color=f"C{i % 10}",
                 linestyle=("-", "--", ":", "-.")[(i // 10) % 4], label=name)
-    _remaining_axis(ax, rows)
+    remaining_axis(ax, rows)
     ax.set_yscale("log")
     ax.set_ylabel("weights left in the tensor (%)")
     ax.legend(fontsize=7, ncol=2 if len(names) > 8 else 1)

@@ -1,0 +1,150 @@
+"""Several runs of one experiment (seeds) combined: per level, the mean and the spread (sample
+standard deviation) of every branch's result and of the weights left per pruned tensor, read
+from each run directory's summary.csv. `lth-fast seeds RUN_DIR RUN_DIR ...` prints the table
+(markdown) and writes the plots."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import statistics
+from typing import Dict, List, Sequence
+
+from .. import atomic
+from .report import (BRANCHES, FIELDS, LABELS, LAYER_PREFIX, TEXT_FIELDS, remaining_axis,
+                     write_layer_plot)
+from .run_dir import SUMMARY
+
+
+SHORT = {"ticket": "ticket", "init": "ticket masks, rewound to init", "reinit": "random reinit",
+         "random": "random pruning"}
+
+
+def read_summary(run_dir) -> List[Dict[str, float]]:
+    path = os.path.join(os.fspath(run_dir), SUMMARY)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror or e}); give run directories "
+                         f"of finished lth-fast imp runs") from None
+    if not rows:
+        raise ValueError(f"{path} holds no level")
+    return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in rows]
+
+
+def combine(run_dirs: Sequence) -> List[Dict[str, tuple]]:
+    """Per level present in every run: {column: (mean, std, n)} over the runs (std 0 for one
+    run; None where a branch did not run)."""
+    if not run_dirs:
+        raise ValueError("give at least one run directory")
+    runs = [read_summary(d) for d in run_dirs]
+    columns = list(runs[0][0])
+    for d, r in zip(run_dirs, runs):
+        if list(r[0]) != columns:
+            raise ValueError(f"{d} has other columns than {run_dirs[0]}: not the same "
+                             f"experiment")
+    out = []
+    for i in range(min(len(r) for r in runs)):
+        row = {}
+        for c in columns:
+            vals = [r[i][c] for r in runs if r[i][c] is not None]
+            if not vals:
+                row[c] = None
+                continue
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            row[c] = (statistics.fmean(vals), sd, len(vals))
+        out.append(row)
+    return out
+
+
+def _fields(rows) -> tuple:
+    return TEXT_FIELDS if any(k.endswith("test_loss_at_early_stop") for k in rows[0]) else FIELDS
+
+
+def format_markdown(rows: List[Dict[str, tuple]]) -> str:
+    """The combined table: per level, weights left and each branch's result at early stop
+    (mean ± std; a language model's validation loss in nats, and the mean in bits/char)."""
+    fields = _fields(rows)
+    text = fields is TEXT_FIELDS
+    present = [b for b in BRANCHES if any(r.get(f"{b}_{fields[0]}") for r in rows)]
+    n = max(v[2] for r in rows for v in r.values() if v)
+    what = ("validation loss at early stop in nats/char, mean ± std (the mean in bits/char)"
+            if text else "test accuracy at early stop in %, mean ± std")
+    head = ["level", "weights left"] + [SHORT[b] for b in present]
+    lines = [f"| {' | '.join(head)} |", "|" + "---:|" * len(head)]
+    for r in rows:
+        cells = [f"{r['level'][0]:.0f}", f"{r['remaining'][0]:.1f}%"]
+        for b in present:
+            v = r.get(f"{b}_{fields[0]}")
+            if v is None:
+                cells.append("–")
+            elif text:
+                cells.append(f"{v[0]:.3f} ± {v[1]:.3f} ({v[0] / math.log(2):.3f})")
+            else:
+                cells.append(f"{100 * v[0]:.1f} ± {100 * v[1]:.1f}")
+        lines.append(f"| {' | '.join(cells)} |")
+    lines.append(f"\n{what}; std: the sample standard deviation over {n} runs")
+    return "\n".join(lines)
+
+
+def write_plots(prefix: str, rows: List[Dict[str, tuple]], title: str) -> List[str]:
+    """PREFIX.png (each branch's result against the weights left, mean with ± std bars) and
+    PREFIX-layers.png (the weights left in each pruned tensor, mean over the runs)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fields = _fields(rows)
+    text = fields is TEXT_FIELDS
+    flat = [{"remaining": r["remaining"][0]} for r in rows]
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    styles = {"ticket": ("C0", "o"), "init": ("C3", "D"), "reinit": ("C1", "s"),
+              "random": ("C2", "^")}
+    for b in BRANCHES:
+        pts = [(r["remaining"][0], r[f"{b}_{fields[0]}"]) for r in rows
+               if r.get(f"{b}_{fields[0]}") is not None]
+        if b != "ticket" and pts and rows[0]["level"][0] == 0:
+            pts = [(rows[0]["remaining"][0], rows[0][f"ticket_{fields[0]}"])] + pts
+        if pts:
+            scale = 1 if text else 100
+            ax.errorbar([p[0] for p in pts], [p[1][0] * scale for p in pts],
+                        yerr=[p[1][1] * scale for p in pts], color=styles[b][0],
+                        marker=styles[b][1], markersize=4, capsize=3, label=LABELS[b])
+    dense = rows[0][f"ticket_{fields[0]}"]
+    ax.axhline(dense[0] * (1 if text else 100), color="gray", linewidth=0.8, label="dense")
+    remaining_axis(ax, flat)
+    ax.set_ylabel("validation loss at early stop (nats/char)" if text else
+                  "test accuracy at early stop (%)")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    paths = [prefix + ".png"]
+    atomic.write_atomic(paths[0], lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+    names = [k[len(LAYER_PREFIX):] for k in rows[0] if k.startswith(LAYER_PREFIX)]
+    if names:
+        layer_rows = [{**f, **{LAYER_PREFIX + n: r[LAYER_PREFIX + n][0] for n in names}}
+                      for f, r in zip(flat, rows)]
+        paths.append(prefix + "-layers.png")
+        write_layer_plot(paths[1], layer_rows, title=title + ": weights left per tensor")
+    return paths
+
+
+def add_seeds(p) -> None:
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="run directories of one experiment (e.g. runs/gpt_pydoc-s0 "
+                        "runs/gpt_pydoc-s1)")
+    p.add_argument("--plot", metavar="PREFIX", default=None,
+                   help="write PREFIX.png and PREFIX-layers.png (default: none)")
+    p.add_argument("--title", default="IMP over seeds", help="the plots' title")
+
+
+def run_seeds(args) -> int:
+    rows = combine(args.run_dirs)
+    print(format_markdown(rows))
+    if args.plot:
+        for path in write_plots(args.plot, rows, args.title):
+            print(f"wrote {path}")
+    return 0
