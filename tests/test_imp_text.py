@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -61,9 +62,14 @@ def test_two_levels_both_arms_both_controls(tmp_path, monkeypatch):
 
 
 def test_another_text_is_refused_in_the_same_run_dir(tmp_path):
-    run_imp(preset("gpt_pydoc", **{**TINY, "levels": 0, "iterations": 2, "eval_every": 2,
-                                   "warmup": 0, "rewind_iteration": 1}),
-            tmp_path / "run", progress=False, log=lambda s: None)
+    cfg = preset("gpt_pydoc", **{**TINY, "levels": 0, "iterations": 2, "eval_every": 2,
+                                 "warmup": 0, "rewind_iteration": 1})
+    run_imp(cfg, tmp_path / "run", progress=False, log=lambda s: None)
+    # the same text from another Python release is the same experiment
+    path = tmp_path / "run" / "config.json"
+    path.write_text(path.read_text().replace(f'"{platform.python_version()}"', '"3.0.0"'))
+    assert '"3.0.0"' in path.read_text()
+    run_imp(cfg, tmp_path / "run", progress=False, log=lambda s: None)
     other = preset("gpt_pydoc", **{**TINY, "levels": 0, "iterations": 2, "eval_every": 2,
                                    "warmup": 0, "rewind_iteration": 1}, text_sha256="0" * 64)
     with pytest.raises(ValueError, match="not that experiment's"):

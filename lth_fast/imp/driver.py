@@ -100,8 +100,10 @@ class IMPRun:
         old = None if self.overwrite else self.files.read_config()
         if old is None:
             return True
-        # more (or fewer) levels leave the earlier ones as they are: a run can be extended
-        diff = [d for d in old.differences(self.cfg) if not d.startswith("levels:")]
+        # more (or fewer) levels leave the earlier ones as they are: a run can be extended; the
+        # same text read by another Python (its checksum is compared) is the same experiment
+        diff = [d for d in old.differences(self.cfg)
+                if not d.startswith(("levels:", "text_python:"))]
         if diff:
             raise ValueError(f"{self.dir} holds a different experiment ({'; '.join(diff)}); "
                              f"give another run directory, the same settings, or --overwrite")
