@@ -128,3 +128,11 @@ def test_clipping_sees_only_the_alive_gradient(monkeypatch):
     train.train_run(model, pruner, task, cfg)
     for n, m in pruner.masks.items():
         assert bool((seen[n][~m] == 0).all()) and bool((seen[n][m] != 0).any()), n
+
+
+def test_fsdp_refuses_the_tied_head_before_sharding():
+    from lth_fast.imp.parallel import Parallel
+    from lth_fast.models import GPT, GPTConfig
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=1, n_embd=4))
+    with pytest.raises(ValueError, match=r"ties \['head.weight'\].*leave out --fsdp"):
+        Parallel(world=2, rank=0, mode="fsdp").wrap(model)

@@ -78,6 +78,11 @@ class Parallel:
             ids = [model_device(model)] if model_device(model).type == "cuda" else None
             return DistributedDataParallel(model, device_ids=ids)
         if self.mode == "fsdp":
+            tied = sorted(tied_aliases(model))
+            if tied:  # each layer is its own FSDP unit, and a shared parameter cannot be split
+                raise ValueError(f"--fsdp shards each layer on its own; {type(model).__name__} "
+                                 f"ties {tied} to another layer's weight: train it with DDP "
+                                 f"(leave out --fsdp)")
             from torch.distributed.fsdp import fully_shard
             for m in model.modules():  # each layer with weights its own unit, then the root
                 if m is not model and any(p is not None for p in m._parameters.values()):
