@@ -11,7 +11,7 @@ import statistics
 from typing import Dict, List, Sequence
 
 from .. import atomic
-from .report import (BRANCHES, FIELDS, LABELS, LAYER_PREFIX, TEXT_FIELDS, remaining_axis,
+from .report import (BRANCHES, LABELS, LAYER_PREFIX, TEXT_FIELDS, fields_of, remaining_axis,
                      write_layer_plot)
 from .run_dir import SUMMARY
 
@@ -58,14 +58,10 @@ def combine(run_dirs: Sequence) -> List[Dict[str, tuple]]:
     return out
 
 
-def _fields(rows) -> tuple:
-    return TEXT_FIELDS if any(k.endswith("test_loss_at_early_stop") for k in rows[0]) else FIELDS
-
-
 def format_markdown(rows: List[Dict[str, tuple]]) -> str:
     """The combined table: per level, weights left and each branch's result at early stop
     (mean ± std; a language model's validation loss in nats, and the mean in bits/char)."""
-    fields = _fields(rows)
+    fields = fields_of(rows)
     text = fields is TEXT_FIELDS
     present = [b for b in BRANCHES if any(r.get(f"{b}_{fields[0]}") for r in rows)]
     n = max(v[2] for r in rows for v in r.values() if v)
@@ -95,7 +91,7 @@ def write_plots(prefix: str, rows: List[Dict[str, tuple]], title: str) -> List[s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fields = _fields(rows)
+    fields = fields_of(rows)
     text = fields is TEXT_FIELDS
     flat = [{"remaining": r["remaining"][0]} for r in rows]
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
