@@ -164,6 +164,7 @@ def write_layer_plot(path, rows: Sequence[dict], title: str = "IMP") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     names = [k[len(LAYER_PREFIX):] for k in (rows[0] if rows else {})
              if k.startswith(LAYER_PREFIX)]
@@ -174,6 +175,8 @@ def write_layer_plot(path, rows: Sequence[dict], title: str = "IMP") -> None:
                 linestyle=("-", "--", ":", "-.")[(i // 10) % 4], label=name)
     remaining_axis(ax, rows)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
     ax.set_ylabel("weights left in the tensor (%)")
     ax.legend(fontsize=7, ncol=2 if len(names) > 8 else 1)
     ax.set_title(title, fontsize=10)
