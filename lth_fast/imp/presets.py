@@ -51,7 +51,7 @@ _GPT = dict(model="gpt", dataset="pydoc", optimizer="adamw", beta2=0.99, weight_
             schedule="cosine", grad_clip=1.0, scope="global", output_rate=None,
             rewind="iteration", controls=("reinit", "random", "init"))
 # Sized for two CPU cores: 7 levels (down to 21% of the block weights), four branches each, in
-# about 25 minutes; the dense network is still improving at its last evaluation (README).
+# about 21 minutes; the dense network is still improving at its last evaluation (README).
 PRESETS["gpt_pydoc"] = dict(_GPT, n_layer=2, n_head=4, n_embd=64, block_size=64, batch_size=32,
                             lr=3e-3, min_lr=3e-4, warmup=50, iterations=2000, eval_every=100,
                             rewind_iteration=100, levels=7)
