@@ -25,13 +25,14 @@ def lr_at(cfg: IMPConfig, iteration: int) -> float:
     """Linear warm-up over cfg.warmup iterations, then x gamma at every milestone passed
     (schedule "step"), or a cosine decay from lr to min_lr over the remaining iterations
     (schedule "cosine")."""
-    if cfg.warmup and iteration < cfg.warmup:
-        return cfg.lr * (iteration + 1) / cfg.warmup
     if cfg.schedule == "cosine":
+        if cfg.warmup and iteration < cfg.warmup:
+            return cfg.lr * (iteration + 1) / cfg.warmup
         span = max(cfg.iterations - cfg.warmup, 1)
         progress = (iteration - cfg.warmup) / span
         return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress))
-    return cfg.lr * cfg.gamma ** sum(iteration >= m for m in cfg.milestones)
+    scale = min(1.0, (iteration + 1) / cfg.warmup) if cfg.warmup else 1.0
+    return cfg.lr * scale * cfg.gamma ** sum(iteration >= m for m in cfg.milestones)
 
 
 @dataclass
@@ -88,7 +89,8 @@ def train_run(model: nn.Module, pruner: Pruner, task, cfg: IMPConfig, *,
     every global batch."""
     device = next(model.parameters()).device
     opt = make_optimizer(model, cfg, pruner)
-    masked = list(pruner.param_masks().items())  # [(parameter, mask)]
+    # [(parameter, mask)]: with clipping, pruned gradient entries are zeroed before the norm
+    masked = list(pruner.param_masks().items()) if cfg.grad_clip is not None else []
     task.start(device)
     result = RunResult(kind=task.kind)
     secs = result.seconds
@@ -117,7 +119,6 @@ def train_run(model: nn.Module, pruner: Pruner, task, cfg: IMPConfig, *,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip is not None:
-            # the norm of the gradient the sparse network has: pruned entries take no part
             held = [(p.grad, m) for p, m in masked if p.grad is not None]
             if held:
                 grads = [g for g, _ in held]
