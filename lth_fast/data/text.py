@@ -60,14 +60,6 @@ class TextCorpus:
     def vocab_size(self) -> int:
         return len(self.chars)
 
-    def encode(self, text: str) -> Tensor:
-        index = {c: i for i, c in enumerate(self.chars)}
-        try:
-            return torch.tensor([index[c] for c in text], dtype=torch.int64)
-        except KeyError as e:
-            raise ValueError(f"{self.name}: character {e.args[0]!r} is not in the "
-                             f"vocabulary") from None
-
     def decode(self, ids) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 

@@ -16,10 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data import Dataset, augment_cifar, load_dataset
-from ..data.text import TextCorpus, load_text
-from ..models import build_model
-from ..models.gpt import GPT, GPTConfig
+from ..data import Dataset, TextCorpus, augment_cifar, load_dataset, load_text
+from ..models import GPT, GPTConfig, build_model
 from .config import TEXT_DATASETS, IMPConfig
 
 
