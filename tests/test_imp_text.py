@@ -136,3 +136,19 @@ def test_fsdp_refuses_the_tied_head_before_sharding():
     model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=1, n_embd=4))
     with pytest.raises(ValueError, match=r"ties \['head.weight'\].*leave out --fsdp"):
         Parallel(world=2, rank=0, mode="fsdp").wrap(model)
+
+
+@pytest.mark.parametrize("flags, status, message", [
+    (["--dataset", "text", "--text-file", "/nonexistent/input.txt"], 1,
+     "text file '/nonexistent/input.txt': cannot be read"),
+    (["--dataset", "text"], 2, "dataset 'text' reads --text-file PATH"),
+    (["--dataset", "mnist5k"], 2, "model 'gpt' does not fit dataset 'mnist5k'"),
+    (["--controls", "init", "--rewind", "init", "--rewind-iteration", "0"], 2,
+     "'init' arm (rewinding to init) is the second arm of late rewinding")])
+def test_cli_errors_are_one_line_and_claim_no_run_dir(tmp_path, capsys, flags, status, message):
+    from lth_fast.cli import main
+    run = tmp_path / "run"
+    assert main(["imp", "--preset", "gpt_pydoc", "--run-dir", str(run), *flags]) == status
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not run.exists()
