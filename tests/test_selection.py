@@ -33,6 +33,17 @@ def test_tied_parameter_is_taken_once():
     assert Pruner(model).names == ("0.weight",)
 
 
+def test_weight_tied_to_an_embedding_is_not_a_linear_weight():
+    # a head tied to the token embedding is the embedding too: pruning it by default would
+    # prune the embedding silently, so it is eligible only with nn.Embedding in types
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4), nn.Linear(4, 10, bias=False))
+    model[2].weight = model[0].weight
+    assert Pruner(model).names == ("1.weight",)
+    assert Pruner(model, types=(nn.Linear, nn.Embedding)).names == ("0.weight", "1.weight")
+    with pytest.raises(ValueError, match="tied to a module of another type"):
+        Pruner(model, include="2")
+
+
 @pytest.mark.parametrize("kwargs,error,match", [
     (dict(include="featurs.*"), ValueError, "matches no eligible parameter"),
     (dict(exclude="classifier.9"), ValueError, "matches no eligible parameter"),

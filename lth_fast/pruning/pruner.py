@@ -8,7 +8,8 @@ stay as they are) and a snapshot of the weights at the rewind point. A round of 
     train(model, opt)                                     # pruned weights stay exactly 0
     pruner.prune(0.2); pruner.rewind(opt)                 # weights = snapshot * mask, fresh opt
 
-With another optimizer, call pruner.apply() after each step. Masks follow their weights: when
+With any other optimizer, pruner.attach(opt) keeps the pruned entries of the weights, the
+gradients and the optimizer's state at 0 through the optimizer's step hooks. Masks follow their weights: when
 the model moves to another device, the masks move with it on the next call.
 
 A learning-rate schedule is rewound with the weights when snapshot() records it:
@@ -31,6 +32,7 @@ from ..ops import PruneStats
 from ..ops.api import rewind_, zero_pruned
 from ..ops.dtensors import is_dtensor, is_sharded, local
 from . import sharded, ticket, torch_prune
+from .attach import AttachedMasks, unwrap_optimizer
 from .mask_set import MaskSet, PruneReport
 from .schedule import SchedulePoint
 from .selection import DEFAULT_TYPES, select_parameters
@@ -255,6 +257,13 @@ class Pruner:
         params = [p.detach() for _, p, _ in items]
         self._write(params, params, [m for _, _, m in items])
 
+    def attach(self, optimizer) -> AttachedMasks:
+        """Keeps the pruned entries at exactly 0 under any torch optimizer (or a Lightning or
+        Accelerate wrapper of one), through its step hooks: pruned gradients are zeroed before
+        each step, and the weights and every state tensor of their shape after it and after
+        load_state_dict (lth_fast.pruning.attach). Returns a handle; .remove() detaches."""
+        return AttachedMasks(self, optimizer)
+
     def masker(self) -> Callable[[], None]:
         """apply() with the parameters and masks looked up once: a callable for the end of every
         optimizer step in a training loop (about half the cost of apply() on small models).
@@ -291,9 +300,8 @@ class Pruner:
         snapshot = self.mask_set.snapshot
         if snapshot is None:
             raise RuntimeError("Pruner.rewind: no snapshot; call snapshot() at the rewind point")
-        if optimizer is not None and not isinstance(getattr(optimizer, "state", None), dict):
-            raise TypeError(f"Pruner.rewind: optimizer must be a torch.optim.Optimizer, got "
-                            f"{type(optimizer).__name__}")
+        if optimizer is not None:
+            optimizer = unwrap_optimizer(optimizer, "Pruner.rewind")
         if scheduler is not None:
             if self._schedule is None:
                 raise ValueError("Pruner.rewind: the snapshot recorded no scheduler; take it "

@@ -1,8 +1,11 @@
 """Which parameters a Pruner prunes.
 
 Eligible: the parameters named in `parameter_names` (default: "weight") that belong directly to
-a module of one of `types` (default: Linear and Conv1d/2d/3d) — so biases and norm layers are
-left alone unless asked for (parameter_names=("weight", "bias"), or a norm type in `types`).
+a module of one of `types` (default: Linear, Conv1d/2d/3d, and Hugging Face's Conv1D once
+`transformers` is imported, the Linear of its GPT-2) — so biases and norm layers are left alone
+unless asked for (parameter_names=("weight", "bias"), or a norm type in `types`). A parameter
+shared with a module of another type (a head tied to a token embedding) is not eligible: it is
+the embedding too, and is pruned only when that module's type is in `types` as well.
 `include` and `exclude` then filter the eligible set; each is one item or a list of items:
   - a string: an fnmatch pattern matched against the qualified parameter name
     ("features.0.weight") and against the qualified name of its module ("features.0");
@@ -16,12 +19,26 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Iterable, List, Sequence, Tuple, Union
+import sys
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from torch import nn
 
 DEFAULT_TYPES: Tuple[type, ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 Item = Union[str, type]
+
+
+def hf_conv1d() -> Optional[type]:
+    """transformers' Conv1D (GPT-2's Linear, its weight stored [in, out]) if transformers is
+    imported, else None: a model holding one has imported it, so nothing is imported here."""
+    utils = sys.modules.get("transformers.pytorch_utils")
+    return getattr(utils, "Conv1D", None)
+
+
+def with_hf_types(types: Sequence[type]) -> Tuple[type, ...]:
+    """`types` plus transformers' Conv1D where `types` holds nn.Linear and it is imported."""
+    types, conv1d = tuple(types), hf_conv1d()
+    return types + (conv1d,) if conv1d and nn.Linear in types and conv1d not in types else types
 
 
 def _items(what: str, value) -> List[Item]:
@@ -59,12 +76,15 @@ def eligible_parameters(model: nn.Module, types: Sequence[type],
                         parameter_names: Iterable[str]):
     """{first qualified name: [(qualified name, module name, module), ...]}, in model order:
     every eligible use of each eligible parameter (more than one for tied weights)."""
-    first, out = {}, {}
-    names = tuple(parameter_names)
+    first, out, shared_out = {}, {}, set()
+    names, types = tuple(parameter_names), tuple(types)
     for pid, name, module_name, module, local in parameter_uses(model):
-        if isinstance(module, tuple(types)) and local in names:
-            out.setdefault(first.setdefault(pid, name), []).append((name, module_name, module))
-    return out
+        key = first.setdefault(pid, name)
+        if isinstance(module, types) and local in names:
+            out.setdefault(key, []).append((name, module_name, module))
+        else:
+            shared_out.add(key)  # also used where it is not eligible (e.g. as an embedding)
+    return {k: v for k, v in out.items() if k not in shared_out}
 
 
 def select_parameters(model: nn.Module, *, include=None, exclude=None,
@@ -77,6 +97,7 @@ def select_parameters(model: nn.Module, *, include=None, exclude=None,
     for i, t in enumerate(types):
         if not (isinstance(t, type) and issubclass(t, nn.Module)):
             raise TypeError(f"Pruner: types[{i}] must be an nn.Module subclass, got {t!r}")
+    types = with_hf_types(types)
     names = (parameter_names,) if isinstance(parameter_names, str) else tuple(parameter_names)
     if not names or not all(isinstance(n, str) and n for n in names):
         raise TypeError(f"Pruner: parameter_names must be non-empty strings, got {names!r}")
@@ -92,7 +113,8 @@ def select_parameters(model: nn.Module, *, include=None, exclude=None,
                 continue  # excluding a type absent from the model is harmless
             if not any(matches(item, uses) for uses in eligible.values()):
                 raise ValueError(f"Pruner: {what} item {item!r} matches no eligible parameter; "
-                                 f"{hint}")
+                                 f"{hint} (a weight tied to a module of another type, such as "
+                                 f"an embedding, is eligible only with that type too)")
     chosen = [name for name, uses in eligible.items()
               if (not inc or any(matches(i, uses) for i in inc))
               and not any(matches(i, uses) for i in exc)]
@@ -108,11 +130,13 @@ _BLOCK_INDEX = re.compile(r"(^|\.)\d+\.[^.]+\.")
 
 def transformer_weights(model: nn.Module, types: Sequence[type] = (nn.Linear,)) -> List[str]:
     """The selection rule for transformers (Chen et al. 2020): the weights of the Linear layers
+    (and of transformers' Conv1D, GPT-2's Linear)
     inside the model's numbered blocks (a qualified name with an index in it:
     "blocks.0.attn.qkv.weight", "encoder.layer.5.output.dense.weight"), so attention and MLP
     matrices are pruned while embeddings, LayerNorms, biases and an output head outside the
     blocks stay dense. A weight shared with any module outside the blocks (a head tied to the
     token embedding) stays dense too. Pass the result as Pruner(model, include=...)."""
+    types = with_hf_types(types)
     uses = {}
     for pid, name, module_name, module, local in parameter_uses(model):
         uses.setdefault(pid, []).append((name, module, local))
