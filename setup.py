@@ -9,8 +9,14 @@ import shlex
 import subprocess
 import sys
 
-import torch
 from setuptools import setup
+
+try:
+    import torch
+except ImportError:
+    sys.exit("lth_fast: building lth_fast._C needs torch installed in this environment, and "
+             "the build sees none (pip's isolated build environment has none). Install torch "
+             "first, then build without isolation: pip install --no-build-isolation .")
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -91,4 +97,9 @@ def extension():
                         extra_compile_args={"cxx": cxx}, extra_link_args=link)
 
 
-setup(ext_modules=[extension()], cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)})
+# The extension links against this torch's C++ ABI: the package (and a wheel of it) requires
+# the same release. pyproject.toml's extras hold every optional dependency.
+TORCH_RELEASE = torch.__version__.split("+")[0]
+RUNTIME = [f"torch=={TORCH_RELEASE}", "numpy", "safetensors>=0.4", "tqdm", "matplotlib"]
+
+setup(install_requires=RUNTIME, ext_modules=[extension()], cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)})

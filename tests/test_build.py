@@ -90,3 +90,27 @@ def test_cmake_globs_every_source_folder():
     folders = {pathlib.PurePosixPath(p.relative_to(root).parent.as_posix())
                for p in (root / "csrc").rglob("*") if p.suffix in (".cpp", ".cu")}
     assert folders <= globbed, sorted(map(str, folders - globbed))
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_isolated_build_stops_at_once_and_says_what_to_do(tmp_path):
+    # pip's isolated build has no torch to compile against: setup.py refuses before any
+    # download, naming the command that works
+    import sys
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                          str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "pip install --no-build-isolation ." in out.stdout + out.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_package_requires_the_torch_it_was_built_against():
+    from importlib import metadata
+    requires = metadata.requires("lth_fast")
+    assert f"torch=={torch.__version__.split('+')[0]}" in requires
+    for dep in ("numpy", "safetensors>=0.4", "tqdm", "matplotlib"):
+        assert dep in requires
+    extras = metadata.metadata("lth_fast").get_all("Provides-Extra")
+    assert {"demo", "tensorboard", "lightning", "hf", "test"} <= set(extras)

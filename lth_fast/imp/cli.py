@@ -97,6 +97,10 @@ def add_imp(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fsdp", action="store_true",
                    help="under torchrun: shard the model with FSDP2 (fully_shard) instead of "
                         "replicating it with DDP")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write each level's scalars (density, early-stop metrics and "
+                        "iteration, per-layer density) to TensorBoard in DIR, with the density "
+                        "as the x-axis (pip install 'lth_fast[tensorboard]')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
                    help="start the run directory afresh (what it holds is removed once the "
@@ -118,8 +122,14 @@ def run_imp_command(args: argparse.Namespace) -> int:
               "under torchrun --nproc-per-node N (N >= 2)", file=sys.stderr)
         return 2
     run_dir = args.run_dir or os.path.join("runs", f"{args.preset}-s{cfg.seed}")
-    metrics = run_imp(cfg, run_dir, progress=not args.no_progress, overwrite=args.overwrite,
-                      fsdp=args.fsdp)
+    try:
+        metrics = run_imp(cfg, run_dir, progress=not args.no_progress,
+                          overwrite=args.overwrite, fsdp=args.fsdp, tensorboard=args.tensorboard)
+    except ModuleNotFoundError as e:  # an optional package the asked-for output needs
+        if e.name not in ("tensorboard", "mlxtend"):
+            raise
+        print(f"lth-fast imp: {e}", file=sys.stderr)
+        return 2
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports
         return 0
     print(format_table(summary_rows(metrics)))

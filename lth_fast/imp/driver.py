@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .. import atomic, distributed
+from ..tracking import LevelLog
 from ..devices import check_device
 from ..distributed import shard_of, unsharded
 from ..models import output_layer
@@ -90,9 +91,10 @@ class IMPRun:
 
     def __init__(self, cfg: IMPConfig, run_dir, *, progress: bool = True,
                  log: Callable[[str], None] = print, overwrite: bool = False,
-                 fsdp: bool = False) -> None:
+                 fsdp: bool = False, tensorboard: Optional[str] = None) -> None:
         self.cfg, self.dir, self.progress, self.log = cfg, os.fspath(run_dir), progress, log
         self.files, self.overwrite, self.fsdp = RunDir(run_dir), overwrite, fsdp
+        self.tensorboard = None if tensorboard is None else os.fspath(tensorboard)
 
     def _check_config(self) -> bool:
         """Refuses a run directory of another experiment; True when config.json is to be
@@ -134,6 +136,9 @@ class IMPRun:
         if not par.main:
             self.log, self.progress = (lambda *_: None), False
         self.task = load_task(cfg)
+        # a missing tensorboard package is an error now, before any training
+        self.tracker = LevelLog.tensorboard(self.tensorboard) if (
+            self.tensorboard is not None and par.main) else None
         corpus = getattr(self.task, "corpus", None)
         if corpus is not None:  # the text's checksum joins the config (and its check)
             self.cfg = cfg = cfg.with_corpus(corpus.sha256, corpus.python)
@@ -164,11 +169,14 @@ class IMPRun:
             for level in range(len(done), cfg.levels + 1):
                 metrics = self._level(level)
                 self._save_level(level, metrics)
+                self._track(metrics)
                 self.bar.set_postfix_str(f"level {level}: {metrics['remaining']:.1f}% left, "
                                          f"ticket {headline(metrics['branches']['ticket'])}",
                                          refresh=False)
         finally:
             self.bar.close()
+            if self.tracker is not None:
+                self.tracker.close()
         rows = summary_rows(self.metrics)  # the derived files, whether or not a level ran now
         if par.main:
             write_summary_csv(self.files.file(SUMMARY), rows)
@@ -177,6 +185,15 @@ class IMPRun:
                              title=f"IMP: {cfg.model} on {cfg.dataset}, weights left per layer")
         par.barrier()
         return list(self.metrics)
+
+    def _track(self, metrics: dict) -> None:
+        """The level's scalars to TensorBoard, at its density (lth_fast.tracking)."""
+        if self.tracker is None:
+            return
+        branches = {b: {k: v for k, v in r.items() if k not in ("seconds", "evals")}
+                    for b, r in metrics["branches"].items()}
+        self.tracker.level(metrics["level"], metrics["remaining"] / 100, branches,
+                           {n: left / 100 for n, left in metrics["layers"].items()})
 
     def _new_model(self, seed: int):
         """A fresh model (wrapped for this run's layout) and its Pruner."""
@@ -323,9 +340,10 @@ class IMPRun:
 
 def run_imp(cfg: IMPConfig, run_dir, *, progress: bool = True,
             log: Callable[[str], None] = print, overwrite: bool = False,
-            fsdp: bool = False) -> List[dict]:
+            fsdp: bool = False, tensorboard: Optional[str] = None) -> List[dict]:
     """Runs (or resumes) IMP with `cfg` in `run_dir`; returns every level's metrics.
     overwrite=True discards what the directory holds, once the experiment has started.
-    Under torchrun it runs on every rank (lth_fast.imp.parallel): DDP, or FSDP2 with fsdp."""
+    Under torchrun it runs on every rank (lth_fast.imp.parallel): DDP, or FSDP2 with fsdp.
+    tensorboard: a directory for each level's scalars (lth_fast.tracking), written by rank 0."""
     return IMPRun(cfg, run_dir, progress=progress, log=log, overwrite=overwrite,
-                  fsdp=fsdp).run()
+                  fsdp=fsdp, tensorboard=tensorboard).run()

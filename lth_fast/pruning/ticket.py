@@ -47,10 +47,9 @@ def unpack_bits(packed: torch.Tensor, shape: Sequence[int], what: str) -> torch.
     return bits[:n].bool().view(tuple(shape))
 
 
-def _write(path, fmt: str, names: Sequence[str], masks: Mapping[str, torch.Tensor],
-           snapshot: Optional[Mapping[str, torch.Tensor]]) -> None:
-    from safetensors.torch import save_file
-
+def _contents(fmt: str, names: Sequence[str], masks: Mapping[str, torch.Tensor],
+              snapshot: Optional[Mapping[str, torch.Tensor]]):
+    """The tensors and metadata of a ticket (or masks) file, on the CPU."""
     tensors = {}
     for n in names:
         tensors[f"{n}.mask"] = pack_bits(masks[n]).cpu()
@@ -58,7 +57,44 @@ def _write(path, fmt: str, names: Sequence[str], masks: Mapping[str, torch.Tenso
             tensors[f"{n}.snapshot"] = snapshot[n].detach().to("cpu", copy=True).contiguous()
     metadata = {"format": fmt, "version": VERSION, "names": json.dumps(list(names)),
                 "shapes": json.dumps({n: list(masks[n].shape) for n in names})}
+    return tensors, metadata
+
+
+def _write(path, fmt: str, names: Sequence[str], masks: Mapping[str, torch.Tensor],
+           snapshot: Optional[Mapping[str, torch.Tensor]]) -> None:
+    from safetensors.torch import save_file
+
+    tensors, metadata = _contents(fmt, names, masks, snapshot)
     write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def to_bytes(masks: MaskSet) -> bytes:
+    """The ticket file's bytes (the masks file's, when there is no snapshot): for a framework's
+    checkpoint, which then holds bytes, never a pickled tensor."""
+    from safetensors.torch import save
+
+    fmt = MASKS_FORMAT if masks.snapshot is None else FORMAT
+    return save(*_contents(fmt, masks.names, masks.masks, masks.snapshot))
+
+
+def from_bytes(data: bytes, what: str = "checkpoint") -> MaskSet:
+    """The MaskSet of to_bytes(...), every part validated as a file's."""
+    from safetensors.torch import load
+
+    if not isinstance(data, (bytes, bytearray)) or len(data) < 8:
+        raise ValueError(f"ticket: the {what} holds no lth_fast ticket bytes")
+    size = int.from_bytes(data[:8], "little")
+    try:
+        meta = json.loads(bytes(data[8:8 + size])).get("__metadata__") or {}
+        tensors = load(bytes(data))
+    except Exception as e:
+        raise ValueError(f"ticket: the {what}'s ticket bytes are not safetensors: {e}") from e
+    fmt = meta.get("format")
+    parts = ("mask", "snapshot") if fmt == FORMAT else ("mask",)
+    names, masks, snapshot = _decode(meta, set(tensors), tensors.__getitem__,
+                                     fmt if fmt == FORMAT else MASKS_FORMAT, parts,
+                                     f"the {what}")
+    return MaskSet(names, masks, snapshot if fmt == FORMAT else None)
 
 
 def save(path, masks: MaskSet) -> None:
@@ -87,36 +123,40 @@ def _read(path, fmt: str, parts: Sequence[str]):
     except Exception as e:  # safetensors raises its own error type for a corrupt header
         raise ValueError(f"{kind}: {path} is not a readable safetensors file: {e}") from e
     with f:
-        meta = f.metadata() or {}
-        if meta.get("format") != fmt:
-            raise ValueError(f"{kind}: {path} is not an lth_fast {kind} file "
-                             f"(metadata format={meta.get('format')!r}, want {fmt!r})")
-        if meta.get("version") != VERSION:
-            raise ValueError(f"{kind}: {path} has version {meta.get('version')!r}; this "
-                             f"lth_fast reads version {VERSION}")
-        try:
-            names = json.loads(meta["names"])
-            shapes = {n: tuple(int(d) for d in s) for n, s in json.loads(meta["shapes"]).items()}
-        except (KeyError, ValueError, TypeError) as e:
-            raise ValueError(f"{kind}: {path} has unreadable names/shapes metadata: {e}") from e
-        if (not isinstance(names, list) or set(names) != set(shapes)
-                or len(set(names)) != len(names)):
-            raise ValueError(f"{kind}: {path}: the names and shapes metadata disagree")
-        want = {f"{n}.{part}" for n in names for part in parts}
-        have = set(f.keys())
-        if want != have:
-            raise ValueError(f"{kind}: {path}: missing tensors {sorted(want - have)}, "
-                             f"unexpected tensors {sorted(have - want)}")
-        masks, snapshot = {}, {}
-        for n in names:
-            masks[n] = unpack_bits(f.get_tensor(f"{n}.mask"), shapes[n], f"{n}.mask")
-            if "snapshot" not in parts:
-                continue
-            snap = f.get_tensor(f"{n}.snapshot")
-            if tuple(snap.shape) != shapes[n]:
-                raise ValueError(f"{kind}: {n}.snapshot has shape {list(snap.shape)}, but the "
-                                 f"ticket's mask of {n} has shape {list(shapes[n])}")
-            snapshot[n] = snap
+        return _decode(f.metadata() or {}, set(f.keys()), f.get_tensor, fmt, parts, path)
+
+
+def _decode(meta, have, get_tensor, fmt: str, parts: Sequence[str], where: str):
+    """(names, masks, snapshot) of a file's metadata and tensors, every part validated."""
+    kind = "ticket" if fmt == FORMAT else "masks"
+    if meta.get("format") != fmt:
+        raise ValueError(f"{kind}: {where} is not an lth_fast {kind} file "
+                         f"(metadata format={meta.get('format')!r}, want {fmt!r})")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"{kind}: {where} has version {meta.get('version')!r}; this "
+                         f"lth_fast reads version {VERSION}")
+    try:
+        names = json.loads(meta["names"])
+        shapes = {n: tuple(int(d) for d in s) for n, s in json.loads(meta["shapes"]).items()}
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{kind}: {where} has unreadable names/shapes metadata: {e}") from e
+    if (not isinstance(names, list) or set(names) != set(shapes)
+            or len(set(names)) != len(names)):
+        raise ValueError(f"{kind}: {where}: the names and shapes metadata disagree")
+    want = {f"{n}.{part}" for n in names for part in parts}
+    if want != have:
+        raise ValueError(f"{kind}: {where}: missing tensors {sorted(want - have)}, "
+                         f"unexpected tensors {sorted(have - want)}")
+    masks, snapshot = {}, {}
+    for n in names:
+        masks[n] = unpack_bits(get_tensor(f"{n}.mask"), shapes[n], f"{n}.mask")
+        if "snapshot" not in parts:
+            continue
+        snap = get_tensor(f"{n}.snapshot")
+        if tuple(snap.shape) != shapes[n]:
+            raise ValueError(f"{kind}: {n}.snapshot has shape {list(snap.shape)}, but the "
+                             f"ticket's mask of {n} has shape {list(shapes[n])}")
+        snapshot[n] = snap
     return names, masks, snapshot
 
 

@@ -1,0 +1,171 @@
+"""Lottery tickets inside the Hugging Face Trainer: IMP levels of `epochs_per_level` epochs each.
+
+    from lth_fast.integrations.hf import LotteryTicket
+    lt = LotteryTicket(levels=3, epochs_per_level=1)     # 20% per level of the block Linears
+    args = TrainingArguments("out", num_train_epochs=lt.num_train_epochs,
+                             lr_scheduler_type="constant")
+    Trainer(model=model, args=args, train_dataset=data, callbacks=[lt]).train()
+
+At the end of each level's last epoch it prunes, rewinds every weight to the rewind point (step 0,
+or rewind_step=k), clears the optimizer's state and rewinds the learning-rate scheduler
+(lth_fast.integrations.levels). The optimizer Accelerate wraps is masked through its step hooks
+(Pruner.attach), or reads the masks itself if it is a MaskedAdamW/MaskedAdam/MaskedSGD.
+
+- Selection: "transformer" by default, the Linear weights of the numbered blocks, with
+  transformers' Conv1D (GPT-2) counted as Linear. Embeddings, LayerNorms, biases and heads stay
+  dense, and a head tied to the embedding is left alone.
+- The schedule: a rewound level replays the scheduler from the rewind point, so a schedule
+  that decays over the whole run (the Trainer's default, "linear") gives each level only its
+  beginning: use a constant schedule, or a warm-up then constant.
+- Checkpoints: every checkpoint folder gets lth_fast_imp.safetensors (bit-packed masks, the
+  rewind point, the level; no pickle), and train(resume_from_checkpoint=...) of a checkpoint of
+  the same output_dir resumes with them.
+- Logging: each level's density (global and per tensor) goes into the trainer's log history
+  (trainer.state.log_history, trainer_state.json) and, when args.report_to holds "tensorboard",
+  into TensorBoard (lth_fast/ under the Trainer's TensorBoard folder) with the density as the
+  x-axis (lth_fast.tracking).
+
+Needs transformers and accelerate: pip install 'lth_fast[hf]'."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Mapping, Optional
+
+try:
+    from transformers import TrainerCallback
+except ImportError:
+    raise ModuleNotFoundError("lth_fast.integrations.hf needs Hugging Face transformers: pip "
+                              "install 'lth_fast[hf]'", name="transformers") from None
+
+from .. import atomic
+from ..tracking import LevelLog
+from .levels import IMPLevels
+
+STATE_FILE = "lth_fast_imp.safetensors"
+
+
+class LotteryTicket(TrainerCallback):
+    """IMP inside Trainer.train (see the module doc). The arguments after epochs_per_level are
+    lth_fast.integrations.levels.IMPLevels's."""
+
+    def __init__(self, *, levels: int, epochs_per_level: int, rate: float = 0.2,
+                 scope: str = "global", per_layer: Optional[Mapping[str, float]] = None,
+                 rewind_step: int = 0, selection: str = "transformer", include=None,
+                 exclude=None) -> None:
+        if not isinstance(epochs_per_level, int) or epochs_per_level < 1:
+            raise ValueError(f"LotteryTicket: epochs_per_level must be an int >= 1, got "
+                             f"{epochs_per_level!r}")
+        self.epochs_per_level = epochs_per_level
+        self.imp = IMPLevels(levels=levels, rate=rate, scope=scope, per_layer=per_layer,
+                             rewind_step=rewind_step, selection=selection, include=include,
+                             exclude=exclude)
+        self._tensorboard: Optional[LevelLog] = None
+
+    @property
+    def num_train_epochs(self) -> int:
+        """The epochs of the whole search: the dense level and every pruned one."""
+        return self.epochs_per_level * (self.imp.levels + 1)
+
+    @property
+    def pruner(self):
+        return self.imp.pruner
+
+    @property
+    def level(self) -> int:
+        return self.imp.level
+
+    # -- the Trainer's events -------------------------------------------------------------------
+    def on_train_begin(self, args, state, control, model=None, optimizer=None,
+                       lr_scheduler=None, **kwargs):
+        self.imp.setup(model)
+        if state.global_step > 0 and not self.imp.has_rewind_point:
+            self._resume(args, state)
+        self.imp.attach([optimizer])
+        if not self.imp.has_rewind_point and self.imp.rewind_step == 0:
+            self.imp.take_rewind_point(_schedulers(lr_scheduler))
+        if "tensorboard" in (args.report_to or []) and state.is_world_process_zero:
+            self._tensorboard = LevelLog.tensorboard(tensorboard_dir(args), "LotteryTicket")
+        if state.global_step == 0:
+            self._log(state)
+
+    def on_step_end(self, args, state, control, lr_scheduler=None, **kwargs):
+        if not self.imp.has_rewind_point and state.global_step == self.imp.rewind_step:
+            self.imp.take_rewind_point(_schedulers(lr_scheduler))
+
+    def on_epoch_end(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
+        epoch = int(round(state.epoch))
+        if epoch % self.epochs_per_level or self.imp.level >= self.imp.levels:
+            return
+        self.imp.next_level([optimizer], _schedulers(lr_scheduler))
+        self._log(state)
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if os.path.isdir(folder):
+            _write_state(os.path.join(folder, STATE_FILE), self.imp.state_dict())
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _resume(self, args, state) -> None:
+        path = os.path.join(args.output_dir, f"checkpoint-{state.global_step}", STATE_FILE)
+        if not os.path.isfile(path):
+            raise RuntimeError(f"LotteryTicket: training resumes at step {state.global_step} but "
+                               f"{path} does not exist: resume from a checkpoint this callback "
+                               f"saved, in the same output_dir")
+        self.imp.load_state_dict(_read_state(path))
+
+    def _log(self, state) -> None:
+        metrics = self.imp.metrics()
+        state.log_history.append({**metrics, "step": state.global_step})
+        if self._tensorboard is not None:
+            layers = {k.split("/", 1)[1]: v for k, v in metrics.items()
+                      if k.startswith("lth_density/")}
+            self._tensorboard.level(self.imp.level, metrics["lth/density"], None, layers)
+
+
+def tensorboard_dir(args) -> str:
+    """Where the levels' scalars go: lth_fast/ under the Trainer's TensorBoard folder
+    (args.logging_dir before transformers 5, TENSORBOARD_LOGGING_DIR, else output_dir/runs)."""
+    root = getattr(args, "logging_dir", None) or os.environ.get("TENSORBOARD_LOGGING_DIR") \
+        or os.path.join(args.output_dir, "runs")
+    return os.path.join(os.path.expanduser(root), "lth_fast")
+
+
+def _schedulers(lr_scheduler) -> list:
+    """The torch scheduler (inside Accelerate's AcceleratedScheduler), as a list."""
+    if lr_scheduler is None:
+        return []
+    return [getattr(lr_scheduler, "scheduler", lr_scheduler)]
+
+
+def _write_state(path: str, state: dict) -> None:
+    """IMPLevels' state as one safetensors file: its two byte blobs as uint8 tensors, the rest
+    as JSON metadata."""
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {k: torch.frombuffer(bytearray(state[k]), dtype=torch.uint8)
+               for k in ("ticket", "dense") if state.get(k) is not None}
+    meta = {"format": "lth_fast.imp_levels", "level": str(state["level"]),
+            "schedules": json.dumps(state["schedules"])}
+    atomic.write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def _read_state(path: str) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt", device="cpu") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != "lth_fast.imp_levels":
+            raise ValueError(f"LotteryTicket: {path} is not an lth_fast IMP state file")
+        state = {"level": int(meta["level"]), "schedules": json.loads(meta["schedules"])}
+        for k in ("ticket", "dense"):
+            state[k] = f.get_tensor(k).numpy().tobytes() if k in f.keys() else None
+    return state

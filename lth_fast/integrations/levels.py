@@ -1,0 +1,193 @@
+"""IMP levels inside a framework's training run: what the Lightning and Hugging Face callbacks
+share. The framework trains; at each level's end this prunes, rewinds every weight to the rewind
+point (pruned ones to 0), clears the optimizers' state and puts the learning-rate schedules
+back where they were at the rewind point, so the next level trains the ticket afresh.
+
+Its state (level, bit-packed masks, the rewind point, the schedules there) is plain data: bytes
+of safetensors and Python numbers, so a framework's checkpoint holds no pickled tensor and a
+resumed run has its masks and its rewind point."""
+from __future__ import annotations
+
+import copy
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..optim.masked import MaskedOptimizer
+from ..pruning import Pruner, ticket
+from ..pruning.attach import unwrap_optimizer
+from ..pruning.schedule import SchedulePoint
+from ..pruning.selection import transformer_weights
+
+SELECTIONS = ("default", "transformer")
+SCOPES = ("global", "layer")
+
+
+class IMPLevels:
+    """levels: pruning rounds after the dense level 0; rate: the fraction of surviving weights
+    pruned per round (scope "global": one ranking; "layer": each tensor alone, per_layer
+    {name: rate} overriding rate); rewind_step: the optimizer step whose weights the tickets
+    rewind to (0: the initialisation; k > 0: late rewinding, Frankle et al. 2020);
+    selection: "default" (every Linear / Conv weight, lth_fast.pruning.selection; include
+    narrows it) or "transformer" (the Linear weights of the numbered blocks: embeddings, norms,
+    biases and heads stay dense); exclude leaves more dense in either."""
+
+    def __init__(self, *, levels: int, rate: float = 0.2, scope: str = "global",
+                 per_layer: Optional[Mapping[str, float]] = None, rewind_step: int = 0,
+                 selection: str = "default", include=None, exclude=None,
+                 where: str = "LotteryTicket") -> None:
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise ValueError(f"{where}: {what}")
+
+        need(isinstance(levels, int) and levels >= 1, f"levels must be an int >= 1, got {levels!r}")
+        need(isinstance(rate, float) and 0.0 < rate < 1.0, f"rate must be a float in (0, 1), "
+                                                           f"got {rate!r}")
+        need(scope in SCOPES, f"scope must be one of {SCOPES}, got {scope!r}")
+        need(not per_layer or scope == "layer", "per_layer rates need scope='layer'")
+        need(all(0.0 <= r < 1.0 for r in (per_layer or {}).values()),
+             f"per_layer rates must be in [0, 1), got {dict(per_layer or {})}")
+        need(isinstance(rewind_step, int) and rewind_step >= 0,
+             f"rewind_step must be an int >= 0, got {rewind_step!r}")
+        need(selection in SELECTIONS, f"selection must be one of {SELECTIONS}, got {selection!r}")
+        need(selection == "default" or include is None, "include narrows the default selection; "
+             "with selection='transformer' use exclude")
+        self.levels, self.rate, self.scope = levels, rate, scope
+        self.per_layer = dict(per_layer or {})
+        self.rewind_step, self.selection = rewind_step, selection
+        self.include, self.exclude, self.where = include, exclude, where
+        self.level = 0
+        self.pruner: Optional[Pruner] = None
+        self.dense: Optional[Dict[str, torch.Tensor]] = None   # the unpruned tensors, rewound too
+        self.schedules: List[SchedulePoint] = []
+        self._pending: Optional[dict] = None
+        self._handles: list = []
+
+    # -- the model and its optimizers -------------------------------------------------------------
+    def setup(self, model: nn.Module) -> Pruner:
+        """The Pruner over `model` (made once), with any state loaded before it existed."""
+        if self.pruner is None:
+            include = self.include
+            if self.selection == "transformer":
+                include = transformer_weights(model)
+            self.pruner = Pruner(model, include=include, exclude=self.exclude)
+            unknown = sorted(set(self.per_layer) - set(self.pruner.names))
+            if unknown:
+                raise ValueError(f"{self.where}: per_layer names {unknown} are not pruned "
+                                 f"tensors; they are {list(self.pruner.names)}")
+        if self._pending is not None:
+            state, self._pending = self._pending, None
+            self.load_state_dict(state)
+        return self.pruner
+
+    def attach(self, optimizers: Sequence) -> None:
+        """Masks every optimizer: a MaskedSGD/Adam/AdamW reads the Pruner's masks in its fused
+        step; any other is masked through its step hooks (Pruner.attach)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        for opt in optimizers:
+            inner = unwrap_optimizer(opt, self.where)
+            if isinstance(inner, MaskedOptimizer):
+                inner.set_masks(self.pruner)
+            else:
+                self._handles.append(self.pruner.attach(inner))
+
+    @property
+    def has_rewind_point(self) -> bool:
+        return self.pruner is not None and self.pruner.mask_set.snapshot is not None
+
+    @torch.no_grad()
+    def take_rewind_point(self, schedulers: Sequence = ()) -> None:
+        """The weights (every parameter and buffer) and the schedules, now."""
+        self.pruner.snapshot()
+        pruned = set(self.pruner.names)
+        model = self.pruner.model
+        self.dense = {n: t.detach().clone() for n, t in _tensors(model).items() if n not in pruned}
+        self.schedules = [SchedulePoint(s) for s in schedulers]
+
+    @torch.no_grad()
+    def next_level(self, optimizers: Sequence, schedulers: Sequence = ()):
+        """Prunes, rewinds the weights, clears the optimizers' state, rewinds the schedules;
+        returns what prune did."""
+        if not self.has_rewind_point:
+            raise RuntimeError(f"{self.where}: no rewind point: rewind_step {self.rewind_step} "
+                               f"was not reached during the first level")
+        if len(schedulers) != len(self.schedules):
+            raise RuntimeError(f"{self.where}: {len(schedulers)} learning-rate schedulers now, "
+                               f"{len(self.schedules)} at the rewind point")
+        if self.scope == "layer":
+            stats = self.pruner.prune(self.rate, scope="layer",
+                                      per_layer=self.per_layer or None, verify=_distributed())
+        else:
+            stats = self.pruner.prune(self.rate, verify=_distributed())
+        self.pruner.rewind()
+        tensors = _tensors(self.pruner.model)
+        for n, saved in self.dense.items():
+            tensors[n].copy_(saved)
+        for opt in optimizers:
+            unwrap_optimizer(opt, self.where).state.clear()
+        for point, sched in zip(self.schedules, schedulers):
+            point.restore(sched)
+        self.level += 1
+        return stats
+
+    def metrics(self) -> Dict[str, float]:
+        """lth/level, lth/density and lth_density/<tensor> (fractions of the weights left)."""
+        out = {"lth/level": float(self.level), "lth/density": self.pruner.density}
+        for r in self.pruner.report():
+            out[f"lth_density/{r['name']}"] = r["alive"] / r["total"] if r["total"] else 1.0
+        return out
+
+    # -- state -------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Plain data: the level, the masks and rewind point as safetensors bytes, the
+        schedules at the rewind point."""
+        from safetensors.torch import save
+
+        if self.pruner is None:
+            return {} if self._pending is None else dict(self._pending)
+        return {"level": self.level,
+                "ticket": ticket.to_bytes(self.pruner.mask_set),
+                "dense": None if self.dense is None else save(
+                    {n: t.detach().cpu().contiguous() for n, t in self.dense.items()}),
+                "schedules": [{"state": copy.deepcopy(p.state), "lrs": list(p.lrs)}
+                              for p in self.schedules]}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Loads a state_dict(); before setup() it waits for the model."""
+        if not state:
+            return
+        if self.pruner is None:
+            self._pending = dict(state)
+            return
+        from safetensors.torch import load
+
+        loaded = ticket.from_bytes(state["ticket"], f"{self.where} checkpoint")
+        if list(loaded.names) != list(self.pruner.names):
+            raise ValueError(f"{self.where}: the checkpoint's masks are for "
+                             f"{list(loaded.names)}, not for {list(self.pruner.names)}")
+        self.pruner.load_state_dict(loaded.state_dict())
+        device = {n: p.device for n, p in _tensors(self.pruner.model).items()}
+        self.dense = None if state.get("dense") is None else {
+            n: t.to(device.get(n, "cpu")) for n, t in load(state["dense"]).items()}
+        self.schedules = []
+        for saved in state.get("schedules", []):
+            point = SchedulePoint.__new__(SchedulePoint)
+            point.kind, point.state, point.lrs = None, saved["state"], list(saved["lrs"])
+            self.schedules.append(point)
+        self.level = int(state["level"])
+
+
+def _tensors(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Every parameter and buffer of the model, each once (a tied weight under its first name)."""
+    out = dict(model.named_parameters())
+    out.update(model.named_buffers())
+    return out
+
+
+def _distributed() -> bool:
+    """Under torch.distributed every rank prunes the same replicas: verify they agree."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized() \
+        and torch.distributed.get_world_size() > 1

@@ -1,0 +1,96 @@
+"""Lottery tickets inside Lightning's Trainer.fit: IMP levels of `epochs_per_level` epochs each.
+
+    from lth_fast.integrations.lightning import LotteryTicket
+    lt = LotteryTicket(levels=3, epochs_per_level=2)       # 20% per level, rewound to init
+    trainer = lightning.Trainer(max_epochs=lt.max_epochs, callbacks=[lt])
+    trainer.fit(model, train_loader)
+
+At the end of each level's last epoch it prunes (global magnitude, or per layer with per-layer
+rates), rewinds every weight to the rewind point (step 0, or rewind_step=k), clears the
+optimizers' state and rewinds the learning-rate schedulers (lth_fast.integrations.levels).
+A MaskedSGD/MaskedAdam/MaskedAdamW reads the masks in its fused step; any other optimizer is
+masked through its step hooks (Pruner.attach). Each level's density, and each pruned tensor's,
+go to the trainer's loggers (lth/density, lth/level, lth_density/<tensor>) at the step the level
+starts. The masks (bit-packed) and the rewind point are in every checkpoint as safetensors
+bytes, so a run resumed from one has them. Under DDP every rank prunes its replica and the
+ranks check that their masks agree.
+
+Needs the `lightning` package: pip install 'lth_fast[lightning]'."""
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+try:
+    from lightning.pytorch import Callback
+except ImportError:
+    raise ModuleNotFoundError("lth_fast.integrations.lightning needs Lightning: pip install "
+                              "'lth_fast[lightning]'", name="lightning") from None
+
+from .levels import IMPLevels
+
+
+class LotteryTicket(Callback):
+    """IMP inside Trainer.fit (see the module doc). The arguments after epochs_per_level are
+    lth_fast.integrations.levels.IMPLevels's."""
+
+    def __init__(self, *, levels: int, epochs_per_level: int, rate: float = 0.2,
+                 scope: str = "global", per_layer: Optional[Mapping[str, float]] = None,
+                 rewind_step: int = 0, selection: str = "default", include=None,
+                 exclude=None) -> None:
+        if not isinstance(epochs_per_level, int) or epochs_per_level < 1:
+            raise ValueError(f"LotteryTicket: epochs_per_level must be an int >= 1, got "
+                             f"{epochs_per_level!r}")
+        self.epochs_per_level = epochs_per_level
+        self.imp = IMPLevels(levels=levels, rate=rate, scope=scope, per_layer=per_layer,
+                             rewind_step=rewind_step, selection=selection, include=include,
+                             exclude=exclude)
+
+    @property
+    def max_epochs(self) -> int:
+        """The epochs of the whole search: the dense level and every pruned one."""
+        return self.epochs_per_level * (self.imp.levels + 1)
+
+    @property
+    def pruner(self):
+        return self.imp.pruner
+
+    @property
+    def level(self) -> int:
+        return self.imp.level
+
+    # -- Lightning's hooks ----------------------------------------------------------------------
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self.imp.setup(pl_module)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.imp.setup(pl_module)
+        self.imp.attach(trainer.optimizers)
+        if not self.imp.has_rewind_point and self.imp.rewind_step == 0:
+            self.imp.take_rewind_point(_schedulers(trainer))
+        self._log(trainer)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self.imp.has_rewind_point and trainer.global_step == self.imp.rewind_step:
+            self.imp.take_rewind_point(_schedulers(trainer))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if (trainer.current_epoch + 1) % self.epochs_per_level or \
+                self.imp.level >= self.imp.levels:
+            return
+        self.imp.next_level(trainer.optimizers, _schedulers(trainer))
+        self._log(trainer)
+
+    def state_dict(self) -> dict:
+        return self.imp.state_dict()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.imp.load_state_dict(state_dict)
+
+    def _log(self, trainer) -> None:
+        metrics = self.imp.metrics()
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+
+
+def _schedulers(trainer) -> list:
+    return [config.scheduler for config in trainer.lr_scheduler_configs]
