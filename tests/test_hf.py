@@ -1,0 +1,148 @@
+"""lth_fast.integrations.hf.LotteryTicket inside real transformers Trainer.train() runs, on tiny
+models built from configs (nothing downloaded): GPT-2's blocks (Conv1D) are pruned and its tied
+embedding/head is not; pruned entries of weights and of the optimizer's state (AdamW inside
+Accelerate's wrapper) stay exactly 0; each level starts from the rewind point; densities reach
+the log history and TensorBoard; a run resumed from a mid-IMP checkpoint ends where the
+uninterrupted one does; BERT's pooler and classifier stay dense."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+
+from lth_fast.integrations.hf import STATE_FILE, LotteryTicket  # noqa: E402
+from lth_fast.pruning.attach import unwrap_optimizer  # noqa: E402
+from readme_examples import example  # noqa: E402
+
+VOCAB, T = 40, 16
+
+
+def tiny_gpt2(seed=0):
+    torch.manual_seed(seed)
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=VOCAB,
+                                  n_positions=T, bos_token_id=0, eos_token_id=0)
+    return transformers.GPT2LMHeadModel(cfg)
+
+
+def lm_data(n=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, VOCAB, (n, T), generator=g)
+    return [{"input_ids": x, "labels": x} for x in ids]
+
+
+def args(out, epochs, **kw):
+    base = dict(num_train_epochs=epochs, per_device_train_batch_size=16, learning_rate=1e-3,
+                lr_scheduler_type="constant", save_strategy="no", report_to=[], use_cpu=True,
+                disable_tqdm=True, seed=0, data_seed=0)
+    return transformers.TrainingArguments(str(out), **{**base, **kw})
+
+
+def test_gpt2_levels_mask_blocks_and_state(tmp_path):
+    model = tiny_gpt2()
+    wte = model.transformer.wte.weight.detach().clone()
+    lt = LotteryTicket(levels=2, epochs_per_level=1)
+    trainer = transformers.Trainer(model=model, args=args(tmp_path, lt.num_train_epochs,
+                                                          report_to=["tensorboard"]),
+                                   train_dataset=lm_data(), callbacks=[lt])
+    trainer.train()
+    assert lt.level == 2 and lt.pruner.density == pytest.approx(0.64, abs=0.001)
+    assert all(".attn.c_" in n or ".mlp.c_" in n for n in lt.pruner.names)
+    assert len(lt.pruner.names) == 8
+    assert model.transformer.wte.weight.count_nonzero() == wte.numel()   # tied head: dense
+    opt = unwrap_optimizer(trainer.optimizer)
+    params = dict(model.named_parameters())
+    for n, m in lt.pruner.masks.items():
+        p = params[n]
+        assert not p[~m].any(), n
+        for k, v in opt.state[p].items():
+            if isinstance(v, torch.Tensor) and v.shape == p.shape:
+                assert not v[~m].any(), f"{n}: {k}"
+    logged = [h["lth/density"] for h in trainer.state.log_history if "lth/density" in h]
+    assert logged == [1.0, pytest.approx(0.8, abs=0.001), pytest.approx(0.64, abs=0.001)]
+    tb = os.path.join(tmp_path, "runs", "lth_fast")
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(tb))
+
+
+def test_each_level_starts_from_the_rewind_point(tmp_path):
+    model = tiny_gpt2()
+    init = {n: p.detach().clone() for n, p in model.named_parameters()}
+    lt = LotteryTicket(levels=1, epochs_per_level=1)
+    starts = {}
+
+    class Probe(transformers.TrainerCallback):
+        def on_epoch_begin(self, args, state, control, model=None, optimizer=None, **kw):
+            starts[round(state.epoch or 0)] = (
+                {n: p.detach().clone() for n, p in model.named_parameters()},
+                len(unwrap_optimizer(optimizer).state))
+
+    transformers.Trainer(model=model, args=args(tmp_path, lt.num_train_epochs),
+                         train_dataset=lm_data(), callbacks=[lt, Probe()]).train()
+    weights, state = starts[1]
+    assert state == 0
+    for n, w in weights.items():
+        want = init[n]
+        if n in lt.pruner.masks:
+            want = torch.where(lt.pruner.masks[n], want, torch.zeros_like(want))
+        assert torch.equal(w, want), n
+
+
+def test_resume_mid_imp(tmp_path):
+    lt = LotteryTicket(levels=2, epochs_per_level=1, rewind_step=1)
+    model = tiny_gpt2()
+    out = tmp_path / "a"
+    transformers.Trainer(model=model, args=args(out, lt.num_train_epochs, save_strategy="epoch"),
+                         train_dataset=lm_data(), callbacks=[lt]).train()
+    mid = out / "checkpoint-6"                     # the end of level 1 (3 steps per epoch)
+    assert (mid / STATE_FILE).exists()
+    resumed_lt = LotteryTicket(levels=2, epochs_per_level=1, rewind_step=1)
+    resumed = tiny_gpt2(seed=5)
+    transformers.Trainer(model=resumed, args=args(out, lt.num_train_epochs,
+                                                   save_strategy="epoch"),
+                         train_dataset=lm_data(), callbacks=[resumed_lt]).train(
+        resume_from_checkpoint=str(mid))
+    assert resumed_lt.level == 2
+    for n in lt.pruner.names:
+        assert torch.equal(resumed_lt.pruner.masks[n], lt.pruner.masks[n])
+    for (n, p), q in zip(model.named_parameters(), resumed.parameters()):
+        assert torch.equal(p, q), f"{n} differs after resuming"
+
+
+def test_resume_without_the_masks_file_is_a_clear_error(tmp_path):
+    lt = LotteryTicket(levels=1, epochs_per_level=1)
+    out = tmp_path / "a"
+    transformers.Trainer(model=tiny_gpt2(), args=args(out, 2, save_strategy="epoch"),
+                         train_dataset=lm_data(), callbacks=[lt]).train()
+    os.remove(out / "checkpoint-3" / STATE_FILE)
+    again = LotteryTicket(levels=1, epochs_per_level=1)
+    with pytest.raises(RuntimeError, match="resumes at step 3 but .* does not exist"):
+        transformers.Trainer(model=tiny_gpt2(), args=args(out, 2, save_strategy="epoch"),
+                             train_dataset=lm_data(), callbacks=[again]).train(
+            resume_from_checkpoint=str(out / "checkpoint-3"))
+
+
+def test_bert_keeps_pooler_and_classifier_dense(tmp_path):
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                                  intermediate_size=64, vocab_size=VOCAB, num_labels=2)
+    model = transformers.BertForSequenceClassification(cfg)
+    g = torch.Generator().manual_seed(0)
+    data = [{"input_ids": torch.randint(0, VOCAB, (T,), generator=g),
+             "labels": torch.tensor(i % 2)} for i in range(32)]
+    lt = LotteryTicket(levels=1, epochs_per_level=1)
+    transformers.Trainer(model=model, args=args(tmp_path, lt.num_train_epochs),
+                         train_dataset=data, callbacks=[lt]).train()
+    assert len(lt.pruner.names) == 12
+    assert all(n.startswith("bert.encoder.layer.") for n in lt.pruner.names)
+    assert model.bert.pooler.dense.weight.count_nonzero() == model.bert.pooler.dense.weight.numel()
+    assert lt.pruner.density == pytest.approx(0.8, abs=0.001)
+
+
+def test_readme_hf_example_runs_as_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    scope = {"model": tiny_gpt2(), "train_data": lm_data()}
+    exec(example("hf"), scope)
+    assert scope["lt"].level == 3
