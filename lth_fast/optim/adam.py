@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.optim.optimizer import _get_scalar_dtype
 
 from ..ops.api import masked_adam_
+from ..ops.tensor_scalars import masked_adam_tensors_
 from .masked import ContiguousArgs, MaskedOptimizer, scalar
 
 
@@ -30,7 +31,9 @@ class _MaskedAdamSteps(MaskedOptimizer):
             self._check_group(group)
 
     def _check_group(self, group: dict) -> None:
-        if group.get("capturable"):
+        # torch.compile turns capturable on while it traces a torch optimizer's step; the
+        # traced step passes its step counts as tensors, as capturable asks
+        if group.get("capturable") and not torch.compiler.is_compiling():
             name = type(self).__name__
             raise NotImplementedError(
                 f"{name} does not support capturable=True; use "
@@ -52,6 +55,8 @@ class _MaskedAdamSteps(MaskedOptimizer):
 
     def _masked_step(self, group: dict, params: List[Tensor],
                      masks: Mapping[Tensor, Tensor]) -> None:
+        if torch.compiler.is_compiling():
+            return self._compiled_step(group, params, masks)
         batches = defaultdict(list)  # (device, dtype, step count) -> [param]; one op call each
         for p in params:
             if p.grad.is_sparse:
@@ -66,6 +71,44 @@ class _MaskedAdamSteps(MaskedOptimizer):
                      decoupled_weight_decay=group.get("decoupled_weight_decay", self._decoupled))
         for (_, _, step), ps in batches.items():
             self._fused_step(ps, masks, step, group["amsgrad"], hyper)
+
+    def _compiled_step(self, group: dict, params: List[Tensor],
+                       masks: Mapping[Tensor, Tensor]) -> None:
+        """The step as torch.compile traces it: the step counts and the lr reach the fused
+        op as tensors (lth_fast.ops.tensor_scalars), never as Python floats, which the graph
+        would hold as constants and recompile for at every new value. An lr given as a float
+        stays a constant (wrap it in a tensor to schedule it without recompiling, as for
+        torch's own compiled optimizers)."""
+        batches = defaultdict(list)  # (device, dtype) -> [param]; each param's step passed
+        for p in params:
+            if p.grad.is_sparse:
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            state = self._state(group, p)
+            state["step"] += 1
+            batches[(p.device, p.dtype)].append(p)
+        lr = group["lr"]
+        lr = lr if isinstance(lr, Tensor) else torch.tensor(float(lr), dtype=torch.float64)
+        beta1, beta2 = group["betas"]
+        amsgrad = group["amsgrad"]
+        for ps in batches.values():
+            contiguous = ContiguousArgs()
+            lists = defaultdict(list)
+            for p in ps:
+                state = self.state[p]
+                lists["params"].append(contiguous(p.detach()))
+                lists["grads"].append(p.grad.contiguous())
+                lists["masks"].append(masks[p].contiguous())
+                lists["steps"].append(state["step"])
+                for key in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ()):
+                    lists[key].append(contiguous(state[key]))
+            masked_adam_tensors_(
+                lists["params"], lists["grads"], lists["masks"], lists["exp_avg"],
+                lists["exp_avg_sq"], max_exp_avg_sqs=lists["max_exp_avg_sq"] if amsgrad
+                else None, lr=lr, steps=lists["steps"], beta1=beta1, beta2=beta2,
+                eps=group["eps"], weight_decay=group["weight_decay"],
+                maximize=group["maximize"],
+                decoupled_weight_decay=group.get("decoupled_weight_decay", self._decoupled))
+            contiguous.write_back()
 
     def _fused_step(self, ps: List[Tensor], masks, step: float, amsgrad: bool,
                     hyper: dict) -> None:
