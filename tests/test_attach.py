@@ -117,8 +117,14 @@ def _assert_pruned_zero(model, opt, pruner):
                 assert not v[~m].any(), f"{n}: state {k} has pruned entries"
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_attach_equals_plain_torch_masking(name, isa):
+ELEMENTWISE = ["adamw", "adam-amsgrad", "adagrad", "rmsprop", "sgd-nesterov", "lion"]
+
+
+# zero_grads None: the default, which must zero them for the matrix optimizer (not one of
+# torch's elementwise optimizers) and may skip it for the others
+@pytest.mark.parametrize("name,zero_grads", [(n, z) for n in OPTIMIZERS for z in (None, True)]
+                         + [(n, False) for n in ELEMENTWISE])
+def test_attach_equals_plain_torch_masking(name, zero_grads, isa):
     model = _model()
     pruner = Pruner(model)
     pruner.prune(0.6)
@@ -126,7 +132,7 @@ def test_attach_equals_plain_torch_masking(name, isa):
     masks = {n: m.clone() for n, m in pruner.masks.items()}
     opt = OPTIMIZERS[name](model.parameters())
     ref_opt = OPTIMIZERS[name](ref_model.parameters())
-    pruner.attach(opt)
+    pruner.attach(opt, zero_grads=zero_grads)
     batches = _batches(6)
     _train(model, opt, batches)
     _masked_in_plain_torch(ref_model, ref_opt, masks, batches)

@@ -1,8 +1,11 @@
 """Pruner.attach(optimizer): pruned entries stay exactly 0 under any torch optimizer (AdamW,
 Adagrad, RMSprop, Lion- or Muon-style ones), through the optimizer's own step hooks:
 
-- before each step, the pruned entries of the gradients are set to 0 (so no statistic, norm
-  or orthogonalisation sees them);
+- before each step, the pruned entries of the gradients are set to 0, so that no statistic,
+  norm or orthogonalisation sees them (zero_grads=False skips this pass: an elementwise
+  optimizer such as AdamW, Adagrad, RMSprop or Lion updates each entry from its own gradient
+  alone, and the pass after the step zeroes whatever the pruned gradients wrote; by default
+  the pass is skipped for torch's own elementwise optimizers, ELEMENTWISE);
 - after it, the pruned entries of each weight and of every state tensor of the weight's shape
   (momentum, moments, accumulators) are set to 0, in one fused rewind_ pass per
   (device, dtype), with the lists built once and rebuilt only when the state's tensors change
@@ -10,17 +13,25 @@ Adagrad, RMSprop, Lion- or Muon-style ones), through the optimizer's own step ho
 - after load_state_dict, the loaded state is zeroed the same way.
 
 MaskedSGD/MaskedAdam/MaskedAdamW do all of this inside their one fused step and stay the fast
-path; attach costs the optimizer's own step plus one pass over the masked gradients and one
-over the masked weights and state."""
+path; attach costs the optimizer's own step plus one pass over the masked weights and state
+(and one over the masked gradients, unless zero_grads=False)."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from ..ops.api import rewind_, zero_pruned
 from ..ops.dtensors import local
+
+
+# torch optimizers whose step updates each entry from that entry's gradient and state alone
+# (no norm, no matrix operation across entries): their exact types, not subclasses, whose
+# step may be anything
+ELEMENTWISE = tuple(getattr(torch.optim, n) for n in (
+    "SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "RMSprop", "ASGD")
+    if hasattr(torch.optim, n))
 
 
 def unwrap_optimizer(optimizer, what: str = "Pruner.attach") -> torch.optim.Optimizer:
@@ -58,9 +69,11 @@ def _zero(tensors: Sequence[Tensor], masks: Sequence[Tensor]) -> None:
 class AttachedMasks:
     """The hooks Pruner.attach registers on one optimizer; remove() takes them off."""
 
-    def __init__(self, pruner, optimizer) -> None:
+    def __init__(self, pruner, optimizer, zero_grads: Optional[bool] = None) -> None:
         self.pruner = pruner
         self.optimizer = opt = unwrap_optimizer(optimizer)
+        if zero_grads is None:
+            zero_grads = type(opt) not in ELEMENTWISE
         ours = {id(p) for g in opt.param_groups for p in g["params"]}
         if not any(id(p) in ours for p in pruner._params()):
             raise ValueError(f"Pruner.attach: none of the pruned parameters "
@@ -71,9 +84,10 @@ class AttachedMasks:
         self._key: tuple = ()
         self._state_key: tuple = ()
         self._calls: list = []
-        self._handles = [opt.register_step_pre_hook(self._before_step),
-                         opt.register_step_post_hook(self._after_step),
+        self._handles = [opt.register_step_post_hook(self._after_step),
                          opt.register_load_state_dict_post_hook(self._after_load)]
+        if zero_grads:
+            self._handles.append(opt.register_step_pre_hook(self._before_step))
 
     def remove(self) -> None:
         for h in self._handles:

@@ -257,12 +257,14 @@ class Pruner:
         params = [p.detach() for _, p, _ in items]
         self._write(params, params, [m for _, _, m in items])
 
-    def attach(self, optimizer) -> AttachedMasks:
+    def attach(self, optimizer, zero_grads: Optional[bool] = None) -> AttachedMasks:
         """Keeps the pruned entries at exactly 0 under any torch optimizer (or a Lightning or
         Accelerate wrapper of one), through its step hooks: pruned gradients are zeroed before
-        each step, and the weights and every state tensor of their shape after it and after
+        each step (by default unless the optimizer is one of torch's elementwise ones, such as
+        AdamW, which need no such pass),
+        and the weights and every state tensor of their shape after it and after
         load_state_dict (lth_fast.pruning.attach). Returns a handle; .remove() detaches."""
-        return AttachedMasks(self, optimizer)
+        return AttachedMasks(self, optimizer, zero_grads)
 
     def masker(self) -> Callable[[], None]:
         """apply() with the parameters and masks looked up once: a callable for the end of every
