@@ -14,7 +14,6 @@ of per-round ratios, as benchmarks/paired_sgd.py does). Two parts:
 """
 import argparse
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -169,7 +168,7 @@ def main(argv=None) -> None:
 
 def to_markdown(r: dict) -> str:
     o, lt = r["optimizer_step"], r["lightning"]
-    lines = [f"# Where users train: the cost of attach and of the Lightning callback",
+    lines = ["# Where users train: the cost of attach and of the Lightning callback",
              "", f"lscpu model name \"{r['cpu']}\"; torch {r['torch']}, cpu_isa {r['cpu_isa']}, "
              f"{r['threads']} threads; commit {r['commit']}; {r['date']}.", "",
              f"## One optimizer step, {o['params'] / 1e6:.1f}M parameters (transformer-shaped "

@@ -3,9 +3,10 @@
 
 TensorBoard's x-axis is an integer step, so the step is the density of the pruned weights in
 basis points: 10000 for the dense network, 2097 for 20.97% left. Each level's scalars sit at
-its density: lth/level, lth/density, every branch's numbers at early stop
-(e.g. ticket/test_accuracy_at_early_stop, ticket/early_stop_iteration, reinit/...), and
-lth_density/<parameter> for each pruned tensor (the fraction of it left).
+its density: imp/level, imp/density, every branch's numbers at early stop
+(e.g. imp/ticket/test_accuracy_at_early_stop, imp/ticket/early_stop_iteration, imp/reinit/...),
+and imp_density/<parameter> for each pruned tensor (the fraction of it left). The prefix keeps
+them apart from scalars logged against training steps (the callbacks' lth/...).
 
 It writes through torch.utils.tensorboard, which needs only the `tensorboard` package
 (pip install 'lth_fast[tensorboard]'): nothing imports it until a log is asked for."""
@@ -48,15 +49,15 @@ class LevelLog:
         """branches: {branch: {name: number}}; layers: {parameter: fraction left in [0, 1]}."""
         step = density_step(density)
         add = self.writer.add_scalar
-        add("lth/level", level, step)
-        add("lth/density", density, step)
+        add("imp/level", level, step)
+        add("imp/density", density, step)
         for branch, numbers in (branches or {}).items():
             for name, value in numbers.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool) \
                         and math.isfinite(value):
-                    add(f"{branch}/{name}", value, step)
+                    add(f"imp/{branch}/{name}", value, step)
         for name, left in (layers or {}).items():
-            add(f"lth_density/{name}", left, step)
+            add(f"imp_density/{name}", left, step)
         flush = getattr(self.writer, "flush", None)
         if flush is not None:
             flush()

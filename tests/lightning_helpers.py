@@ -26,6 +26,10 @@ class TinyNet(L.LightningModule):
         x, y = batch
         return nn.functional.cross_entropy(self(x), y)
 
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
     def configure_optimizers(self):
         cls = MaskedAdamW if self.optimizer_kind == "masked" else torch.optim.AdamW
         opt = cls(self.parameters(), lr=LR, weight_decay=0.01)

@@ -96,7 +96,7 @@ def test_resume_mid_imp(tmp_path):
     out = tmp_path / "a"
     transformers.Trainer(model=model, args=args(out, lt.num_train_epochs, save_strategy="epoch"),
                          train_dataset=lm_data(), callbacks=[lt]).train()
-    mid = out / "checkpoint-6"                     # the end of level 1 (3 steps per epoch)
+    mid = out / "checkpoint-6"     # the end of level 1 (3 steps per epoch), before pruning
     assert (mid / STATE_FILE).exists()
     resumed_lt = LotteryTicket(levels=2, epochs_per_level=1, rewind_step=1)
     resumed = tiny_gpt2(seed=5)
@@ -122,6 +122,20 @@ def test_resume_without_the_masks_file_is_a_clear_error(tmp_path):
         transformers.Trainer(model=tiny_gpt2(), args=args(out, 2, save_strategy="epoch"),
                              train_dataset=lm_data(), callbacks=[again]).train(
             resume_from_checkpoint=str(out / "checkpoint-3"))
+
+
+def test_levels_early_stop_in_the_log_history(tmp_path):
+    lt = LotteryTicket(levels=2, epochs_per_level=1, monitor="eval_loss")
+    trainer = transformers.Trainer(
+        model=tiny_gpt2(), args=args(tmp_path, lt.num_train_epochs, eval_strategy="epoch"),
+        train_dataset=lm_data(), eval_dataset=lm_data(16, seed=1), callbacks=[lt])
+    trainer.train()
+    ends = [h for h in trainer.state.log_history if "lth_level/eval_loss_at_early_stop" in h]
+    assert [h["lth/level"] for h in ends] == [0.0, 1.0, 2.0]
+    evals = [h for h in trainer.state.log_history if "eval_loss" in h]
+    assert [h["lth_level/eval_loss_at_early_stop"] for h in ends] == \
+        [pytest.approx(h["eval_loss"]) for h in evals]     # one evaluation per level here
+    assert [h["lth_level/early_stop_step"] for h in ends] == [3, 6, 9]
 
 
 def test_bert_keeps_pooler_and_classifier_dense(tmp_path):

@@ -100,6 +100,27 @@ def test_resume_mid_imp_ends_where_the_uninterrupted_run_does(tmp_path):
         assert torch.equal(p, q), f"{n} differs after resuming"
 
 
+def test_levels_early_stop_to_tensorboard_at_the_density(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    torch.manual_seed(0)
+    lt = LotteryTicket(levels=2, epochs_per_level=2, monitor="val_loss")
+    logger = TensorBoardLogger(str(tmp_path), name="tb")
+    trainer(lt.max_epochs, [lt], logger=logger).fit(TinyNet(), loader(), loader(seed=1))
+    events = EventAccumulator(logger.log_dir)
+    events.Reload()
+    density = [10000, 8000, round(lt.pruner.density * 10000)]
+    levels = events.Scalars("imp/level")
+    assert [(e.step, e.value) for e in levels] == list(zip(density, [0, 1, 2]))
+    best = events.Scalars("imp/ticket/val_loss_at_early_stop")
+    assert [e.step for e in best] == density
+    steps = [e.value for e in events.Scalars("imp/ticket/early_stop_step")]
+    assert steps[0] in (4, 8) and steps[1] in (12, 16) and steps[2] in (20, 24)
+    assert "imp_density/net.4.weight" in events.Tags()["scalars"]
+    assert "lth/density" in events.Tags()["scalars"]      # and against training steps
+
+
 def test_layer_scope_per_layer_rates_and_errors():
     torch.manual_seed(0)
     model = TinyNet()

@@ -27,9 +27,9 @@ def test_level_log_writes_at_the_density():
     LevelLog(rec).level(2, 0.64, {"ticket": {"early_stop_iteration": 300, "acc": 0.97,
                                              "missing": float("nan"), "flag": True}},
                         {"fc1.weight": 0.6})
-    assert rec.scalars == [("lth/level", 2, 6400), ("lth/density", 0.64, 6400),
-                           ("ticket/early_stop_iteration", 300, 6400),
-                           ("ticket/acc", 0.97, 6400), ("lth_density/fc1.weight", 0.6, 6400)]
+    assert rec.scalars == [("imp/level", 2, 6400), ("imp/density", 0.64, 6400),
+                           ("imp/ticket/early_stop_iteration", 300, 6400),
+                           ("imp/ticket/acc", 0.97, 6400), ("imp_density/fc1.weight", 0.6, 6400)]
     assert density_step(1.0) == 10000 and density_step(0.2097152) == 2097
 
 
@@ -48,16 +48,16 @@ def test_imp_writes_every_level_to_tensorboard(tmp_path):
     events = EventAccumulator(str(tb))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"lth/level", "lth/density", "ticket/test_accuracy_at_early_stop",
-            "ticket/early_stop_iteration", "reinit/test_accuracy_at_early_stop",
-            "lth_density/fc1.weight", "lth_density/fc3.weight"} <= tags
-    levels = events.Scalars("lth/level")
+    assert {"imp/level", "imp/density", "imp/ticket/test_accuracy_at_early_stop",
+            "imp/ticket/early_stop_iteration", "imp/reinit/test_accuracy_at_early_stop",
+            "imp_density/fc1.weight", "imp_density/fc3.weight"} <= tags
+    levels = events.Scalars("imp/level")
     assert [e.value for e in levels] == [0, 1, 2]
     steps = [e.step for e in levels]
     assert steps[0] == 10000 and steps[0] > steps[1] > steps[2] > 0
-    density = {e.step: e.value for e in events.Scalars("lth/density")}
+    density = {e.step: e.value for e in events.Scalars("imp/density")}
     assert all(abs(density[s] * 10000 - s) <= 0.5 for s in steps)
-    out_layer = [e.value for e in events.Scalars("lth_density/fc3.weight")]
+    out_layer = [e.value for e in events.Scalars("imp_density/fc3.weight")]
     assert out_layer[0] == 1.0 and out_layer[1] == pytest.approx(0.9, abs=0.01)
 
 

@@ -6,8 +6,8 @@
                              lr_scheduler_type="constant")
     Trainer(model=model, args=args, train_dataset=data, callbacks=[lt]).train()
 
-At the end of each level's last epoch it prunes, rewinds every weight to the rewind point (step 0,
-or rewind_step=k), clears the optimizer's state and rewinds the learning-rate scheduler
+After each level's last epoch (its evaluation and checkpoint included) it prunes, rewinds every
+weight to the rewind point (step 0, or rewind_step=k), clears the optimizer's state and rewinds the learning-rate scheduler
 (lth_fast.integrations.levels). The optimizer Accelerate wraps is masked through its step hooks
 (Pruner.attach), or reads the masks itself if it is a MaskedAdamW/MaskedAdam/MaskedSGD.
 
@@ -21,9 +21,11 @@ or rewind_step=k), clears the optimizer's state and rewinds the learning-rate sc
   rewind point, the level; no pickle), and train(resume_from_checkpoint=...) of a checkpoint of
   the same output_dir resumes with them.
 - Logging: each level's density (global and per tensor) goes into the trainer's log history
-  (trainer.state.log_history, trainer_state.json) and, when args.report_to holds "tensorboard",
-  into TensorBoard (lth_fast/ under the Trainer's TensorBoard folder) with the density as the
-  x-axis (lth_fast.tracking).
+  (trainer.state.log_history, trainer_state.json). With monitor="eval_loss" (any metric of the
+  Trainer's evaluations; mode "min" or "max"), so does each level's early stop, the best value
+  and its step. When args.report_to holds "tensorboard", all of it also goes to TensorBoard,
+  under lth_fast/ in the Trainer's TensorBoard folder, with the density as the x-axis
+  (lth_fast.tracking).
 
 Needs transformers and accelerate: pip install 'lth_fast[hf]'."""
 from __future__ import annotations
@@ -52,14 +54,15 @@ class LotteryTicket(TrainerCallback):
     def __init__(self, *, levels: int, epochs_per_level: int, rate: float = 0.2,
                  scope: str = "global", per_layer: Optional[Mapping[str, float]] = None,
                  rewind_step: int = 0, selection: str = "transformer", include=None,
-                 exclude=None) -> None:
+                 exclude=None, monitor: Optional[str] = None, mode: str = "min") -> None:
         if not isinstance(epochs_per_level, int) or epochs_per_level < 1:
             raise ValueError(f"LotteryTicket: epochs_per_level must be an int >= 1, got "
                              f"{epochs_per_level!r}")
         self.epochs_per_level = epochs_per_level
         self.imp = IMPLevels(levels=levels, rate=rate, scope=scope, per_layer=per_layer,
                              rewind_step=rewind_step, selection=selection, include=include,
-                             exclude=exclude)
+                             exclude=exclude, monitor=monitor, mode=mode)
+        self._ended = -1   # the last level whose end was logged
         self._tensorboard: Optional[LevelLog] = None
 
     @property
@@ -93,12 +96,19 @@ class LotteryTicket(TrainerCallback):
         if not self.imp.has_rewind_point and state.global_step == self.imp.rewind_step:
             self.imp.take_rewind_point(_schedulers(lr_scheduler))
 
-    def on_epoch_end(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
-        epoch = int(round(state.epoch))
-        if epoch % self.epochs_per_level or self.imp.level >= self.imp.levels:
-            return
-        self.imp.next_level([optimizer], _schedulers(lr_scheduler))
-        self._log(state)
+    def on_epoch_begin(self, args, state, control, optimizer=None, lr_scheduler=None,
+                       **kwargs):
+        # A level ends as the next epoch begins: after the Trainer's evaluation and checkpoint
+        # at the end of the level's last epoch, which belong to the level (a checkpoint
+        # resumes into this same step).
+        reached = min(int(round(state.epoch or 0)) // self.epochs_per_level, self.imp.levels)
+        while self.imp.level < reached:
+            self._end_level(state)
+            self.imp.next_level([optimizer], _schedulers(lr_scheduler))
+            self._log(state)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.imp.observe(metrics or {}, state.global_step)
 
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
@@ -108,6 +118,7 @@ class LotteryTicket(TrainerCallback):
             _write_state(os.path.join(folder, STATE_FILE), self.imp.state_dict())
 
     def on_train_end(self, args, state, control, **kwargs):
+        self._end_level(state)
         if self._tensorboard is not None:
             self._tensorboard.close()
             self._tensorboard = None
@@ -121,13 +132,22 @@ class LotteryTicket(TrainerCallback):
                                f"saved, in the same output_dir")
         self.imp.load_state_dict(_read_state(path))
 
-    def _log(self, state) -> None:
-        metrics = self.imp.metrics()
-        state.log_history.append({**metrics, "step": state.global_step})
+    def _end_level(self, state) -> None:
+        """The finished level's early stop into the log history, and to TensorBoard at its
+        density."""
+        if self._ended == self.imp.level or self.imp.pruner is None:
+            return
+        self._ended = self.imp.level
+        summary = self.imp.level_summary()
+        if summary:
+            state.log_history.append({**{f"lth_level/{k}": v for k, v in summary.items()},
+                                      "lth/level": float(self.imp.level),
+                                      "step": state.global_step})
         if self._tensorboard is not None:
-            layers = {k.split("/", 1)[1]: v for k, v in metrics.items()
-                      if k.startswith("lth_density/")}
-            self._tensorboard.level(self.imp.level, metrics["lth/density"], None, layers)
+            self.imp.track(self._tensorboard)
+
+    def _log(self, state) -> None:
+        state.log_history.append({**self.imp.metrics(), "step": state.global_step})
 
 
 def tensorboard_dir(args) -> str:
@@ -154,7 +174,7 @@ def _write_state(path: str, state: dict) -> None:
     tensors = {k: torch.frombuffer(bytearray(state[k]), dtype=torch.uint8)
                for k in ("ticket", "dense") if state.get(k) is not None}
     meta = {"format": "lth_fast.imp_levels", "level": str(state["level"]),
-            "schedules": json.dumps(state["schedules"])}
+            "best": json.dumps(state["best"]), "schedules": json.dumps(state["schedules"])}
     atomic.write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
@@ -165,7 +185,8 @@ def _read_state(path: str) -> dict:
         meta = f.metadata() or {}
         if meta.get("format") != "lth_fast.imp_levels":
             raise ValueError(f"LotteryTicket: {path} is not an lth_fast IMP state file")
-        state = {"level": int(meta["level"]), "schedules": json.loads(meta["schedules"])}
+        state = {"level": int(meta["level"]), "best": json.loads(meta.get("best", "null")),
+                 "schedules": json.loads(meta["schedules"])}
         for k in ("ticket", "dense"):
             state[k] = f.get_tensor(k).numpy().tobytes() if k in f.keys() else None
     return state

@@ -36,6 +36,7 @@ class IMPLevels:
     def __init__(self, *, levels: int, rate: float = 0.2, scope: str = "global",
                  per_layer: Optional[Mapping[str, float]] = None, rewind_step: int = 0,
                  selection: str = "default", include=None, exclude=None,
+                 monitor: Optional[str] = None, mode: str = "min",
                  where: str = "LotteryTicket") -> None:
         def need(ok: bool, what: str) -> None:
             if not ok:
@@ -51,12 +52,17 @@ class IMPLevels:
         need(isinstance(rewind_step, int) and rewind_step >= 0,
              f"rewind_step must be an int >= 0, got {rewind_step!r}")
         need(selection in SELECTIONS, f"selection must be one of {SELECTIONS}, got {selection!r}")
+        need(mode in ("min", "max"), f"mode must be 'min' or 'max', got {mode!r}")
+        need(monitor is None or (isinstance(monitor, str) and monitor),
+             f"monitor must be a metric name, got {monitor!r}")
         need(selection == "default" or include is None, "include narrows the default selection; "
              "with selection='transformer' use exclude")
         self.levels, self.rate, self.scope = levels, rate, scope
         self.per_layer = dict(per_layer or {})
         self.rewind_step, self.selection = rewind_step, selection
         self.include, self.exclude, self.where = include, exclude, where
+        self.monitor, self.mode = monitor, mode
+        self.best: Optional[tuple] = None   # (value, step): this level's early stop so far
         self.level = 0
         self.pruner: Optional[Pruner] = None
         self.dense: Optional[Dict[str, torch.Tensor]] = None   # the unpruned tensors, rewound too
@@ -117,6 +123,7 @@ class IMPLevels:
         if len(schedulers) != len(self.schedules):
             raise RuntimeError(f"{self.where}: {len(schedulers)} learning-rate schedulers now, "
                                f"{len(self.schedules)} at the rewind point")
+        self.best = None
         if self.scope == "layer":
             stats = self.pruner.prune(self.rate, scope="layer",
                                       per_layer=self.per_layer or None, verify=_distributed())
@@ -133,6 +140,30 @@ class IMPLevels:
         self.level += 1
         return stats
 
+    def observe(self, metrics: Mapping, step: int) -> None:
+        """Records the monitored metric of an evaluation: the level's best value (its early
+        stop, as the IMP driver's minimum validation loss) and the step it came at."""
+        if self.monitor is None or self.monitor not in metrics:
+            return
+        value = float(metrics[self.monitor])
+        if self.best is None or (value < self.best[0] if self.mode == "min"
+                                 else value > self.best[0]):
+            self.best = (value, int(step))
+
+    def level_summary(self) -> Dict[str, float]:
+        """The finished level's numbers at early stop (empty without a monitor or an
+        evaluation), for the trackers; observe() then starts the next level afresh."""
+        if self.best is None:
+            return {}
+        value, step = self.best
+        return {f"{self.monitor}_at_early_stop": value, "early_stop_step": step}
+
+    def track(self, log) -> None:
+        """The finished level's scalars to a lth_fast.tracking.LevelLog, at its density."""
+        layers = {k.split("/", 1)[1]: v for k, v in self.metrics().items()
+                  if k.startswith("lth_density/")}
+        log.level(self.level, self.pruner.density, {"ticket": self.level_summary()}, layers)
+
     def metrics(self) -> Dict[str, float]:
         """lth/level, lth/density and lth_density/<tensor> (fractions of the weights left)."""
         out = {"lth/level": float(self.level), "lth/density": self.pruner.density}
@@ -148,7 +179,7 @@ class IMPLevels:
 
         if self.pruner is None:
             return {} if self._pending is None else dict(self._pending)
-        return {"level": self.level,
+        return {"level": self.level, "best": None if self.best is None else list(self.best),
                 "ticket": ticket.to_bytes(self.pruner.mask_set),
                 "dense": None if self.dense is None else save(
                     {n: t.detach().cpu().contiguous() for n, t in self.dense.items()}),
@@ -178,6 +209,8 @@ class IMPLevels:
             point.kind, point.state, point.lrs = None, saved["state"], list(saved["lrs"])
             self.schedules.append(point)
         self.level = int(state["level"])
+        best = state.get("best")
+        self.best = None if best is None else (float(best[0]), int(best[1]))
 
 
 def _tensors(model: nn.Module) -> Dict[str, torch.Tensor]:

@@ -11,7 +11,10 @@ optimizers' state and rewinds the learning-rate schedulers (lth_fast.integration
 A MaskedSGD/MaskedAdam/MaskedAdamW reads the masks in its fused step; any other optimizer is
 masked through its step hooks (Pruner.attach). Each level's density, and each pruned tensor's,
 go to the trainer's loggers (lth/density, lth/level, lth_density/<tensor>) at the step the level
-starts. The masks (bit-packed) and the rewind point are in every checkpoint as safetensors
+starts. With monitor="val_loss" (any logged metric; mode "min" or "max") each level's early
+stop, the best value and its step, goes to them too when the level ends
+(lth_level/val_loss_at_early_stop, lth_level/early_stop_step), and to a TensorBoardLogger's
+files with the density as the x-axis (lth_fast.tracking). The masks (bit-packed) and the rewind point are in every checkpoint as safetensors
 bytes, so a run resumed from one has them. Under DDP every rank prunes its replica and the
 ranks check that their masks agree.
 
@@ -26,6 +29,9 @@ except ImportError:
     raise ModuleNotFoundError("lth_fast.integrations.lightning needs Lightning: pip install "
                               "'lth_fast[lightning]'", name="lightning") from None
 
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from ..tracking import LevelLog
 from .levels import IMPLevels
 
 
@@ -36,14 +42,15 @@ class LotteryTicket(Callback):
     def __init__(self, *, levels: int, epochs_per_level: int, rate: float = 0.2,
                  scope: str = "global", per_layer: Optional[Mapping[str, float]] = None,
                  rewind_step: int = 0, selection: str = "default", include=None,
-                 exclude=None) -> None:
+                 exclude=None, monitor: Optional[str] = None, mode: str = "min") -> None:
         if not isinstance(epochs_per_level, int) or epochs_per_level < 1:
             raise ValueError(f"LotteryTicket: epochs_per_level must be an int >= 1, got "
                              f"{epochs_per_level!r}")
         self.epochs_per_level = epochs_per_level
         self.imp = IMPLevels(levels=levels, rate=rate, scope=scope, per_layer=per_layer,
                              rewind_step=rewind_step, selection=selection, include=include,
-                             exclude=exclude)
+                             exclude=exclude, monitor=monitor, mode=mode)
+        self._ended = -1   # the last level whose end was logged
 
     @property
     def max_epochs(self) -> int:
@@ -77,14 +84,36 @@ class LotteryTicket(Callback):
         if (trainer.current_epoch + 1) % self.epochs_per_level or \
                 self.imp.level >= self.imp.levels:
             return
+        self._end_level(trainer)
         self.imp.next_level(trainer.optimizers, _schedulers(trainer))
         self._log(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.imp.observe(trainer.callback_metrics, trainer.global_step)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._end_level(trainer)
 
     def state_dict(self) -> dict:
         return self.imp.state_dict()
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.imp.load_state_dict(state_dict)
+
+    def _end_level(self, trainer) -> None:
+        """The finished level's early stop to the loggers, and to TensorBoard at its density."""
+        if self._ended == self.imp.level or self.imp.pruner is None:
+            return
+        self._ended = self.imp.level
+        summary = {f"lth_level/{k}": v for k, v in self.imp.level_summary().items()}
+        if summary:
+            for logger in trainer.loggers:
+                logger.log_metrics(summary, step=trainer.global_step)
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    self.imp.track(LevelLog(logger.experiment))
 
     def _log(self, trainer) -> None:
         metrics = self.imp.metrics()
