@@ -3,10 +3,14 @@ models built from configs (nothing downloaded): GPT-2's blocks (Conv1D) are prun
 embedding/head is not; pruned entries of weights and of the optimizer's state (AdamW inside
 Accelerate's wrapper) stay exactly 0; each level starts from the rewind point; densities reach
 the log history and TensorBoard; a run resumed from a mid-IMP checkpoint ends where the
-uninterrupted one does; BERT's pooler and classifier stay dense."""
+uninterrupted one does; BERT's pooler and classifier stay dense; under DDP (torchrun, 2 gloo
+processes) the ranks' masks agree."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -16,7 +20,10 @@ pytest.importorskip("accelerate")
 
 from lth_fast.integrations.hf import STATE_FILE, LotteryTicket  # noqa: E402
 from lth_fast.pruning.attach import unwrap_optimizer  # noqa: E402
+from lth_fast.pruning import ticket  # noqa: E402
 from readme_examples import example  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 VOCAB, T = 40, 16
 
@@ -160,3 +167,16 @@ def test_readme_hf_example_runs_as_written(tmp_path, monkeypatch):
     scope = {"model": tiny_gpt2(), "train_data": lm_data()}
     exec(example("hf"), scope)
     assert scope["lt"].level == 3
+
+
+def test_ddp_ranks_agree_on_the_masks(tmp_path):
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
+    env = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2",
+                          os.path.join(HERE, "hf_ddp_script.py"), str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    masks = [ticket.load_masks(tmp_path / f"rank{r}.safetensors") for r in range(2)]
+    for n in masks[0].names:
+        assert torch.equal(masks[0].masks[n], masks[1].masks[n])
+    assert masks[0].density == pytest.approx(0.64, abs=0.001)
