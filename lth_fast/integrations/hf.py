@@ -48,35 +48,26 @@ STATE_FILE = "lth_fast_imp.safetensors"
 
 
 class LotteryTicket(TrainerCallback):
-    """IMP inside Trainer.train (see the module doc). The arguments after epochs_per_level are
+    """IMP inside Trainer.train (see the module doc); the arguments are
     lth_fast.integrations.levels.IMPLevels's."""
 
     def __init__(self, *, levels: int, epochs_per_level: int, rate: float = 0.2,
                  scope: str = "global", per_layer: Optional[Mapping[str, float]] = None,
                  rewind_step: int = 0, selection: str = "transformer", include=None,
                  exclude=None, monitor: Optional[str] = None, mode: str = "min") -> None:
-        if not isinstance(epochs_per_level, int) or epochs_per_level < 1:
-            raise ValueError(f"LotteryTicket: epochs_per_level must be an int >= 1, got "
-                             f"{epochs_per_level!r}")
-        self.epochs_per_level = epochs_per_level
-        self.imp = IMPLevels(levels=levels, rate=rate, scope=scope, per_layer=per_layer,
-                             rewind_step=rewind_step, selection=selection, include=include,
-                             exclude=exclude, monitor=monitor, mode=mode)
-        self._ended = -1   # the last level whose end was logged
+        self.imp = IMPLevels(levels=levels, epochs_per_level=epochs_per_level, rate=rate,
+                             scope=scope, per_layer=per_layer, rewind_step=rewind_step,
+                             selection=selection, include=include, exclude=exclude,
+                             monitor=monitor, mode=mode)
         self._tensorboard: Optional[LevelLog] = None
 
     @property
     def num_train_epochs(self) -> int:
-        """The epochs of the whole search: the dense level and every pruned one."""
-        return self.epochs_per_level * (self.imp.levels + 1)
+        """The epochs of the whole search (TrainingArguments' num_train_epochs)."""
+        return self.imp.epochs
 
-    @property
-    def pruner(self):
-        return self.imp.pruner
-
-    @property
-    def level(self) -> int:
-        return self.imp.level
+    pruner = property(lambda self: self.imp.pruner)
+    level = property(lambda self: self.imp.level)
 
     # -- the Trainer's events -------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, optimizer=None,
@@ -101,8 +92,7 @@ class LotteryTicket(TrainerCallback):
         # A level ends as the next epoch begins: after the Trainer's evaluation and checkpoint
         # at the end of the level's last epoch, which belong to the level (a checkpoint
         # resumes into this same step).
-        reached = min(int(round(state.epoch or 0)) // self.epochs_per_level, self.imp.levels)
-        while self.imp.level < reached:
+        while self.imp.level < self.imp.level_after(int(round(state.epoch or 0))):
             self._end_level(state)
             self.imp.next_level([optimizer], _schedulers(lr_scheduler))
             self._log(state)
@@ -135,9 +125,8 @@ class LotteryTicket(TrainerCallback):
     def _end_level(self, state) -> None:
         """The finished level's early stop into the log history, and to TensorBoard at its
         density."""
-        if self._ended == self.imp.level or self.imp.pruner is None:
+        if not self.imp.end_level():
             return
-        self._ended = self.imp.level
         summary = self.imp.level_summary()
         if summary:
             state.log_history.append({**{f"lth_level/{k}": v for k, v in summary.items()},

@@ -25,16 +25,18 @@ SCOPES = ("global", "layer")
 
 
 class IMPLevels:
-    """levels: pruning rounds after the dense level 0; rate: the fraction of surviving weights
-    pruned per round (scope "global": one ranking; "layer": each tensor alone, per_layer
-    {name: rate} overriding rate); rewind_step: the optimizer step whose weights the tickets
-    rewind to (0: the initialisation; k > 0: late rewinding, Frankle et al. 2020);
-    selection: "default" (every Linear / Conv weight, lth_fast.pruning.selection; include
-    narrows it) or "transformer" (the Linear weights of the numbered blocks: embeddings, norms,
-    biases and heads stay dense); exclude leaves more dense in either."""
+    """levels: pruning rounds after the dense level 0, each of epochs_per_level epochs;
+    rate: the fraction of surviving weights pruned per round (scope "global": one ranking;
+    "layer": each tensor alone, per_layer {name: rate} overriding rate); rewind_step: the
+    optimizer step whose weights the tickets rewind to (0: the initialisation; k > 0: late
+    rewinding, Frankle et al. 2020); selection: "default" (every Linear / Conv weight,
+    lth_fast.pruning.selection; include narrows it) or "transformer" (the Linear weights of
+    the numbered blocks: embeddings, norms, biases and heads stay dense); exclude leaves more
+    dense in either; monitor / mode: a metric whose best value per level is its early stop."""
 
-    def __init__(self, *, levels: int, rate: float = 0.2, scope: str = "global",
-                 per_layer: Optional[Mapping[str, float]] = None, rewind_step: int = 0,
+    def __init__(self, *, levels: int, epochs_per_level: int = 1, rate: float = 0.2,
+                 scope: str = "global", per_layer: Optional[Mapping[str, float]] = None,
+                 rewind_step: int = 0,
                  selection: str = "default", include=None, exclude=None,
                  monitor: Optional[str] = None, mode: str = "min",
                  where: str = "LotteryTicket") -> None:
@@ -43,6 +45,8 @@ class IMPLevels:
                 raise ValueError(f"{where}: {what}")
 
         need(isinstance(levels, int) and levels >= 1, f"levels must be an int >= 1, got {levels!r}")
+        need(isinstance(epochs_per_level, int) and epochs_per_level >= 1,
+             f"epochs_per_level must be an int >= 1, got {epochs_per_level!r}")
         need(isinstance(rate, float) and 0.0 < rate < 1.0, f"rate must be a float in (0, 1), "
                                                            f"got {rate!r}")
         need(scope in SCOPES, f"scope must be one of {SCOPES}, got {scope!r}")
@@ -57,18 +61,36 @@ class IMPLevels:
              f"monitor must be a metric name, got {monitor!r}")
         need(selection == "default" or include is None, "include narrows the default selection; "
              "with selection='transformer' use exclude")
-        self.levels, self.rate, self.scope = levels, rate, scope
+        self.levels, self.epochs_per_level = levels, epochs_per_level
+        self.rate, self.scope = rate, scope
         self.per_layer = dict(per_layer or {})
         self.rewind_step, self.selection = rewind_step, selection
         self.include, self.exclude, self.where = include, exclude, where
         self.monitor, self.mode = monitor, mode
         self.best: Optional[tuple] = None   # (value, step): this level's early stop so far
         self.level = 0
+        self.ended = -1   # the last level whose end was reported (end_level)
         self.pruner: Optional[Pruner] = None
         self.dense: Optional[Dict[str, torch.Tensor]] = None   # the unpruned tensors, rewound too
         self.schedules: List[SchedulePoint] = []
         self._pending: Optional[dict] = None
         self._handles: list = []
+
+    @property
+    def epochs(self) -> int:
+        """The epochs of the whole search: the dense level and every pruned one."""
+        return self.epochs_per_level * (self.levels + 1)
+
+    def level_after(self, epochs_done: int) -> int:
+        """The level training is in once `epochs_done` epochs are finished."""
+        return min(epochs_done // self.epochs_per_level, self.levels)
+
+    def end_level(self) -> bool:
+        """True the first time it is called for the current level: its end is to be reported."""
+        if self.ended == self.level or self.pruner is None:
+            return False
+        self.ended = self.level
+        return True
 
     # -- the model and its optimizers -------------------------------------------------------------
     def setup(self, model: nn.Module) -> Pruner:

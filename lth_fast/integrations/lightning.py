@@ -36,34 +36,25 @@ from .levels import IMPLevels
 
 
 class LotteryTicket(Callback):
-    """IMP inside Trainer.fit (see the module doc). The arguments after epochs_per_level are
+    """IMP inside Trainer.fit (see the module doc); the arguments are
     lth_fast.integrations.levels.IMPLevels's."""
 
     def __init__(self, *, levels: int, epochs_per_level: int, rate: float = 0.2,
                  scope: str = "global", per_layer: Optional[Mapping[str, float]] = None,
                  rewind_step: int = 0, selection: str = "default", include=None,
                  exclude=None, monitor: Optional[str] = None, mode: str = "min") -> None:
-        if not isinstance(epochs_per_level, int) or epochs_per_level < 1:
-            raise ValueError(f"LotteryTicket: epochs_per_level must be an int >= 1, got "
-                             f"{epochs_per_level!r}")
-        self.epochs_per_level = epochs_per_level
-        self.imp = IMPLevels(levels=levels, rate=rate, scope=scope, per_layer=per_layer,
-                             rewind_step=rewind_step, selection=selection, include=include,
-                             exclude=exclude, monitor=monitor, mode=mode)
-        self._ended = -1   # the last level whose end was logged
+        self.imp = IMPLevels(levels=levels, epochs_per_level=epochs_per_level, rate=rate,
+                             scope=scope, per_layer=per_layer, rewind_step=rewind_step,
+                             selection=selection, include=include, exclude=exclude,
+                             monitor=monitor, mode=mode)
 
     @property
     def max_epochs(self) -> int:
-        """The epochs of the whole search: the dense level and every pruned one."""
-        return self.epochs_per_level * (self.imp.levels + 1)
+        """The epochs of the whole search (the Trainer's max_epochs)."""
+        return self.imp.epochs
 
-    @property
-    def pruner(self):
-        return self.imp.pruner
-
-    @property
-    def level(self) -> int:
-        return self.imp.level
+    pruner = property(lambda self: self.imp.pruner)
+    level = property(lambda self: self.imp.level)
 
     # -- Lightning's hooks ----------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -81,12 +72,10 @@ class LotteryTicket(Callback):
             self.imp.take_rewind_point(_schedulers(trainer))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if (trainer.current_epoch + 1) % self.epochs_per_level or \
-                self.imp.level >= self.imp.levels:
-            return
-        self._end_level(trainer)
-        self.imp.next_level(trainer.optimizers, _schedulers(trainer))
-        self._log(trainer)
+        while self.imp.level < self.imp.level_after(trainer.current_epoch + 1):
+            self._end_level(trainer)
+            self.imp.next_level(trainer.optimizers, _schedulers(trainer))
+            self._log(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
@@ -103,9 +92,8 @@ class LotteryTicket(Callback):
 
     def _end_level(self, trainer) -> None:
         """The finished level's early stop to the loggers, and to TensorBoard at its density."""
-        if self._ended == self.imp.level or self.imp.pruner is None:
+        if not self.imp.end_level():
             return
-        self._ended = self.imp.level
         summary = {f"lth_level/{k}": v for k, v in self.imp.level_summary().items()}
         if summary:
             for logger in trainer.loggers:

@@ -91,28 +91,19 @@ class _MaskedAdamSteps(MaskedOptimizer):
         beta1, beta2 = group["betas"]
         amsgrad = group["amsgrad"]
         for ps in batches.values():
-            contiguous = ContiguousArgs()
-            lists = defaultdict(list)
-            for p in ps:
-                state = self.state[p]
-                lists["params"].append(contiguous(p.detach()))
-                lists["grads"].append(p.grad.contiguous())
-                lists["masks"].append(masks[p].contiguous())
-                lists["steps"].append(state["step"])
-                for key in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ()):
-                    lists[key].append(contiguous(state[key]))
+            contiguous, lists = self._lists(ps, masks, amsgrad)
             masked_adam_tensors_(
                 lists["params"], lists["grads"], lists["masks"], lists["exp_avg"],
                 lists["exp_avg_sq"], max_exp_avg_sqs=lists["max_exp_avg_sq"] if amsgrad
-                else None, lr=lr, steps=lists["steps"], beta1=beta1, beta2=beta2,
-                eps=group["eps"], weight_decay=group["weight_decay"],
+                else None, lr=lr, steps=[self.state[p]["step"] for p in ps], beta1=beta1,
+                beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                 maximize=group["maximize"],
                 decoupled_weight_decay=group.get("decoupled_weight_decay", self._decoupled))
             contiguous.write_back()
 
-    def _fused_step(self, ps: List[Tensor], masks, step: float, amsgrad: bool,
-                    hyper: dict) -> None:
-        """One masked_adam_ call (non-contiguous tensors through contiguous copies)."""
+    def _lists(self, ps: List[Tensor], masks, amsgrad: bool):
+        """The op's tensor lists for params `ps`; non-contiguous tensors through contiguous
+        copies, which the returned ContiguousArgs writes back."""
         contiguous = ContiguousArgs()
         lists = defaultdict(list)
         for p in ps:
@@ -122,6 +113,12 @@ class _MaskedAdamSteps(MaskedOptimizer):
             lists["masks"].append(masks[p].contiguous())
             for key in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ()):
                 lists[key].append(contiguous(state[key]))
+        return contiguous, lists
+
+    def _fused_step(self, ps: List[Tensor], masks, step: float, amsgrad: bool,
+                    hyper: dict) -> None:
+        """One masked_adam_ call."""
+        contiguous, lists = self._lists(ps, masks, amsgrad)
         masked_adam_(lists["params"], lists["grads"], lists["masks"], lists["exp_avg"],
                      lists["exp_avg_sq"], max_exp_avg_sqs=lists["max_exp_avg_sq"] if amsgrad
                      else None, step=step, **hyper)

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ..ops.api import rewind_, zero_pruned
+from ..ops.api import zero_pruned
 from ..ops.dtensors import local
 
 
@@ -51,19 +51,20 @@ def unwrap_optimizer(optimizer, what: str = "Pruner.attach") -> torch.optim.Opti
     return opt
 
 
-def _zero(tensors: Sequence[Tensor], masks: Sequence[Tensor]) -> None:
-    """tensors = 0 where not mask, one fused rewind_ per (device, dtype) of the contiguous ones;
-    a strided one (channels_last) through masked_fill_."""
+def _zeroing_calls(tensors: Sequence[Tensor], masks: Sequence[Tensor]) -> list:
+    """Callables that set tensors = 0 where not mask: one fused rewind_ (zero_pruned, its lists
+    checked once) per (device, dtype) of the contiguous tensors; a strided one (channels_last)
+    through masked_fill_."""
     groups: Dict[tuple, Tuple[list, list]] = {}
+    calls = []
     for t, m in zip(tensors, masks):
         if t.is_contiguous() and m.device == t.device:
             ts, ms = groups.setdefault((t.device, t.dtype), ([], []))
             ts.append(t)
             ms.append(m)
         else:
-            t.masked_fill_(~m.to(t.device), 0)
-    for ts, ms in groups.values():
-        rewind_(ts, ts, ms)
+            calls.append(lambda t=t, m=m: t.masked_fill_(~m.to(t.device), 0))
+    return [zero_pruned(ts, ms) for ts, ms in groups.values()] + calls
 
 
 class AttachedMasks:
@@ -129,25 +130,11 @@ class AttachedMasks:
                 masks.append(m)
         key = tuple(id(t) for t in tensors)
         if key != self._state_key:
-            self._calls = self._build(tensors, masks)
+            self._calls = _zeroing_calls(tensors, masks)
             self._state_key = key
         with torch.no_grad():
             for call in self._calls:
                 call()
-
-    @staticmethod
-    def _build(tensors: Sequence[Tensor], masks: Sequence[Tensor]) -> list:
-        """The zeroing pass as callables with their lists fixed (zero_pruned, checked once)."""
-        groups: Dict[tuple, Tuple[list, list]] = {}
-        calls = []
-        for t, m in zip(tensors, masks):
-            if t.is_contiguous() and m.device == t.device:
-                ts, ms = groups.setdefault((t.device, t.dtype), ([], []))
-                ts.append(t)
-                ms.append(m)
-            else:
-                calls.append(lambda t=t, m=m: t.masked_fill_(~m.to(t.device), 0))
-        return [zero_pruned(ts, ms) for ts, ms in groups.values()] + calls
 
     # -- the hooks ---------------------------------------------------------------------------
     def _before_step(self, optimizer, args, kwargs) -> None:
@@ -160,7 +147,8 @@ class AttachedMasks:
                 grads.append(local(g))
                 masks.append(m)
         with torch.no_grad():
-            _zero(grads, masks)
+            for call in _zeroing_calls(grads, masks):
+                call()
 
     def _after_step(self, optimizer, args, kwargs) -> None:
         self._zero_weights_and_state()
