@@ -99,7 +99,8 @@ def rewind_(params: Tensors, snapshot: Tensors, masks: Tensors) -> None:
 def zero_pruned(params: Tensors, masks: Tensors):
     """A callable doing rewind_(params, params, masks) with the lists built once: for calling
     after every optimizer step, where the per-call Python work would otherwise cost more than
-    the pass itself. The lists are checked now, so later calls cannot fail on them."""
+    the pass itself. The lists are checked by running the pass once now, so later calls
+    cannot fail on them."""
     params, masks = local_list(params), local_list(masks)
     _REWIND(params, params, masks)
     return lambda: _REWIND(params, params, masks)

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ..ops.api import zero_pruned
+from ..ops.api import rewind_, zero_pruned
 from ..ops.dtensors import local
 
 
@@ -51,20 +51,32 @@ def unwrap_optimizer(optimizer, what: str = "Pruner.attach") -> torch.optim.Opti
     return opt
 
 
-def _zeroing_calls(tensors: Sequence[Tensor], masks: Sequence[Tensor]) -> list:
-    """Callables that set tensors = 0 where not mask: one fused rewind_ (zero_pruned, its lists
-    checked once) per (device, dtype) of the contiguous tensors; a strided one (channels_last)
-    through masked_fill_."""
+def _split(tensors: Sequence[Tensor], masks: Sequence[Tensor]):
+    """The contiguous tensors by (device, dtype), for one fused rewind_ each, and the strided
+    ones (channels_last), for masked_fill_."""
     groups: Dict[tuple, Tuple[list, list]] = {}
-    calls = []
+    strided = []
     for t, m in zip(tensors, masks):
         if t.is_contiguous() and m.device == t.device:
             ts, ms = groups.setdefault((t.device, t.dtype), ([], []))
             ts.append(t)
             ms.append(m)
         else:
-            calls.append(lambda t=t, m=m: t.masked_fill_(~m.to(t.device), 0))
-    return [zero_pruned(ts, ms) for ts, ms in groups.values()] + calls
+            strided.append((t, m))
+    return groups, strided
+
+
+def _fill_strided(strided) -> None:
+    for t, m in strided:
+        t.masked_fill_(~m.to(t.device), 0)
+
+
+def _zero_now(tensors: Sequence[Tensor], masks: Sequence[Tensor]) -> None:
+    """tensors = 0 where not mask, in one pass each."""
+    groups, strided = _split(tensors, masks)
+    for ts, ms in groups.values():
+        rewind_(ts, ts, ms)
+    _fill_strided(strided)
 
 
 class AttachedMasks:
@@ -84,7 +96,8 @@ class AttachedMasks:
         self._items: List[Tuple[Tensor, Tensor]] = []   # (param, mask) of this optimizer
         self._key: tuple = ()
         self._state_key: tuple = ()
-        self._calls: list = []
+        self._calls: list = []      # the fused passes over weights and state, lists fixed
+        self._strided: list = []
         self._handles = [opt.register_step_post_hook(self._after_step),
                          opt.register_load_state_dict_post_hook(self._after_load)]
         if zero_grads:
@@ -129,12 +142,15 @@ class AttachedMasks:
                 tensors.append(t)
                 masks.append(m)
         key = tuple(id(t) for t in tensors)
-        if key != self._state_key:
-            self._calls = _zeroing_calls(tensors, masks)
-            self._state_key = key
         with torch.no_grad():
-            for call in self._calls:
-                call()
+            if key != self._state_key:  # new state tensors: new lists (zero_pruned runs once)
+                groups, self._strided = _split(tensors, masks)
+                self._calls = [zero_pruned(ts, ms) for ts, ms in groups.values()]
+                self._state_key = key
+            else:
+                for call in self._calls:
+                    call()
+            _fill_strided(self._strided)
 
     # -- the hooks ---------------------------------------------------------------------------
     def _before_step(self, optimizer, args, kwargs) -> None:
@@ -147,8 +163,7 @@ class AttachedMasks:
                 grads.append(local(g))
                 masks.append(m)
         with torch.no_grad():
-            for call in _zeroing_calls(grads, masks):
-                call()
+            _zero_now(grads, masks)
 
     def _after_step(self, optimizer, args, kwargs) -> None:
         self._zero_weights_and_state()
