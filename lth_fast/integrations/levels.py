@@ -36,9 +36,8 @@ class IMPLevels:
 
     def __init__(self, *, levels: int, epochs_per_level: int = 1, rate: float = 0.2,
                  scope: str = "global", per_layer: Optional[Mapping[str, float]] = None,
-                 rewind_step: int = 0,
-                 selection: str = "default", include=None, exclude=None,
-                 monitor: Optional[str] = None, mode: str = "min",
+                 rewind_step: int = 0, selection: str = "default", include=None,
+                 exclude=None, monitor: Optional[str] = None, mode: str = "min",
                  where: str = "LotteryTicket") -> None:
         def need(ok: bool, what: str) -> None:
             if not ok:
@@ -225,11 +224,8 @@ class IMPLevels:
         device = {n: p.device for n, p in _tensors(self.pruner.model).items()}
         self.dense = None if state.get("dense") is None else {
             n: t.to(device.get(n, "cpu")) for n, t in load(state["dense"]).items()}
-        self.schedules = []
-        for saved in state.get("schedules", []):
-            point = SchedulePoint.__new__(SchedulePoint)
-            point.kind, point.state, point.lrs = None, saved["state"], list(saved["lrs"])
-            self.schedules.append(point)
+        self.schedules = [SchedulePoint.from_state(saved["state"], saved["lrs"])
+                          for saved in state.get("schedules", [])]
         self.level = int(state["level"])
         best = state.get("best")
         self.best = None if best is None else (float(best[0]), int(best[1]))

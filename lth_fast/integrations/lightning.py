@@ -9,14 +9,17 @@ At the end of each level's last epoch it prunes (global magnitude, or per layer 
 rates), rewinds every weight to the rewind point (step 0, or rewind_step=k), clears the
 optimizers' state and rewinds the learning-rate schedulers (lth_fast.integrations.levels).
 A MaskedSGD/MaskedAdam/MaskedAdamW reads the masks in its fused step; any other optimizer is
-masked through its step hooks (Pruner.attach). Each level's density, and each pruned tensor's,
-go to the trainer's loggers (lth/density, lth/level, lth_density/<tensor>) at the step the level
-starts. With monitor="val_loss" (any logged metric; mode "min" or "max") each level's early
-stop, the best value and its step, goes to them too when the level ends
-(lth_level/val_loss_at_early_stop, lth_level/early_stop_step), and to a TensorBoardLogger's
-files with the density as the x-axis (lth_fast.tracking). The masks (bit-packed) and the rewind point are in every checkpoint as safetensors
-bytes, so a run resumed from one has them. Under DDP every rank prunes its replica and the
-ranks check that their masks agree.
+masked through its step hooks (Pruner.attach).
+
+Each level's density, and each pruned tensor's, go to the trainer's loggers (lth/density,
+lth/level, lth_density/<tensor>) at the step the level starts. With monitor="val_loss" (any
+logged metric; mode "min" or "max") each level's early stop, the best value and its step, goes
+to them too when the level ends (lth_level/val_loss_at_early_stop, lth_level/early_stop_step),
+and to a TensorBoardLogger's files with the density as the x-axis (lth_fast.tracking).
+
+The masks (bit-packed) and the rewind point are in every checkpoint as safetensors bytes, so a
+run resumed from one has them. Under DDP every rank prunes its replica and the ranks check that
+their masks agree.
 
 Needs the `lightning` package: pip install 'lth_fast[lightning]'."""
 from __future__ import annotations

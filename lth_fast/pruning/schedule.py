@@ -27,6 +27,14 @@ class SchedulePoint:
         self.state = copy.deepcopy(scheduler.state_dict())
         self.lrs: List[float] = [g["lr"] for g in scheduler.optimizer.param_groups]
 
+    @classmethod
+    def from_state(cls, state: dict, lrs: List[float]) -> "SchedulePoint":
+        """A point read back from a checkpoint (state_dict and lrs as recorded); restore()
+        puts it into a scheduler of the recorded kind."""
+        point = cls.__new__(cls)
+        point.kind, point.state, point.lrs = None, copy.deepcopy(state), list(lrs)
+        return point
+
     def check(self, scheduler, optimizer) -> None:
         """Raises unless restore(scheduler) fits (run before anything is rewound)."""
         _check_scheduler(scheduler, "rewind")
