@@ -7,9 +7,10 @@
     Trainer(model=model, args=args, train_dataset=data, callbacks=[lt]).train()
 
 After each level's last epoch (its evaluation and checkpoint included) it prunes, rewinds every
-weight to the rewind point (step 0, or rewind_step=k), clears the optimizer's state and rewinds the learning-rate scheduler
-(lth_fast.integrations.levels). The optimizer Accelerate wraps is masked through its step hooks
-(Pruner.attach), or reads the masks itself if it is a MaskedAdamW/MaskedAdam/MaskedSGD.
+weight to the rewind point (step 0, or rewind_step=k), clears the optimizer's state and rewinds
+the learning-rate scheduler (lth_fast.integrations.levels). The optimizer Accelerate wraps is
+masked through its step hooks (Pruner.attach), or reads the masks itself if it is a
+MaskedAdamW/MaskedAdam/MaskedSGD.
 
 - Selection: "transformer" by default, the Linear weights of the numbered blocks, with
   transformers' Conv1D (GPT-2) counted as Linear. Embeddings, LayerNorms, biases and heads stay
