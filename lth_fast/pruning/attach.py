@@ -89,9 +89,9 @@ class AttachedMasks:
             zero_grads = type(opt) not in ELEMENTWISE
         ours = {id(p) for g in opt.param_groups for p in g["params"]}
         if not any(id(p) in ours for p in pruner._params()):
-            raise ValueError(f"Pruner.attach: none of the pruned parameters "
-                             f"({', '.join(pruner.names[:3])}{', ...' if len(pruner.names) > 3 else ''})"
-                             f" is a parameter of this {type(opt).__name__}")
+            shown = ", ".join(pruner.names[:3]) + (", ..." if len(pruner.names) > 3 else "")
+            raise ValueError(f"Pruner.attach: none of the pruned parameters ({shown}) is a "
+                             f"parameter of this {type(opt).__name__}")
         self._groups = -1
         self._items: List[Tuple[Tensor, Tensor]] = []   # (param, mask) of this optimizer
         self._key: tuple = ()
