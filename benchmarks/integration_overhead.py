@@ -5,10 +5,10 @@ of per-round ratios, as benchmarks/paired_sgd.py does). Two parts:
    torch AdamW (its default foreach step) alone; the same AdamW with Pruner.attach (its hook
    pass); MaskedAdamW; and, as the yardstick, one fused zeroing pass (rewind_) over the
    weights and both moments. attach's extra time is reported in units of that pass.
-2. Whole training steps in Lightning's Trainer.fit (an MLP, batch 256): torch AdamW with no
-   callback, the same loop without lth_fast; then MaskedAdamW with the LotteryTicket callback,
-   and AdamW with the callback (masked through attach). The overhead is the per-step time over
-   that of the plain loop.
+2. Whole training steps in Lightning's Trainer.fit (an MLP, batch 256) and in the Hugging Face
+   Trainer (a 2-layer GPT-2): torch AdamW with no callback, the same loop without lth_fast;
+   then MaskedAdamW with the LotteryTicket callback, and AdamW with the callback (masked
+   through attach). The overhead is the per-step time over that of the plain loop.
 
     python benchmarks/integration_overhead.py [--params 10M] [--rounds 15] [--out PREFIX]
 """
@@ -17,6 +17,7 @@ import json
 import platform
 import statistics
 import subprocess
+import tempfile
 import time
 from datetime import datetime, timezone
 
@@ -134,6 +135,51 @@ def lightning_steps(rounds: int, steps: int = 40) -> dict:
                                   for k, v in times.items() if k != "adamw, no lth_fast"}}
 
 
+def hf_steps(rounds: int, steps: int = 30) -> dict:
+    import transformers
+    from lth_fast.integrations.hf import LotteryTicket
+
+    transformers.logging.set_verbosity_error()
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=128, n_head=4, vocab_size=256,
+                                  n_positions=64, bos_token_id=0, eos_token_id=0)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 256, (16 * steps, 64), generator=g)
+    data = [{"input_ids": x, "labels": x} for x in ids]
+
+    def train(kind, callback, out):
+        torch.manual_seed(0)
+        model = transformers.GPT2LMHeadModel(cfg)
+        cbs = [LotteryTicket(levels=1, epochs_per_level=1)] if callback else []
+        opts = (MaskedAdamW(model.parameters(), lr=1e-3), None) if kind == "masked" else \
+            (None, None)
+        args = transformers.TrainingArguments(out, num_train_epochs=1,
+                                              per_device_train_batch_size=16, learning_rate=1e-3,
+                                              lr_scheduler_type="constant", save_strategy="no",
+                                              report_to=[], use_cpu=True, disable_tqdm=True)
+        trainer = transformers.Trainer(model=model, args=args, train_dataset=data,
+                                       callbacks=cbs, optimizers=opts)
+        t0 = time.perf_counter()
+        trainer.train()
+        return (time.perf_counter() - t0) / steps
+
+    runs = {"adamw, no lth_fast": ("adamw", False),
+            "masked_adamw + LotteryTicket": ("masked", True),
+            "adamw + LotteryTicket (attach)": ("adamw", True)}
+    with tempfile.TemporaryDirectory() as out:
+        for kind, cb in runs.values():
+            train(kind, cb, out)
+        times = {k: [] for k in runs}
+        for _ in range(rounds):
+            for k, (kind, cb) in runs.items():
+                times[k].append(train(kind, cb, out))
+    base = times["adamw, no lth_fast"]
+    return {"steps_per_train": steps, "rounds": rounds, "batch": 16, "context": 64,
+            "model_params": sum(p.numel() for p in transformers.GPT2LMHeadModel(cfg).parameters()),
+            "median_ms_per_step": {k: 1e3 * _median(v) for k, v in times.items()},
+            "overhead_vs_plain": {k: _median([a / b for a, b in zip(v, base)]) - 1.0
+                                  for k, v in times.items() if k != "adamw, no lth_fast"}}
+
+
 def _cpu_model() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -147,7 +193,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="10M")
     ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--lightning-rounds", type=int, default=5)
+    ap.add_argument("--loop-rounds", type=int, default=5, help="rounds of the training loops")
     ap.add_argument("--out", help="write PREFIX.json and PREFIX.md")
     args = ap.parse_args(argv)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -156,7 +202,8 @@ def main(argv=None) -> None:
               "threads": torch.get_num_threads(), "commit": commit,
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "optimizer_step": optimizer_steps(args.params, args.rounds),
-              "lightning": lightning_steps(args.lightning_rounds)}
+              "lightning": lightning_steps(args.loop_rounds),
+              "hf": hf_steps(args.loop_rounds)}
     md = to_markdown(result)
     print(md)
     if args.out:
@@ -185,11 +232,24 @@ def to_markdown(r: dict) -> str:
               f"{lt['model_params'] / 1e6:.2f}M parameters, batch {lt['batch']}, "
               f"{lt['steps_per_fit']} steps per fit, {lt['rounds']} alternating rounds)", "",
               "| loop | median ms per step | overhead over the plain loop |", "|---|---:|---:|"]
-    for k, v in lt["median_ms_per_step"].items():
-        over = "—" if k not in lt["overhead_vs_plain"] else \
-            f"{100 * lt['overhead_vs_plain'][k]:+.1f}%"
-        lines.append(f"| {k} | {v:.2f} | {over} |")
+    lines += _loop_rows(lt)
+    hf = r["hf"]
+    lines += ["", f"## Training steps in the Hugging Face Trainer (GPT-2, 2 layers, 128 wide, "
+              f"{hf['model_params'] / 1e6:.2f}M parameters, batch {hf['batch']} x "
+              f"{hf['context']} tokens, {hf['steps_per_train']} steps per train(), "
+              f"{hf['rounds']} alternating rounds)", "",
+              "| loop | median ms per step | overhead over the plain loop |", "|---|---:|---:|"]
+    lines += _loop_rows(hf)
     return "\n".join(lines) + "\n"
+
+
+def _loop_rows(r: dict) -> list:
+    rows = []
+    for k, v in r["median_ms_per_step"].items():
+        over = "—" if k not in r["overhead_vs_plain"] else \
+            f"{100 * r['overhead_vs_plain'][k]:+.1f}%"
+        rows.append(f"| {k} | {v:.2f} | {over} |")
+    return rows
 
 
 if __name__ == "__main__":
