@@ -56,8 +56,9 @@ PRESETS["gpt_pydoc"] = dict(_GPT, n_layer=2, n_head=4, n_embd=64, block_size=64,
                             lr=3e-3, min_lr=3e-4, warmup=50, iterations=2000, eval_every=100,
                             rewind_iteration=100, levels=7)
 # Trained until the dense network has converged: twice as wide, three times as long, so that the
-# validation loss bottoms out before the last 20% of training (the ticket arm alone by default,
-# about 55 minutes per seed on one core; --controls reinit,random,init adds the others)
+# validation loss bottoms out before the last 20% of training and rises after (README). The
+# ticket arm alone by default: about 90 minutes per seed with two seeds at once on two cores;
+# --controls reinit,random,init adds the others.
 PRESETS["gpt_pydoc_converged"] = dict(_GPT, n_layer=2, n_head=4, n_embd=128, block_size=64,
                                       batch_size=32, lr=3e-3, min_lr=3e-4, warmup=50,
                                       iterations=6000, eval_every=200, rewind_iteration=300,
