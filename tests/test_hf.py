@@ -118,12 +118,19 @@ def test_resume_mid_imp(tmp_path):
         assert torch.equal(p, q), f"{n} differs after resuming"
 
 
-def test_resume_without_the_masks_file_is_a_clear_error(tmp_path):
+def test_resume_with_a_damaged_or_missing_masks_file_is_a_clear_error(tmp_path):
     lt = LotteryTicket(levels=1, epochs_per_level=1)
     out = tmp_path / "a"
     transformers.Trainer(model=tiny_gpt2(), args=args(out, 2, save_strategy="epoch"),
                          train_dataset=lm_data(), callbacks=[lt]).train()
-    os.remove(out / "checkpoint-3" / STATE_FILE)
+    state_file = out / "checkpoint-3" / STATE_FILE
+    state_file.write_bytes(state_file.read_bytes()[:40])          # damaged
+    again = LotteryTicket(levels=1, epochs_per_level=1)
+    with pytest.raises(ValueError, match="is not a readable lth_fast IMP state file"):
+        transformers.Trainer(model=tiny_gpt2(), args=args(out, 2, save_strategy="epoch"),
+                             train_dataset=lm_data(), callbacks=[again]).train(
+            resume_from_checkpoint=str(out / "checkpoint-3"))
+    os.remove(state_file)                                         # missing
     again = LotteryTicket(levels=1, epochs_per_level=1)
     with pytest.raises(RuntimeError, match="resumes at step 3 but .* does not exist"):
         transformers.Trainer(model=tiny_gpt2(), args=args(out, 2, save_strategy="epoch"),

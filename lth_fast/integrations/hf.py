@@ -171,12 +171,16 @@ def _write_state(path: str, state: dict) -> None:
 def _read_state(path: str) -> dict:
     from safetensors import safe_open
 
-    with safe_open(path, framework="pt", device="cpu") as f:
-        meta = f.metadata() or {}
-        if meta.get("format") != "lth_fast.imp_levels":
-            raise ValueError(f"LotteryTicket: {path} is not an lth_fast IMP state file")
-        state = {"level": int(meta["level"]), "best": json.loads(meta.get("best", "null")),
-                 "schedules": json.loads(meta["schedules"])}
-        for k in ("ticket", "dense"):
-            state[k] = f.get_tensor(k).numpy().tobytes() if k in f.keys() else None
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != "lth_fast.imp_levels":
+                raise ValueError("its metadata names no lth_fast IMP state")
+            state = {"level": int(meta["level"]), "best": json.loads(meta.get("best", "null")),
+                     "schedules": json.loads(meta["schedules"])}
+            for k in ("ticket", "dense"):
+                state[k] = f.get_tensor(k).numpy().tobytes() if k in f.keys() else None
+    except Exception as e:  # safetensors raises its own type for a damaged file
+        raise ValueError(f"LotteryTicket: {path} is not a readable lth_fast IMP state file "
+                         f"({e}): resume from another checkpoint") from None
     return state
