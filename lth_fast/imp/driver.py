@@ -136,14 +136,15 @@ class IMPRun:
         if not par.main:
             self.log, self.progress = (lambda *_: None), False
         self.task = load_task(cfg)
-        # a missing tensorboard package is an error now, before any training
-        self.tracker = LevelLog.tensorboard(self.tensorboard) if (
-            self.tensorboard is not None and par.main) else None
         corpus = getattr(self.task, "corpus", None)
         if corpus is not None:  # the text's checksum joins the config (and its check)
             self.cfg = cfg = cfg.with_corpus(corpus.sha256, corpus.python)
         new_config = self._check_config()
         done = self._finished()
+        # once the run directory is accepted, and before anything is written or trained: a
+        # missing tensorboard package is an error now
+        self.tracker = LevelLog.tensorboard(self.tensorboard) if (
+            self.tensorboard is not None and par.main) else None
         self.metrics = list(done)  # grows as levels finish
         self.log(f"IMP: {cfg.model} on {self.task.describe()}; levels 0..{cfg.levels} in "
                  f"{self.dir}" + (f", resuming after level {len(done) - 1}" if done else "")
