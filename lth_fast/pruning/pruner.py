@@ -204,17 +204,50 @@ class Pruner:
         self.mask_set.snapshot_device = device
         self._schedule = schedule
 
-    def prune(self, amount, scope: str = "global",
+    def prune(self, amount=None, scope: str = "global",
               per_layer: Optional[Mapping[str, Union[float, int]]] = None, *,
-              verify: bool = False) -> PruneStats:
+              verify: bool = False, n: int = 2, m: int = 4) -> PruneStats:
         """Prunes the `amount` smallest-|w| alive weights (a fraction of the alive ones, or an int
         count) ranked over all tensors (scope="global") or per tensor (scope="layer", where
-        per_layer={name: amount} overrides `amount`, e.g. half rate for the output layer), then
-        zeroes the pruned weights. Returns what lth_fast.prune_ did.
+        per_layer={name: amount} overrides `amount`, e.g. half rate for the output layer), or
+        keeps the n largest |w| of every m consecutive input weights (scope="nm", no amount;
+        docs/semantics.md, "N:M selection"), then zeroes the pruned weights. Returns what
+        lth_fast.prune_ did.
 
         Sharded parameters (FSDP2's DTensors) are ranked across the ranks of their mesh, as
         one model (lth_fast.distributed.prune_; every rank calls prune). Replicated ones (DDP)
         select on each rank alone; verify=True then checks that every rank's masks agree."""
+        items = self._resolved()
+        masks = [mask for _, _, mask in items]
+        stats = self._select(items, masks, amount, scope, per_layer, verify, n, m)
+        weights = [p.detach() for _, p, _ in items]
+        self._write(weights, weights, masks)
+        return stats
+
+    def draw(self, amount=None, scope: str = "global",
+             per_layer: Optional[Mapping[str, Union[float, int]]] = None, *, n: int = 2,
+             m: int = 4, into: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+        """The masks prune(...) with the same arguments would leave now, with neither this
+        pruner's masks nor the weights changed: the masks are copied into `into` ({name: bool
+        tensor like the mask}, reused from call to call, e.g. by an early-bird monitor; default
+        new tensors) and the selection runs there. No weight is copied."""
+        items = self._resolved()
+        if into is None:
+            into = {name: torch.empty_like(mask) for name, _, mask in items}
+        for name, _, mask in items:
+            scratch = into.get(name)
+            if (not isinstance(scratch, Tensor) or scratch.shape != mask.shape
+                    or scratch.dtype != torch.bool or scratch.device != mask.device):
+                raise ValueError(f"Pruner.draw: into[{name!r}] must be a torch.bool tensor of "
+                                 f"shape {list(mask.shape)} on {mask.device}")
+            scratch.copy_(mask)
+        self._select(items, [into[name] for name, _, _ in items], amount, scope, per_layer,
+                     False, n, m)
+        return into
+
+    def _select(self, items, masks: List[Tensor], amount, scope: str, per_layer,
+                verify: bool, n: int, m: int) -> PruneStats:
+        """The selection of prune() on `masks` (this pruner's, or scratch masks like them)."""
         if per_layer:
             if scope != "layer":
                 raise ValueError("Pruner.prune: per_layer amounts need scope='layer' (a global "
@@ -223,15 +256,12 @@ class Pruner:
             if unknown:
                 raise ValueError(f"Pruner.prune: per_layer names {unknown} are not pruned "
                                  f"tensors; they are {list(self.names)}")
-            amount = [per_layer.get(n, amount) for n in self.names]
-        items = self._resolved()
+            amount = [per_layer.get(name, amount) for name in self.names]
+        rule = dict(n=n, m=m) if scope == "nm" else {}
         weights = [p.detach() for _, p, _ in items]
-        masks = [m for _, _, m in items]
         if any(is_sharded(w) for w in weights):
-            stats = self._named_errors(distributed.prune_, weights, masks, amount, scope=scope,
-                                       verify=verify)  # verify is for replicas: it refuses
-            self._write(weights, weights, masks)
-            return stats
+            return self._named_errors(distributed.prune_, weights, masks, amount, scope=scope,
+                                      verify=verify, **rule)  # verify is for replicas: it refuses
         weights = [local(w) for w in weights]
         one_device = len({w.device for w in weights}) == 1
         if one_device and len({w.dtype for w in weights}) == 1:
@@ -242,13 +272,12 @@ class Pruner:
                 dtype = torch.promote_types(dtype, w.dtype)
             dev = weights[0].device
             scores = [w.to(dev, dtype).contiguous() for w in weights]
-            work = [m.to(dev, copy=True) for m in masks]
+            work = [mask.to(dev, copy=True) for mask in masks]
         stats = self._named_errors(distributed.prune_, scores, work, amount, scope=scope,
-                                   verify=verify)
+                                   verify=verify, **rule)
         if work is not masks:
-            for m, w in zip(masks, work):
-                m.copy_(w)
-        self._write(weights, weights, masks)
+            for mask, w in zip(masks, work):
+                mask.copy_(w)
         return stats
 
     def apply(self) -> None:
