@@ -31,6 +31,14 @@ def _rate_or_none(text: str) -> Optional[float]:
         raise argparse.ArgumentTypeError(f"expected a rate in [0, 1) or 'none', got {text!r}")
 
 
+def _nm(text: str):
+    try:
+        n, m = (int(t) for t in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N:M such as 2:4, got {text!r}")
+    return n, m
+
+
 def _controls(text: str) -> List[str]:
     items = _csv(text)
     bad = [c for c in items if c not in CONTROLS]
@@ -68,13 +76,17 @@ _OVERRIDES = [
     ("--beta2", "beta2", dict(type=float, help="Adam/AdamW's second-moment decay")),
     ("--grad-clip", "grad_clip", dict(type=float, help="max global gradient norm")),
     ("--eval-every", "eval_every", dict(type=int, help="iterations between evaluations")),
-    ("--scope", "scope", dict(choices=SCOPES, help="layer-wise or global magnitude ranking")),
+    ("--scope", "scope", dict(choices=SCOPES, help="layer-wise or global magnitude ranking, or "
+                                                   "nm: keep N of every M input weights (--nm; "
+                                                   "one level)")),
     ("--rate", "rate", dict(type=float, help="fraction of surviving weights pruned per level")),
     ("--output-rate", "output_rate", dict(type=_rate_or_none,
                                           help="the output layer's rate, or 'none'")),
     ("--ignore", "ignore", dict(type=_csv, help="parameter names never pruned, comma-separated")),
     ("--rewind", "rewind", dict(choices=REWINDS, help="init, iteration (k) or lr rewinding")),
     ("--rewind-iteration", "rewind_iteration", dict(type=int, help="k, for late rewinding")),
+    ("--early-bird-window", "early_bird_window", dict(type=int, help="masks the early-bird "
+                                                                     "monitor compares (5)")),
     ("--controls", "controls", dict(type=_controls, help="reinit,random,init (or none); init: "
                                                          "the ticket's masks rewound to init")),
 ]
@@ -94,6 +106,24 @@ def add_imp(p: argparse.ArgumentParser) -> None:
                    help="random crop + flip of CIFAR training images")
     for flag, field, kw in _OVERRIDES:
         p.add_argument(flag, dest=field, default=None, **kw)
+    p.add_argument("--nm", type=_nm, default=None, metavar="N:M",
+                   help="with --scope nm: keep N of every M consecutive input weights (2:4)")
+    p.add_argument("--early-bird", dest="early_bird", type=float, nargs="?", const=0.1,
+                   default=None, metavar="EPS",
+                   help="stop the dense training (level 0) once the masks level 1 would draw "
+                        "have settled: the newest of the last 5 (--early-bird-window) within "
+                        "normalized Hamming distance EPS (default 0.1) of each older one")
+    p.add_argument("--stop-below", type=float, default=None, metavar="DELTA",
+                   help="stop after the first level whose ticket's test accuracy at early stop "
+                        "is more than DELTA points below the dense network's (a language "
+                        "model: its loss more than DELTA%% above); with --seeds, the means")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="run N seeds (--seed, --seed + 1, ...) level by level together, in "
+                        "RUN_DIR-sSEED; the summary is their mean ± std")
+    p.add_argument("--against", metavar="RUN_DIR",
+                   help="compare each level's ticket with that run's (e.g. an --early-bird run "
+                        "against the same experiment trained in full): results, early-stop "
+                        "iterations and mask distance")
     p.add_argument("--fsdp", action="store_true",
                    help="under torchrun: shard the model with FSDP2 (fully_shard) instead of "
                         "replicating it with DDP")
@@ -109,9 +139,16 @@ def add_imp(p: argparse.ArgumentParser) -> None:
 
 def run_imp_command(args: argparse.Namespace) -> int:
     from .driver import run_imp
+    from .lockstep import run_lockstep
 
-    fields = ["data_dir", "device", "seed", "augment"] + [f for _, f, _ in _OVERRIDES]
+    fields = ["data_dir", "device", "seed", "augment", "early_bird"] + \
+        [f for _, f, _ in _OVERRIDES]
     overrides = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+    if args.nm is not None:
+        overrides.update(nm_n=args.nm[0], nm_m=args.nm[1])
+    if args.seeds < 1:
+        print(f"lth-fast imp: --seeds must be >= 1, got {args.seeds}", file=sys.stderr)
+        return 2
     try:
         cfg = preset(args.preset, **overrides)
     except ValueError as e:  # a config error: one line, status 2 (as for a bad flag)
@@ -121,10 +158,28 @@ def run_imp_command(args: argparse.Namespace) -> int:
         print("lth-fast imp: --fsdp shards the model over the ranks torchrun starts; run it "
               "under torchrun --nproc-per-node N (N >= 2)", file=sys.stderr)
         return 2
-    run_dir = args.run_dir or os.path.join("runs", f"{args.preset}-s{cfg.seed}")
+    if args.seeds > 1 and (args.fsdp or args.tensorboard):
+        print("lth-fast imp: --seeds runs in one process; give --fsdp and --tensorboard to "
+              "single-seed runs", file=sys.stderr)
+        return 2
+    if args.against is not None and not os.path.isdir(args.against):
+        print(f"lth-fast imp: --against {args.against}: no such run directory", file=sys.stderr)
+        return 2
+    seeds = [cfg.seed + i for i in range(args.seeds)]
+    if args.seeds == 1:
+        dirs = [args.run_dir or os.path.join("runs", f"{args.preset}-s{cfg.seed}")]
+    else:
+        prefix = args.run_dir or os.path.join("runs", args.preset)
+        dirs = [f"{prefix}-s{s}" for s in seeds]
     try:
-        metrics = run_imp(cfg, run_dir, progress=not args.no_progress,
-                          overwrite=args.overwrite, fsdp=args.fsdp, tensorboard=args.tensorboard)
+        if args.seeds == 1:
+            runs = [run_imp(cfg, dirs[0], progress=not args.no_progress,
+                            overwrite=args.overwrite, fsdp=args.fsdp,
+                            tensorboard=args.tensorboard, stop_below=args.stop_below)]
+        else:
+            runs = run_lockstep([(cfg.replace(seed=s), d) for s, d in zip(seeds, dirs)],
+                                stop_below=args.stop_below, progress=not args.no_progress,
+                                overwrite=args.overwrite)
     except ModuleNotFoundError as e:  # an optional package the asked-for output needs
         if e.name not in ("tensorboard", "mlxtend"):
             raise
@@ -132,10 +187,39 @@ def run_imp_command(args: argparse.Namespace) -> int:
         return 2
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports
         return 0
-    print(format_table(summary_rows(metrics)))
-    t = time_share(metrics)
+    print_summary(runs, dirs, args.stop_below, args.against)
+    return 0
+
+
+def print_summary(runs: List[List[dict]], dirs: List[str], stop_below: Optional[float],
+                  against: Optional[str]) -> None:
+    """The table (one run) or the seeds' mean ± std, the sparsest matching tickets, the time
+    spent pruning, and what early-bird saved and how its tickets compare."""
+    from .early_bird_report import compare, early_bird_lines
+    from .matching import describe, first_below, level_results
+    from .seeds import combine, format_markdown
+
+    rows = [summary_rows(m) for m in runs]
+    print(format_table(rows[0]) if len(runs) == 1 else format_markdown(combine(dirs)))
+    results = level_results(rows, runs[0][0].get("test_examples") if runs[0] else None)
+    delta = 1.0 if stop_below is None else stop_below
+    print()
+    if stop_below is not None:
+        low = first_below(results, stop_below)
+        print(f"--stop-below {stop_below:g}: " + (
+            "every level run matched; IMP ran all its levels" if low is None else
+            f"level {low.level} ({low.remaining:.1f}% left) fell more than {stop_below:g} "
+            f"below dense, and IMP stopped there"))
+    for line in describe(results, delta):
+        print(line)
+    for line in early_bird_lines(runs[0]):
+        print(line)
+    t = time_share([m for run in runs for m in run])
     print(f"\npruning {t['prune']:.2f} s + rewinding {t['rewind']:.2f} s = "
           f"{100 * t['share']:.2f}% of {t['level']:.1f} s of IMP (training {t['train']:.1f} s, "
           f"evaluation {t['eval']:.1f} s; masking is fused into the optimizer step)")
-    print(f"artifacts: {run_dir}/ (summary.csv, imp.png, layers.png, level_*/)")
-    return 0
+    if against is not None:
+        print(f"\neach level's ticket against {against}'s:")
+        print(compare(dirs[0], against))
+    print(f"artifacts: {', '.join(d + '/' for d in dirs)} (summary.csv, imp.png, layers.png, "
+          f"level_*/)")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCOPES = ("layer", "global")
+SCOPES = ("layer", "global", "nm")
 REWINDS = ("init", "iteration", "lr")
 SCHEDULES = ("step", "cosine")
 # reinit: the ticket's masks on a fresh initialisation; random: random masks of the same
@@ -53,14 +53,21 @@ class IMPConfig:
     eval_every: int = 25
     # how it is pruned
     levels: int = 14                  # pruning rounds after the dense level 0
-    scope: str = "layer"
+    scope: str = "layer"              # layer | global | nm (n of every m input weights kept)
     rate: float = 0.2                 # fraction of the surviving weights pruned per level
     output_rate: Optional[float] = 0.1   # the classifier's rate (None: `rate`)
     layer_rates: Dict[str, float] = field(default_factory=dict)   # scope="layer" only
     ignore: Tuple[str, ...] = ()      # parameter names never pruned
+    nm_n: int = 2                     # scope="nm": keep nm_n of every nm_m consecutive input
+    nm_m: int = 4                     # weights (NVIDIA's 2:4 by default)
     rewind: str = "init"              # init | iteration (to rewind_iteration) | lr (Renda et al.)
     rewind_iteration: int = 0
     controls: Tuple[str, ...] = ("reinit", "random")
+    # Early-Bird: level 0 stops once the masks level 1 would draw have settled (the largest
+    # normalized Hamming distance from the newest of the last early_bird_window masks, drawn at
+    # every evaluation, to the older ones is below early_bird); None trains level 0 to the end
+    early_bird: Optional[float] = None
+    early_bird_window: int = 5
     # where and with which randomness
     seed: int = 0
     device: str = "cpu"
@@ -99,9 +106,18 @@ class IMPConfig:
                  **{f"layer_rates[{k!r}]": v for k, v in self.layer_rates.items()}}
         for what, r in rates.items():
             need(r is None or 0.0 <= r < 1.0, f"{what} must be in [0, 1), got {r}")
-        need(self.scope == "layer" or (not self.layer_rates and self.output_rate is None),
+        need(self.scope != "global" or (not self.layer_rates and self.output_rate is None),
              "per-layer rates (output_rate, layer_rates) need scope='layer'; a global ranking "
              "takes one rate (set output_rate to None)")
+        need(1 <= self.nm_n <= self.nm_m <= 64, f"N:M needs 1 <= n <= m <= 64, got "
+             f"{self.nm_n}:{self.nm_m}")
+        # the N:M rule is reached in one step: a second level would prune nothing more
+        need(self.scope != "nm" or self.levels <= 1, f"scope 'nm' reaches its {self.nm_n}:"
+             f"{self.nm_m} pattern in one level; give levels=1 (--levels 1), not {self.levels}")
+        need(self.early_bird is None or 0.0 < self.early_bird <= 1.0,
+             f"early_bird (eps) must be a distance in (0, 1], got {self.early_bird}")
+        need(self.early_bird_window >= 2, f"early_bird_window must be >= 2, got "
+             f"{self.early_bird_window}")
         need(all(m > 0 for m in self.milestones), f"milestones must be > 0: {self.milestones}")
         need(self.test_size is None or self.dataset == "mnist5k",
              f"test_size applies to mnist5k only ({self.dataset} has its own test set)")

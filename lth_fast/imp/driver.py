@@ -36,8 +36,10 @@ from ..distributed import shard_of, unsharded
 from ..models import output_layer
 from ..ops.dtensors import is_sharded
 from ..pruning import Pruner, ticket
+from ..pruning.early_bird import EarlyBird
 from ..pruning.selection import transformer_weights
 from ..pruning.mask_set import MaskSet
+from .matching import first_below, level_results
 from .report import headline, summary_rows, write_layer_plot, write_plot, write_summary_csv
 from .config import IMPConfig
 from .parallel import Parallel
@@ -125,7 +127,22 @@ class IMPRun:
         return done
 
     # -- the experiment ----------------------------------------------------------------------
-    def run(self) -> List[dict]:
+    def run(self, stop_below: Optional[float] = None) -> List[dict]:
+        """Runs the levels not yet finished; with stop_below (DELTA), stops after the first
+        pruned level whose ticket falls more than DELTA below dense (lth_fast.imp.matching)."""
+        self.begin()
+        try:
+            for level in range(len(self.metrics), self.cfg.levels + 1):
+                if stop_below is not None and self.below(stop_below) is not None:
+                    break
+                self.run_level(level)
+        finally:
+            self.close()
+        return self.finish()
+
+    def begin(self, position: int = 0) -> None:
+        """Everything before the first level: device, data, the run directory checked (and
+        cleared with overwrite), the finished levels resumed, the progress bar."""
         from tqdm.auto import tqdm
 
         cfg = self.cfg
@@ -164,21 +181,34 @@ class IMPRun:
         todo = sum(cfg.iterations if lv == 0 else per_pruned
                    for lv in range(len(done), cfg.levels + 1))
         self.bar = tqdm(total=todo, desc="IMP", unit="it", disable=not self.progress,
-                        dynamic_ncols=True, leave=False,
+                        dynamic_ncols=True, leave=False, position=position,
                         mininterval=0.1 if sys.stderr.isatty() else 10.0)  # logs: fewer lines
-        try:
-            for level in range(len(done), cfg.levels + 1):
-                metrics = self._level(level)
-                self._save_level(level, metrics)
-                self._track(metrics)
-                self.bar.set_postfix_str(f"level {level}: {metrics['remaining']:.1f}% left, "
-                                         f"ticket {headline(metrics['branches']['ticket'])}",
-                                         refresh=False)
-        finally:
-            self.bar.close()
-            if self.tracker is not None:
-                self.tracker.close()
-        rows = summary_rows(self.metrics)  # the derived files, whether or not a level ran now
+
+    def run_level(self, level: int) -> dict:
+        """Trains, saves and reports level `level` (the next one not finished)."""
+        metrics = self._level(level)
+        self._save_level(level, metrics)
+        self._track(metrics)
+        self.bar.set_postfix_str(f"level {level}: {metrics['remaining']:.1f}% left, "
+                                 f"ticket {headline(metrics['branches']['ticket'])}",
+                                 refresh=False)
+        return metrics
+
+    def below(self, delta: float):
+        """The first pruned level finished so far whose ticket falls more than `delta` below
+        dense (lth_fast.imp.matching), or None."""
+        return first_below(level_results([summary_rows(self.metrics)]), delta)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
+
+    def finish(self) -> List[dict]:
+        """The derived files (summary.csv and the plots), whether or not a level ran now."""
+        cfg, par = self.cfg, self.par
+        rows = summary_rows(self.metrics)
         if par.main:
             write_summary_csv(self.files.file(SUMMARY), rows)
             write_plot(self.files.file(PLOT), rows, title=f"IMP: {cfg.model} on {cfg.dataset}")
@@ -241,10 +271,34 @@ class IMPRun:
         self.par.copy_local_state(self.model, self.rewind_state, skip=set(self.pruner.names))
         self.pruner.rewind()
 
-    def _train(self, model, pruner, start: int, level: int, branch: str, on_iteration=None):
+    def _train(self, model, pruner, start: int, level: int, branch: str, on_iteration=None,
+               stop_after_eval=None):
         self.bar.set_description(f"IMP level {level}/{self.cfg.levels} {branch}", refresh=False)
         return train_run(model, pruner, self.task, self.cfg, start=start,
-                         on_iteration=on_iteration, progress=self.bar, parallel=self.par)
+                         on_iteration=on_iteration, stop_after_eval=stop_after_eval,
+                         progress=self.bar, parallel=self.par)
+
+    def _rule(self) -> dict:
+        """How a level prunes, as Pruner.prune / Pruner.draw take it."""
+        cfg = self.cfg
+        if cfg.scope == "nm":
+            return dict(amount=None, scope="nm", n=cfg.nm_n, m=cfg.nm_m)
+        return dict(amount=cfg.rate, scope=cfg.scope, per_layer=self.rates)
+
+    def _early_bird(self):
+        """(monitor, the hook train_run calls after every evaluation of level 0): the monitor
+        is fed the masks level 1 would draw now, once the rewind point is taken, and the hook
+        says stop when it fires."""
+        cfg, par = self.cfg, self.par
+        reduce = par.sum_ints if par.mode == "fsdp" else None  # shards: whole-mask distances
+        bird = EarlyBird(cfg.early_bird_window, cfg.early_bird, reduce=reduce)
+        late = cfg.rewind != "init" and cfg.rewind_iteration > 0
+
+        def after_eval(it: int) -> bool:
+            if late and it <= cfg.rewind_iteration:
+                return False
+            return bird.observe(self.pruner, **self._rule(), step=it)
+        return bird, after_eval
 
     def _level(self, level: int) -> dict:
         cfg, model, pruner = self.cfg, self.model, self.pruner
@@ -257,11 +311,17 @@ class IMPRun:
                 self._take_rewind_point()
             hook = ((lambda i: self._take_rewind_point() if i == cfg.rewind_iteration else None)
                     if late else None)
-            results["ticket"] = self._train(model, pruner, 0, level, "dense", hook)
+            bird, after_eval = self._early_bird() if cfg.early_bird is not None else (None, None)
+            results["ticket"] = self._train(model, pruner, 0, level, "dense", hook, after_eval)
+            if bird is not None:
+                stopped = results["ticket"].evals[-1][0]
+                early_bird = {"eps": cfg.early_bird, "window": cfg.early_bird_window,
+                              "iteration": bird.fired_at, "stopped_at": stopped,
+                              "saved_iterations": cfg.iterations - stopped,
+                              "distances": [list(h) for h in bird.history]}
         else:
             t0 = time.perf_counter()
-            pruner.prune(cfg.rate, scope=cfg.scope, per_layer=self.rates,
-                         verify=self.par.mode == "ddp")  # replicas must agree
+            pruner.prune(**self._rule(), verify=self.par.mode == "ddp")  # replicas must agree
             t1 = time.perf_counter()
             if cfg.rewind != "lr":  # learning-rate rewinding keeps the trained weights
                 self._rewind()
@@ -270,7 +330,10 @@ class IMPRun:
             results["ticket"] = self._train(model, pruner, cfg.rewind_iteration, level, "ticket")
             for control in cfg.controls:
                 results[control] = self._control(control, level, secs)
-        return self._metrics(level, results, secs, time.perf_counter() - t_level)
+        metrics = self._metrics(level, results, secs, time.perf_counter() - t_level)
+        if level == 0 and cfg.early_bird is not None:
+            metrics["early_bird"] = early_bird
+        return metrics
 
     def _control(self, control: str, level: int, secs: Dict[str, float]) -> RunResult:
         """reinit: this level's masks on a fresh initialisation; init: this level's masks on the
@@ -293,11 +356,15 @@ class IMPRun:
         scores = [torch.rand(params[n].shape, generator=gen) for n in pruner.names]
         scores = [(shard_of(s, params[n]) if is_sharded(params[n]) else s)
                   .to(self.device).contiguous() for s, n in zip(scores, pruner.names)]
-        counts = par.sum_ints([int(self.pruner.masks[n].numel() - self.pruner.masks[n].sum())
-                               for n in pruner.names])
-        distributed.prune_(scores, [pruner.masks[n] for n in pruner.names], counts,
-                           scope="layer", group=None if par.mode != "fsdp" else
-                           torch.distributed.group.WORLD)
+        group = None if par.mode != "fsdp" else torch.distributed.group.WORLD
+        masks = [pruner.masks[n] for n in pruner.names]
+        if cfg.scope == "nm":  # random N:M masks: the same rule on the random scores
+            distributed.prune_(scores, masks, None, scope="nm", n=cfg.nm_n, m=cfg.nm_m,
+                               group=group)
+        else:
+            counts = par.sum_ints([int(self.pruner.masks[n].numel() - self.pruner.masks[n].sum())
+                                   for n in pruner.names])
+            distributed.prune_(scores, masks, counts, scope="layer", group=group)
         secs["prune"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         par.copy_local_state(model, self.rewind_state, skip=())
@@ -317,8 +384,11 @@ class IMPRun:
             for k, v in r.seconds.items():
                 secs[k] = secs.get(k, 0.0) + v
         secs["level"] = wall
+        test = getattr(getattr(self.task, "data", None), "test", None)
         return {"level": level, "remaining": 100.0 * alive / total, "alive": alive,
                 "total": total, "layers": {r["name"]: r["remaining"] for r in report},
+                # a classifier's test set size: the sampling error of one seed's accuracy
+                **({"test_examples": len(test)} if test is not None else {}),
                 "branches": {b: {**r.summary(), "seconds": r.seconds, "evals": r.evals}
                              for b, r in results.items()},
                 "seconds": secs}
@@ -341,10 +411,13 @@ class IMPRun:
 
 def run_imp(cfg: IMPConfig, run_dir, *, progress: bool = True,
             log: Callable[[str], None] = print, overwrite: bool = False,
-            fsdp: bool = False, tensorboard: Optional[str] = None) -> List[dict]:
+            fsdp: bool = False, tensorboard: Optional[str] = None,
+            stop_below: Optional[float] = None) -> List[dict]:
     """Runs (or resumes) IMP with `cfg` in `run_dir`; returns every level's metrics.
     overwrite=True discards what the directory holds, once the experiment has started.
     Under torchrun it runs on every rank (lth_fast.imp.parallel): DDP, or FSDP2 with fsdp.
-    tensorboard: a directory for each level's scalars (lth_fast.tracking), written by rank 0."""
+    tensorboard: a directory for each level's scalars (lth_fast.tracking), written by rank 0.
+    stop_below: DELTA; IMP stops after the first pruned level whose ticket falls more than
+    DELTA below dense (accuracy points; a language model: % of the dense loss)."""
     return IMPRun(cfg, run_dir, progress=progress, log=log, overwrite=overwrite,
-                  fsdp=fsdp, tensorboard=tensorboard).run()
+                  fsdp=fsdp, tensorboard=tensorboard).run(stop_below)

@@ -81,10 +81,12 @@ def make_optimizer(model: nn.Module, cfg: IMPConfig, pruner: Pruner) -> torch.op
 
 def train_run(model: nn.Module, pruner: Pruner, task, cfg: IMPConfig, *,
               start: int = 0, on_iteration: Optional[Callable[[int], None]] = None,
+              stop_after_eval: Optional[Callable[[int], bool]] = None,
               progress=None, parallel=None) -> RunResult:
     """Trains `model` (its pruned weights already 0) on `task` (lth_fast.imp.tasks) from
     iteration `start` to cfg.iterations with a fresh optimizer. on_iteration(i) is called
-    before step i (e.g. to snapshot at k); `progress` is a tqdm bar (or None) advanced once per
+    before step i (e.g. to snapshot at k); stop_after_eval(i), called after each evaluation
+    before the last, ends the run there when it returns True (an early-bird ticket); `progress` is a tqdm bar (or None) advanced once per
     iteration. parallel (an lth_fast.imp.parallel.Parallel): this rank trains on its part of
     every global batch."""
     device = next(model.parameters()).device
@@ -107,6 +109,8 @@ def train_run(model: nn.Module, pruner: Pruner, task, cfg: IMPConfig, *,
             loss_sum.zero_()
             loss_n = 0
             secs["eval"] += time.perf_counter() - t0
+            if it < cfg.iterations and stop_after_eval is not None and stop_after_eval(it):
+                break
         if it == cfg.iterations:
             break
         if on_iteration is not None:

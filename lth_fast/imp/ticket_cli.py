@@ -1,0 +1,61 @@
+"""`lth-fast ticket RUN_DIR [RUN_DIR ...]`: the sparsest ticket of finished IMP runs that still
+matches the dense network (lth_fast.imp.matching: within DELTA of dense, and at or above
+dense), with its level, density, result and files. Several run directories are seeds of one
+experiment: the rule and the result use their means, with the spread over the seeds."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import List, Optional
+
+from .matching import WITHIN, describe, level_results, sparsest_matching
+from .run_dir import CHECKPOINT, MASKS, METRICS, REWIND_POINT, RunDir
+from .seeds import read_summary
+
+
+def add_ticket(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="a finished lth-fast imp run directory, or several: seeds of one "
+                        "experiment")
+    p.add_argument("--delta", type=float, default=1.0, metavar="DELTA",
+                   help="a ticket within DELTA points of the dense accuracy matches (a language "
+                        "model: within DELTA%% of the dense loss); default 1")
+
+
+def _test_examples(run_dir: str) -> Optional[int]:
+    """A classifier's test set size, which level 0's metrics record (None if not)."""
+    try:
+        with open(os.path.join(run_dir, RunDir.level_rel(0, METRICS)), encoding="utf-8") as f:
+            return json.load(f).get("test_examples")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def ticket_lines(run_dirs: List[str], delta: float) -> List[str]:
+    runs = [read_summary(d) for d in run_dirs]
+    results = level_results(runs, _test_examples(run_dirs[0]))
+    lines = describe(results, delta)
+    best = sparsest_matching(results, WITHIN, delta)
+    if best is None:
+        return lines
+    lines.append(f"\nits files (level {best.level}):")
+    for d in run_dirs:
+        for rel, what in ((RunDir.level_rel(best.level, MASKS), "masks, 1 bit per weight"),
+                          (RunDir.level_rel(best.level, CHECKPOINT), "the trained ticket"),
+                          (REWIND_POINT, "the rewind point, to retrain it")):
+            path = os.path.join(d, rel)
+            size = f"{os.path.getsize(path):,} bytes" if os.path.exists(path) else "missing"
+            lines.append(f"  {path}  ({what}; {size})")
+    lines.append(f"ship it: lth-fast export {run_dirs[0]} --level {best.level} "
+                 f"[--dtype float16]")
+    return lines
+
+
+def run_ticket(args: argparse.Namespace) -> int:
+    for line in ticket_lines(args.run_dirs, args.delta):
+        print(line)
+    return 0
+
+
+__all__ = ["add_ticket", "run_ticket", "ticket_lines"]
