@@ -9,12 +9,14 @@ from ._version import __version__
 from .ops import PruneStats
 
 __all__ = ["prune_", "masked_sgd_", "masked_adam_", "rewind_", "cpu_isa", "PruneStats",
-           "reference", "MaskedSGD", "MaskedAdam", "MaskedAdamW", "Pruner", "__version__"]
+           "reference", "MaskedSGD", "MaskedAdam", "MaskedAdamW", "Pruner", "load_exported",
+           "__version__"]
 
 if ops.BUILD_ERROR is None:
     from .ops import cpu_isa, masked_adam_, masked_sgd_, prune_, rewind_
     from .optim import MaskedAdam, MaskedAdamW, MaskedSGD
     from .pruning import Pruner
+    from .shipping import load_exported
 else:
     def __getattr__(name: str):
         if name in __all__:

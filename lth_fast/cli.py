@@ -15,15 +15,23 @@ from typing import Callable, Dict, List, Optional, Tuple
 from .bench.cli import add_bench, run_bench
 from .imp.cli import add_imp, run_imp_command
 from .imp.seeds import add_seeds, run_seeds
+from .imp.ticket_cli import add_ticket, run_ticket
+from .shipping.cli import add_export, run_export
 
 
 COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
     "bench": ("time the kernels against the pure-PyTorch reference, torch.nn.utils.prune "
               "and the machine's bandwidth floor", add_bench, run_bench),
+    "export": ("write one finished level of an imp run as one compact safetensors file (masks "
+               "at 1 bit per weight, only the kept weights), loadable with "
+               "lth_fast.load_exported", add_export, run_export),
     "imp": ("find winning tickets by iterative magnitude pruning, with the random-reinit and "
             "random-pruning controls; prints the table, writes the plot", add_imp,
             run_imp_command),
+    "ticket": ("name the sparsest ticket of finished imp runs that still matches the dense "
+               "network (within DELTA, and at or above dense), with its files", add_ticket,
+               run_ticket),
     "seeds": ("combine the summary.csv of several imp runs (seeds): mean and spread per level, "
               "as a markdown table and plots", add_seeds, run_seeds),
 }

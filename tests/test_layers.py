@@ -24,9 +24,10 @@ ALLOWED = {
             "tracking"},
     "integrations": {"ops", "pruning", "optim", "atomic", "tracking"},
     "bench": {"ops", "reference", "atomic", "devices", "distributed"},
-    "cli": {"imp", "bench"},
+    "shipping": {"pruning", "models", "imp", "atomic"},
+    "cli": {"imp", "bench", "shipping"},
     "__main__": {"cli"},
-    "__init__": {"ops", "reference", "optim", "pruning"},
+    "__init__": {"ops", "reference", "optim", "pruning", "shipping"},
 }
 
 
