@@ -54,12 +54,16 @@ def machine_kind(cpu: str) -> str:
 
 
 def summary(run_dir) -> dict:
-    """{level: (column, value)}: the ticket's result at its early stop."""
+    """{level: (column, value, final)}: the ticket's result at its early stop, and at the end of
+    training (that of the checkpoint, which is what is exported) where summary.csv has it."""
     with open(os.path.join(run_dir, "summary.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     col = next(c for c in ("ticket_test_accuracy_at_early_stop", "ticket_test_loss_at_early_stop")
                if c in rows[0])
-    return {int(r["level"]): (col, float(r[col])) for r in rows}
+    final = rows[0].get("ticket_final_test_accuracy") is not None
+    return {int(r["level"]): (col, float(r[col]),
+                              float(r["ticket_final_test_accuracy"]) if final else None)
+            for r in rows}
 
 
 def level_row(run_dir, level, tmp, args, dense_model, early, task) -> dict:
@@ -83,7 +87,7 @@ def level_row(run_dir, level, tmp, args, dense_model, early, task) -> dict:
     for s in sizes.values():
         s["smaller_than_torch_save_pct"] = 100 * (1 - s["bytes"] / row["torch_save_bytes"])
     row["exports"] = sizes
-    row["early_stop"] = dict(zip(("metric", "value"), early.get(level, (None, None))))
+    row["early_stop"] = dict(zip(("metric", "value", "final"), early.get(level, (None,) * 3)))
     arch = ex.architecture
     one = example_input(arch, 1, tokens=1)  # one example; for a GPT one token
     macs = count_macs(model, one, ex.masks)
@@ -101,7 +105,8 @@ def to_markdown(r: dict) -> str:
              f"lscpu model name \"{r['cpu']}\"; torch {r['torch']}; {r['threads']} thread(s); "
              f"batch {r['batch']}; latency: median of {r['repeats']} alternating calls "
              f"(dense, then the ticket run densely); commit {r['commit']}; {r['date']}.", "",
-             "| level | density | ticket at early stop | shipped fp32 / fp16 / bf16 | "
+             "| level | density | ticket at early stop (test acc. or loss) | "
+             "shipped fp32 / fp16 / bf16 | "
              "torch.save bytes | fp32 bytes (smaller) | fp16 bytes (smaller) | "
              "bf16 bytes (smaller) | bits/weight fp32 / fp16 | MACs dense | MACs pruned | "
              "dense ms | ticket run densely ms |",
@@ -121,6 +126,11 @@ def to_markdown(r: dict) -> str:
                   f"{x['latency']['dense']['median_ms']:.3f}",
                   f"{x['latency']['pruned_run_densely']['median_ms']:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    same = [x["exports"]["float32"].get("shipped_result") == x["early_stop"]["final"]
+            for x in r["levels"] if x["early_stop"]["final"] is not None]
+    if same and "shipped_result" in r["levels"][0]["exports"]["float32"]:
+        lines += ["", "The float32 export's test accuracy equals summary.csv's final ticket "
+                  f"accuracy at {sum(same)} of {len(same)} levels."]
     lines += ["", "MACs: multiply-adds of the Linear/Conv weights per "
               f"{r['levels'][0]['macs']['per']} (pruned: of the kept weights only). "
               "bits/weight: the pruned tensors' bytes in the file (1-bit mask + kept values) "
