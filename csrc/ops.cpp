@@ -46,6 +46,10 @@ TORCH_LIBRARY(lth_fast, m) {
         "bool amsgrad, bool maximize, bool decoupled_weight_decay) -> ()");
   // params = snapshot where masks else 0.
   m.def("rewind_(Tensor(a!)[] params, Tensor[] snapshot, Tensor[] masks) -> ()");
+  // Per pair of masks (masks_a[i], masks_b[i]), how many entries differ: int64 [n]. Masks are
+  // torch.bool (numels empty) or bit-packed torch.uint8 as pack_bits writes them (numels[i] is
+  // the element count of mask i; padding bits are not entries).
+  m.def("mask_distance(Tensor[] masks_a, Tensor[] masks_b, int[] numels) -> Tensor");
   // The CPU instruction set the kernels use now: scalar, avx2 or avx512.
   m.def("cpu_isa() -> str", &cpu_isa);
 }

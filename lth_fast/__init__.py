@@ -6,14 +6,15 @@ lth_fast.bench; lth_fast.reference is the pure-PyTorch spec, importable without 
 extension lth_fast._C."""
 from . import ops, reference
 from ._version import __version__
-from .ops import PruneStats
+from .ops import MaskDistance, PruneStats
 
-__all__ = ["prune_", "masked_sgd_", "masked_adam_", "rewind_", "cpu_isa", "PruneStats",
+__all__ = ["prune_", "masked_sgd_", "masked_adam_", "rewind_", "mask_distance", "cpu_isa",
+           "PruneStats", "MaskDistance",
            "reference", "MaskedSGD", "MaskedAdam", "MaskedAdamW", "Pruner", "load_exported",
            "__version__"]
 
 if ops.BUILD_ERROR is None:
-    from .ops import cpu_isa, masked_adam_, masked_sgd_, prune_, rewind_
+    from .ops import cpu_isa, mask_distance, masked_adam_, masked_sgd_, prune_, rewind_
     from .optim import MaskedAdam, MaskedAdamW, MaskedSGD
     from .pruning import Pruner
     from .shipping import load_exported

@@ -95,4 +95,46 @@ void check_rewind(at::TensorList params, at::TensorList snapshot, at::TensorList
                                {"masks", masks, false}});
 }
 
+void check_mask_distance(at::TensorList masks_a, at::TensorList masks_b,
+                         c10::ArrayRef<int64_t> numels) {
+  const char* op = "mask_distance";
+  const c10::Device device = common_device(masks_a);
+  for (size_t i = 0; i < masks_a.size(); ++i) {
+    const at::Tensor& t = masks_a[i];
+    TORCH_CHECK_VALUE(t.defined(), op, ": masks_a[", i, "] is undefined");
+    TORCH_CHECK_TYPE(t.scalar_type() == at::kBool || t.scalar_type() == at::kByte, op,
+                     ": masks_a[", i, "] must be torch.bool or bit-packed torch.uint8, got ",
+                     t.scalar_type());
+    TORCH_CHECK_TYPE(t.scalar_type() == masks_a[0].scalar_type(), op, ": masks_a[", i,
+                     "] has dtype ", t.scalar_type(), " but masks_a[0] has ",
+                     masks_a[0].scalar_type(), "; one list holds one dtype");
+    TORCH_CHECK_VALUE(t.device() == device, op, ": masks_a[", i, "] is on ", t.device(),
+                      ", expected ", device);
+    TORCH_CHECK_VALUE(t.is_contiguous(), op, ": masks_a[", i, "] must be contiguous");
+  }
+  check_like(op, "masks_b", masks_b, "masks_a", masks_a, std::nullopt);
+  const bool packed = !masks_a.empty() && masks_a[0].scalar_type() == at::kByte;
+  if (masks_a.empty()) {
+    TORCH_CHECK_VALUE(numels.empty(), op, ": numels has ", numels.size(),
+                      " counts but masks_a has 0 tensors");
+    return;
+  }
+  if (!packed) {
+    TORCH_CHECK_VALUE(numels.empty(), op, ": numels is only for bit-packed uint8 masks; "
+                      "torch.bool masks count their own elements");
+    return;
+  }
+  TORCH_CHECK_VALUE(!numels.empty(), op, ": bit-packed uint8 masks need numels, the element "
+                    "count of each mask");
+  TORCH_CHECK_VALUE(numels.size() == masks_a.size(), op, ": numels has ", numels.size(),
+                    " counts but masks_a has ", masks_a.size(), " tensors");
+  for (size_t i = 0; i < numels.size(); ++i) {
+    TORCH_CHECK_VALUE(numels[i] >= 0, op, ": numels[", i, "] = ", numels[i], " is negative");
+    const int64_t bytes = numels[i] / 8 + (numels[i] % 8 != 0);
+    TORCH_CHECK_VALUE(masks_a[i].dim() == 1 && masks_a[i].numel() == bytes, op, ": masks_a[", i,
+                      "] has shape ", masks_a[i].sizes(), " but numels[", i, "] = ", numels[i],
+                      " packs into uint8 [", bytes, "]");
+  }
+}
+
 }  // namespace lth_fast

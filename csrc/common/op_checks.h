@@ -38,4 +38,10 @@ void check_masked_adam(at::TensorList params, at::TensorList grads, at::TensorLi
 // params but torch.bool.
 void check_rewind(at::TensorList params, at::TensorList snapshot, at::TensorList masks);
 
+// mask_distance: masks_a holds torch.bool masks or bit-packed torch.uint8 masks (pack_bits:
+// 1-D, ceil(n / 8) bytes), one dtype, contiguous, one device; masks_b is like masks_a; numels
+// is empty for bool masks and gives each packed mask's element count for uint8 ones.
+void check_mask_distance(at::TensorList masks_a, at::TensorList masks_b,
+                         c10::ArrayRef<int64_t> numels);
+
 }  // namespace lth_fast

@@ -1,13 +1,16 @@
-"""The ops: prune_, masked_sgd_, masked_adam_ and rewind_ (semantics: docs/semantics.md).
+"""The ops: prune_, masked_sgd_, masked_adam_, rewind_ and mask_distance (semantics:
+docs/semantics.md).
 
 api        the front door: typed functions over torch.ops.lth_fast.*
 library    loads lth_fast._C; fakes for torch.compile; the reference as the default kernel
 reference  the executable spec in pure PyTorch (imports without lth_fast._C)
 checks     argument checks (the twins of csrc/common); amounts: how an amount is read;
-stats      what a pruning call did; dtensors: FSDP2 shards at the front door
+stats      what a pruning call did; distance: what mask_distance returns and reads;
+           dtensors: FSDP2 shards at the front door
 
 Without a built lth_fast._C only reference, checks, amounts and stats are importable, and
 BUILD_ERROR says why."""
+from .distance import MaskDistance
 from .stats import PruneStats
 
 try:
@@ -18,5 +21,6 @@ except ModuleNotFoundError as e:
     BUILD_ERROR = e
 else:
     BUILD_ERROR = None
-    from .api import cpu_isa, masked_adam_, masked_sgd_, prune_, prune_raw, rewind_, zero_pruned
+    from .api import (cpu_isa, mask_distance, masked_adam_, masked_sgd_, prune_, prune_raw,
+                      rewind_, zero_pruned)
     from .library import has_fused_kernel

@@ -11,6 +11,7 @@ import torch
 from . import library, reference  # noqa: F401  (library: the ops complete before any call)
 from .amounts import Amount, parse_amount
 from .checks import check_tensors
+from .distance import MaskDistance, Masks, Numels, read_inputs
 from .dtensors import local_list, refuse_sharded
 from .stats import PruneStats
 
@@ -22,6 +23,7 @@ _PRUNE = torch.ops.lth_fast.prune_.default
 _MASKED_SGD = torch.ops.lth_fast.masked_sgd_.default
 _MASKED_ADAM = torch.ops.lth_fast.masked_adam_.default
 _REWIND = torch.ops.lth_fast.rewind_.default
+_MASK_DISTANCE = torch.ops.lth_fast.mask_distance.default
 
 
 def prune_raw(weights: List[torch.Tensor], masks: List[torch.Tensor], fractions: List[float],
@@ -104,6 +106,19 @@ def zero_pruned(params: Tensors, masks: Tensors):
     params, masks = local_list(params), local_list(masks)
     _REWIND(params, params, masks)
     return lambda: _REWIND(params, params, masks)
+
+
+def mask_distance(masks_a: Masks, masks_b: Masks, *, numels: Numels = None) -> MaskDistance:
+    """How many entries of two mask sets differ (the normalized Hamming distance), in all and
+    per tensor, as exact counts: MaskDistance(differ, total, layers), .value = differ / total.
+
+    masks_a, masks_b: lists of torch.bool masks of matching shapes, or of bit-packed uint8 masks
+    (lth_fast.pruning.ticket.pack_bits), which need numels, each mask's element count; or two
+    dicts {name: mask} with the same keys in the same order (e.g. two Pruners' .masks), and
+    then .per_layer is a dict. Padding bits of packed masks are not entries."""
+    names, a, b, counts, totals = read_inputs(masks_a, masks_b, numels)
+    differ = _MASK_DISTANCE(local_list(a), local_list(b), counts).tolist()
+    return MaskDistance.from_counts(differ, totals, names)
 
 
 def cpu_isa() -> str:

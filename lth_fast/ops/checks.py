@@ -187,3 +187,46 @@ def check_rewind(params, snapshot, masks, memory: bool = True) -> None:
     if memory:
         check_no_overlap("rewind_", [("params", params, True), ("snapshot", snapshot, False),
                                      ("masks", masks, False)])
+
+
+def check_mask_distance(masks_a, masks_b, numels) -> None:
+    """masks_a: torch.bool masks, or bit-packed torch.uint8 ones (pack_bits: 1-D, ceil(n / 8)
+    bytes), of one dtype, contiguous, on one device; masks_b like masks_a; numels empty for
+    bool masks, one element count per mask for packed ones."""
+    op = "mask_distance"
+    check_tensors(op, "masks_a", masks_a)
+    device = masks_a[0].device if masks_a else None
+    for i, t in enumerate(masks_a):
+        if t.dtype not in (torch.bool, torch.uint8):
+            raise TypeError(f"{op}: masks_a[{i}] must be torch.bool or bit-packed torch.uint8, "
+                            f"got {t.dtype}")
+        if t.dtype != masks_a[0].dtype:
+            raise TypeError(f"{op}: masks_a[{i}] has dtype {t.dtype} but masks_a[0] has "
+                            f"{masks_a[0].dtype}; one list holds one dtype")
+        if t.device != device:
+            raise ValueError(f"{op}: masks_a[{i}] is on {t.device}, expected {device}")
+        if not t.is_contiguous():
+            raise ValueError(f"{op}: masks_a[{i}] must be contiguous")
+    check_like(op, "masks_b", masks_b, "masks_a", masks_a, None)
+    if not masks_a:
+        if numels:
+            raise ValueError(f"{op}: numels has {len(numels)} counts but masks_a has 0 tensors")
+        return
+    if masks_a[0].dtype == torch.bool:
+        if numels:
+            raise ValueError(f"{op}: numels is only for bit-packed uint8 masks; torch.bool "
+                             f"masks count their own elements")
+        return
+    if not numels:
+        raise ValueError(f"{op}: bit-packed uint8 masks need numels, the element count of each "
+                         f"mask")
+    if len(numels) != len(masks_a):
+        raise ValueError(f"{op}: numels has {len(numels)} counts but masks_a has "
+                         f"{len(masks_a)} tensors")
+    for i, n in enumerate(numels):
+        if n < 0:
+            raise ValueError(f"{op}: numels[{i}] = {n} is negative")
+        size = (n + 7) // 8
+        if masks_a[i].dim() != 1 or masks_a[i].numel() != size:
+            raise ValueError(f"{op}: masks_a[{i}] has shape {list(masks_a[i].shape)} but "
+                             f"numels[{i}] = {n} packs into uint8 [{size}]")

@@ -60,6 +60,12 @@ def _rewind_fake(params, snapshot, masks):
     checks.check_rewind(params, snapshot, masks, memory=False)
 
 
+@torch.library.register_fake("lth_fast::mask_distance")
+def _mask_distance_fake(masks_a, masks_b, numels):
+    checks.check_mask_distance(masks_a, masks_b, numels)
+    return torch.empty((len(masks_a),), dtype=torch.long, device=_device(masks_a))
+
+
 # -- defaults: the reference, with the op's own arguments ----------------------------------------
 def prune_default(weights, masks, fractions, counts, layerwise):
     return to_tensors(reference.select_(weights, masks, fractions, counts, layerwise),
@@ -73,7 +79,13 @@ def masked_sgd_default(params, grads, masks, momentum_buffers, lr, momentum, dam
                           maximize=maximize, init_buffers=init_buffers)
 
 
+def mask_distance_default(masks_a, masks_b, numels):
+    return torch.tensor(reference.mask_distance_counts(masks_a, masks_b, numels),
+                        dtype=torch.long, device=_device(masks_a))
+
+
 DEFAULTS = {"prune_": prune_default, "masked_sgd_": masked_sgd_default,
-            "masked_adam_": reference.adam_step_, "rewind_": reference.rewind_}
+            "masked_adam_": reference.adam_step_, "rewind_": reference.rewind_,
+            "mask_distance": mask_distance_default}
 for _name, _kernel in DEFAULTS.items():
     torch.library.register_kernel(f"lth_fast::{_name}", None, _kernel)

@@ -10,7 +10,9 @@ from typing import List, Optional, Sequence, Union
 import torch
 
 from .amounts import Amount, k_for, parse_amount
-from .checks import check_masked_adam, check_masked_sgd, check_prune, check_rewind
+from .checks import (check_mask_distance, check_masked_adam, check_masked_sgd, check_prune,
+                     check_rewind)
+from .distance import MaskDistance, Masks, Numels, read_inputs
 from .stats import PruneStats
 
 Tensors = Sequence[torch.Tensor]
@@ -166,3 +168,29 @@ def rewind_(params: Tensors, snapshot: Tensors, masks: Tensors) -> None:
     check_rewind(params, snapshot, masks)
     for p, s, m in zip(params, snapshot, masks):
         _store(p, s, m)
+
+
+# -- mask_distance -----------------------------------------------------------------------------
+def _unpacked(packed: torch.Tensor, n: int) -> torch.Tensor:
+    """The first n entries of a pack_bits mask (most significant bit first), as 0/1 bytes."""
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
+    return ((packed.unsqueeze(1) >> shifts) & 1).reshape(-1)[:n]
+
+
+def mask_distance_counts(masks_a: Tensors, masks_b: Tensors, numels: Sequence[int]) -> List[int]:
+    """mask_distance with the op's own arguments: per pair, how many entries differ. Packed
+    masks are unpacked to their numels[i] entries, so padding bits are never compared."""
+    masks_a, masks_b, numels = list(masks_a), list(masks_b), list(numels)
+    check_mask_distance(masks_a, masks_b, numels)
+    out = []
+    for i, (a, b) in enumerate(zip(masks_a, masks_b)):
+        if a.dtype == torch.uint8:
+            a, b = _unpacked(a, numels[i]), _unpacked(b, numels[i])
+        out.append(int((a.reshape(-1) != b.reshape(-1)).sum()))
+    return out
+
+
+def mask_distance(masks_a: Masks, masks_b: Masks, *, numels: Numels = None) -> MaskDistance:
+    """Reference of lth_fast.mask_distance (see there)."""
+    names, a, b, counts, totals = read_inputs(masks_a, masks_b, numels)
+    return MaskDistance.from_counts(mask_distance_counts(a, b, counts), totals, names)
