@@ -1,6 +1,7 @@
 """lth_fast: fused multi-tensor kernels for finding lottery tickets fast.
 
-lth_fast.ops (prune_, masked_sgd_, masked_adam_, rewind_), lth_fast.pruning (Pruner),
+lth_fast.ops (prune_, masked_sgd_, masked_adam_, rewind_, mask_distance), lth_fast.pruning
+(Pruner, EarlyBird), lth_fast.shipping (load_exported),
 lth_fast.optim (MaskedSGD, MaskedAdam, MaskedAdamW), lth_fast.imp (the IMP driver),
 lth_fast.bench; lth_fast.reference is the pure-PyTorch spec, importable without the compiled
 extension lth_fast._C."""
@@ -10,13 +11,14 @@ from .ops import MaskDistance, PruneStats
 
 __all__ = ["prune_", "masked_sgd_", "masked_adam_", "rewind_", "mask_distance", "cpu_isa",
            "PruneStats", "MaskDistance",
-           "reference", "MaskedSGD", "MaskedAdam", "MaskedAdamW", "Pruner", "load_exported",
+           "reference", "MaskedSGD", "MaskedAdam", "MaskedAdamW", "Pruner", "EarlyBird",
+           "load_exported",
            "__version__"]
 
 if ops.BUILD_ERROR is None:
     from .ops import cpu_isa, mask_distance, masked_adam_, masked_sgd_, prune_, rewind_
     from .optim import MaskedAdam, MaskedAdamW, MaskedSGD
-    from .pruning import Pruner
+    from .pruning import EarlyBird, Pruner
     from .shipping import load_exported
 else:
     def __getattr__(name: str):

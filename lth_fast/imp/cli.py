@@ -11,6 +11,10 @@ from .config import CONTROLS, OPTIMIZERS, REWINDS, SCHEDULES, SCOPES
 from .presets import DEFAULT_PRESET, PRESETS, preset
 
 
+# --stop-below without --levels: at most this many levels (0.8^30: 0.12% of the weights left)
+STOP_BELOW_LEVELS = 30
+
+
 def _csv(text: str) -> List[str]:
     return [] if text.strip().lower() in ("", "none") else [t.strip() for t in text.split(",")]
 
@@ -116,7 +120,8 @@ def add_imp(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-below", type=float, default=None, metavar="DELTA",
                    help="stop after the first level whose ticket's test accuracy at early stop "
                         "is more than DELTA points below the dense network's (a language "
-                        "model: its loss more than DELTA%% above); with --seeds, the means")
+                        "model: its loss more than DELTA%% above); with --seeds, the means. "
+                        f"Without --levels it runs up to {STOP_BELOW_LEVELS} levels")
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="run N seeds (--seed, --seed + 1, ...) level by level together, in "
                         "RUN_DIR-sSEED; the summary is their mean ± std")
@@ -146,8 +151,14 @@ def run_imp_command(args: argparse.Namespace) -> int:
     overrides = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     if args.nm is not None:
         overrides.update(nm_n=args.nm[0], nm_m=args.nm[1])
+    if args.stop_below is not None and args.levels is None:  # the rule ends the run, not a count
+        overrides["levels"] = STOP_BELOW_LEVELS
     if args.seeds < 1:
         print(f"lth-fast imp: --seeds must be >= 1, got {args.seeds}", file=sys.stderr)
+        return 2
+    if args.stop_below is not None and not args.stop_below >= 0:
+        print(f"lth-fast imp: --stop-below must be >= 0 (points below dense), got "
+              f"{args.stop_below}", file=sys.stderr)
         return 2
     try:
         cfg = preset(args.preset, **overrides)

@@ -101,7 +101,8 @@ def describe(results: Sequence[LevelResult], delta: float) -> List[str]:
     if not results or results[0].level != 0:
         return ["no dense level: nothing to match"]
     dense = results[0]
-    unit = f"{delta:g}% of the dense loss" if dense.text else f"{delta:g} points"
+    unit = (f"{delta:g}% of the dense loss" if dense.text else
+            f"{delta:g} point{'' if delta == 1 else 's'}")
     lines = [f"dense network: {dense.shown()}"]
     for how, label in ((WITHIN, f"within {unit} of dense"), (AT_DENSE, "at or above dense")):
         r = sparsest_matching(results, how, delta)

@@ -24,6 +24,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from ..ops import mask_distance
+
 from .ticket import pack_bits
 
 Reduce = Callable[[List[int]], List[int]]
@@ -91,7 +93,6 @@ class EarlyBird:
         return fired
 
     def _distance(self, a: Sequence[Tensor], b: Sequence[Tensor]) -> float:
-        from ..ops import mask_distance
         d = mask_distance(a, b, numels=self._numels)
         if self.reduce is None:
             return d.value
