@@ -108,7 +108,7 @@ def test_imp_early_bird_stops_level_zero_and_reports(data_dir, tmp_path, capsys)
     assert levels[0]["branches"]["ticket"]["evals"][-1][0] == 20
     assert [m["level"] for m in levels] == [0, 1, 2]
     lines = early_bird_lines(levels)
-    assert "drawn at iteration 20 of 30; 10 dense iterations saved" in lines[0]
+    assert "drawn at iteration 20 of 30; 10 dense iterations saved, 33% of level 0" in lines[0]
     table = compare(str(eb), str(full))
     assert "mask distance" in table and len(table.splitlines()) == 4
     # level 1's masks differ from the full run's (drawn from other weights), level 0 has none

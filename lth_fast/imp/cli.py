@@ -221,9 +221,7 @@ def print_summary(runs: List[List[dict]], dirs: List[str], stop_below: Optional[
             "every level run matched; IMP ran all its levels" if low is None else
             f"level {low.level} ({low.remaining:.1f}% left) fell more than {stop_below:g} "
             f"below dense, and IMP stopped there"))
-    for line in describe(results, delta):
-        print(line)
-    for line in early_bird_lines(runs[0]):
+    for line in describe(results, delta) + early_bird_lines(runs[0]):
         print(line)
     t = time_share([m for run in runs for m in run])
     print(f"\npruning {t['prune']:.2f} s + rewinding {t['rewind']:.2f} s = "

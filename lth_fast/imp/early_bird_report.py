@@ -38,9 +38,13 @@ def early_bird_lines(levels: Sequence[dict]) -> List[str]:
     far = [d for _, d in eb["distances"]]
     return [f"early-bird (eps {eb['eps']:g}, window {eb['window']}): the ticket was drawn at "
             f"iteration {eb['iteration']} of {iterations}; {eb['saved_iterations']} dense "
-            f"iterations saved, {100 * share:.1f}% of the {done + eb['saved_iterations']} this "
-            f"run would have trained (distances at the {len(far)} full windows: "
-            f"{far[0]:.3f} first, {far[-1]:.3f} last)"]
+            f"iterations saved, {100 * eb['saved_iterations'] / iterations:.0f}% of level 0's "
+            f"training and {100 * share:.1f}% of the {done + eb['saved_iterations']:,} "
+            f"iterations this run would have trained (largest distance in the window: "
+            f"{far[0]:.3f} when first full, {far[-1]:.3f} when drawn)",
+            "  level 0 stopped there, so its accuracy is that of a dense network trained "
+            f"{eb['iteration']} iterations, and the matching above is against it; --against "
+            f"RUN_DIR compares each ticket with a fully trained run's"]
 
 
 def compare(run_dir: str, against: str) -> str:
