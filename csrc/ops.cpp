@@ -46,6 +46,11 @@ TORCH_LIBRARY(lth_fast, m) {
         "bool amsgrad, bool maximize, bool decoupled_weight_decay) -> ()");
   // params = snapshot where masks else 0.
   m.def("rewind_(Tensor(a!)[] params, Tensor[] snapshot, Tensor[] masks) -> ()");
+  // N:M selection: in every group of m consecutive entries along the input dimension (dim 1 of
+  // [O, C, *K], the only dim of a 1-D tensor), an alive entry is kept iff fewer than n alive
+  // entries of its group have a larger |weight|, or an equal one at an earlier position.
+  // Returns int64 [len(weights), 2] = (alive before, pruned) per tensor.
+  m.def("prune_nm_(Tensor[] weights, Tensor(a!)[] masks, int n, int m) -> Tensor");
   // Per pair of masks (masks_a[i], masks_b[i]), how many entries differ: int64 [n]. Masks are
   // torch.bool (numels empty) or bit-packed torch.uint8 as pack_bits writes them (numels[i] is
   // the element count of mask i; padding bits are not entries).

@@ -137,4 +137,26 @@ void check_mask_distance(at::TensorList masks_a, at::TensorList masks_b,
   }
 }
 
+NmGeometry nm_geometry(const at::Tensor& t) {
+  if (t.dim() == 0) return {1, 1, 1};
+  if (t.dim() == 1) return {1, t.size(0), 1};
+  int64_t inner = 1;
+  for (int64_t d = 2; d < t.dim(); ++d) inner *= t.size(d);
+  return {t.size(0), t.size(1), inner};
+}
+
+void check_prune_nm(at::TensorList weights, at::TensorList masks, int64_t n, int64_t m) {
+  check_float_list("prune_", "weights", weights, common_device(weights));
+  check_like("prune_", "masks", masks, "weights", weights, at::kBool);
+  TORCH_CHECK_VALUE(1 <= n && n <= m && m <= kNmMaxM, "prune_: N:M needs 1 <= n <= m <= ",
+                    kNmMaxM, ", got n=", n, ", m=", m);
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const int64_t channels = nm_geometry(weights[i]).channels;
+    TORCH_CHECK_VALUE(channels % m == 0, "prune_: weights[", i, "] has shape ",
+                      weights[i].sizes(), ", whose input dimension (", channels,
+                      " entries) is not a multiple of m = ", m);
+  }
+  check_no_overlap("prune_", {{"weights", weights, false}, {"masks", masks, true}});
+}
+
 }  // namespace lth_fast

@@ -38,6 +38,19 @@ void check_masked_adam(at::TensorList params, at::TensorList grads, at::TensorLi
 // params but torch.bool.
 void check_rewind(at::TensorList params, at::TensorList snapshot, at::TensorList masks);
 
+// N:M selection (prune_nm_): a tensor of shape [O, C, *K] is seen as [outer, channels, inner] =
+// [O, C, prod(K)], its groups of m running along C; a 1-D tensor is [1, C, 1], a 0-dim one
+// [1, 1, 1]. A group is m entries `inner` apart.
+struct NmGeometry {
+  int64_t outer, channels, inner;
+};
+NmGeometry nm_geometry(const at::Tensor& t);
+constexpr int64_t kNmMaxM = 64;  // the largest group: the kernels keep a group's keys on the stack
+
+// prune_nm_: weights (float, one dtype, contiguous, one device), masks like weights but
+// torch.bool, 1 <= n <= m <= kNmMaxM, and every tensor's channels a multiple of m.
+void check_prune_nm(at::TensorList weights, at::TensorList masks, int64_t n, int64_t m);
+
 // mask_distance: masks_a holds torch.bool masks or bit-packed torch.uint8 masks (pack_bits:
 // 1-D, ceil(n / 8) bytes), one dtype, contiguous, one device; masks_b is like masks_a; numels
 // is empty for bool masks and gives each packed mask's element count for uint8 ones.

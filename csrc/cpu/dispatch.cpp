@@ -34,5 +34,6 @@ simd::DType simd_dtype(c10::ScalarType t) {
 const simd::SelectKernels& select_kernels() { return *simd::select_kernels(checked_isa()); }
 const simd::UpdateKernels& update_kernels() { return *simd::update_kernels(checked_isa()); }
 const simd::StreamKernels& stream_kernels() { return *simd::stream_kernels(checked_isa()); }
+const simd::NmKernels& nm_kernels() { return *simd::nm_kernels(checked_isa()); }
 
 }  // namespace lth_fast::cpu

@@ -3,6 +3,7 @@
 #pragma once
 #include <c10/core/ScalarType.h>
 
+#include "cpu/simd/nm.h"
 #include "cpu/simd/select.h"
 #include "cpu/simd/stream.h"
 #include "cpu/simd/update.h"
@@ -14,5 +15,6 @@ simd::DType simd_dtype(c10::ScalarType t);
 const simd::SelectKernels& select_kernels();
 const simd::UpdateKernels& update_kernels();
 const simd::StreamKernels& stream_kernels();
+const simd::NmKernels& nm_kernels();
 
 }  // namespace lth_fast::cpu

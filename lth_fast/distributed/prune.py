@@ -8,15 +8,16 @@ import torch
 import torch.distributed as dist
 
 from ..ops import PruneStats
+from ..ops.amounts import is_nm
 from ..ops.api import prune_ as local_prune_
 from . import comm
 from .select import sharded_select_
 from .shards import local_masks, unwrap
 
 
-def prune_(weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], amount, *,
-           scope: str = "global", group: Optional[object] = None,
-           verify: bool = False) -> PruneStats:
+def prune_(weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], amount=None, *,
+           scope: str = "global", group: Optional[object] = None, verify: bool = False,
+           n: int = 2, m: int = 4) -> PruneStats:
     """lth_fast.ops.prune_, also over shards. Which ranking is done:
 
     - DTensor weights sharded Shard(0) (FSDP2, HSDP): one ranking over the unsharded tensors,
@@ -28,10 +29,25 @@ def prune_(weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], amoun
       default group and raises if any rank's masks differ from rank 0's.
 
     The masks equal those of single-process prune_ over the unsharded tensors, bit for bit.
+
+    scope="nm" (n of every m, with n and m instead of an amount) is local to a group of one
+    row: each rank runs it on its local shards, with no communication. Dim-0 shards hold whole
+    rows, so the masks are again those of the unsharded tensors; a sharded 1-D tensor, whose
+    groups could straddle two ranks, is refused.
     """
     local_w, layout = unwrap("weights", weights)
     local_m = local_masks("masks", masks)
     shard_group = layout.group if layout.group is not None else group
+    if is_nm(amount, scope, n, m):
+        if shard_group is not None:
+            if verify:
+                raise ValueError("prune_: verify=True checks replicated masks (DDP); sharded "
+                                 "tensors differ by rank")
+            refuse_split_groups(layout)
+        stats = local_prune_(local_w, local_m, scope="nm", n=n, m=m)
+        if verify:
+            verify_replicas(local_m)
+        return stats
     if shard_group is None:
         stats = local_prune_(local_w, local_m, amount, scope=scope)
         if verify:
@@ -43,6 +59,14 @@ def prune_(weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], amoun
     shapes = (layout.shapes if layout.group is not None
               else tuple((t.dim(),) + tuple(t.shape[1:]) for t in local_w))
     return sharded_select_(local_w, local_m, amount, scope, shard_group, shapes)
+
+
+def refuse_split_groups(layout) -> None:
+    """A shard of dim 0 holds whole rows, and so whole N:M groups, unless the tensor is 1-D."""
+    for i, shape in enumerate(layout.shapes):
+        if len(shape) <= 1:
+            raise ValueError(f"prune_: weights[{i}] is 1-D and sharded along its only "
+                             f"dimension; its N:M groups could straddle two ranks")
 
 
 _CHECKSUM_CHUNK = 1 << 20

@@ -1,5 +1,6 @@
 """How a pruning amount is read: a float is a fraction of the alive entries (k = round(f * alive),
-as torch.nn.utils.prune does), an int is k itself. Shared by the fast ops and the reference."""
+as torch.nn.utils.prune does), an int is k itself; and how an N:M call (scope="nm", which takes
+n and m instead) is told apart. Shared by the fast ops and the reference."""
 from __future__ import annotations
 
 import math
@@ -7,15 +8,39 @@ import numbers
 from typing import Sequence, Union
 
 Amount = Union[float, int]
-SCOPES = ("global", "layer")
+RANKINGS = ("global", "layer")  # the scopes that rank magnitudes and take an amount
+SCOPES = RANKINGS + ("nm",)
+NM_DEFAULT = (2, 4)  # prune_'s default n and m (NVIDIA's 2:4)
+
+
+def is_nm(amount, scope: str, n, m) -> bool:
+    """True for an N:M call (scope="nm"), which takes n and m and no amount; a ranking scope
+    takes an amount and leaves n and m at their defaults. Raises for anything else that does
+    not go together (the ranges of n and m are the op's checks)."""
+    if scope != "nm":
+        if (n, m) != NM_DEFAULT:
+            raise ValueError(f"prune_: n and m are for scope='nm'; scope={scope!r} takes an "
+                             f"amount")
+        return False
+    if amount is not None:
+        raise ValueError("prune_: an N:M rule takes n and m, not an amount")
+    for name, v in (("n", n), ("m", m)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"prune_: {name} must be an int, got {type(v).__name__}")
+    return True
 
 
 def parse_amount(amount: Union[Amount, Sequence[Amount]], scope: str, n: int):
     """Returns (fractions, counts, layerwise): exactly one of the two lists is non-empty."""
-    if type(amount) is float and 0.0 <= amount <= 1.0 and scope in SCOPES:
+    if type(amount) is float and 0.0 <= amount <= 1.0 and scope in RANKINGS:
         return [amount], [], scope == "layer"  # the common call, without the checks below
+    if scope == "nm":
+        raise ValueError("prune_: an N:M rule takes n and m, not an amount")
     if scope not in SCOPES:
-        raise ValueError(f"prune_: scope must be 'global' or 'layer', got {scope!r}")
+        raise ValueError(f"prune_: scope must be 'global', 'layer' or 'nm', got {scope!r}")
+    if amount is None:
+        raise TypeError(f"prune_: amount[0] must be a float fraction or an int count, got None "
+                        f"(scope={scope!r} needs an amount)")
     layerwise = scope == "layer"
     if isinstance(amount, (list, tuple)):
         if not layerwise:

@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 
 from . import library, reference  # noqa: F401  (library: the ops complete before any call)
-from .amounts import Amount, parse_amount
+from .amounts import Amount, is_nm, parse_amount
 from .checks import check_tensors
 from .distance import MaskDistance, Masks, Numels, read_inputs
 from .dtensors import local_list, refuse_sharded
@@ -23,6 +23,7 @@ _PRUNE = torch.ops.lth_fast.prune_.default
 _MASKED_SGD = torch.ops.lth_fast.masked_sgd_.default
 _MASKED_ADAM = torch.ops.lth_fast.masked_adam_.default
 _REWIND = torch.ops.lth_fast.rewind_.default
+_PRUNE_NM = torch.ops.lth_fast.prune_nm_.default
 _MASK_DISTANCE = torch.ops.lth_fast.mask_distance.default
 
 
@@ -32,17 +33,27 @@ def prune_raw(weights: List[torch.Tensor], masks: List[torch.Tensor], fractions:
     return _PRUNE(weights, masks, fractions, counts, layerwise)
 
 
-def prune_(weights: Tensors, masks: Tensors, amount: Union[Amount, Sequence[Amount]], *,
-           scope: str = "global") -> PruneStats:
+def prune_(weights: Tensors, masks: Tensors,
+           amount: Union[Amount, Sequence[Amount], None] = None, *, scope: str = "global",
+           n: int = 2, m: int = 4) -> PruneStats:
     """Prunes the `amount` alive entries (mask True) of smallest |weight|, in place on `masks`.
 
     amount: a float in [0, 1] (a fraction of the alive entries, k = round(amount * alive)) or an
     int (k). scope="global" ranks all tensors together; scope="layer" ranks each alone, with one
     amount or a list of one per tensor. Ties go to the earlier (list index, element index).
+
+    scope="nm" takes no amount: in every group of m consecutive weights along the input
+    dimension (dim 1 of [O, C, *K]: a Linear row, a conv's input channels; the only dim of a
+    1-D tensor) it keeps the n alive entries of largest |weight|, ties to the earlier position
+    (docs/semantics.md, "N:M selection"); n and m other than 2 and 4 need scope="nm". The
+    result has one row per tensor in .layers, as for scope="layer".
+
     Weights are not touched. Raises ValueError/TypeError naming the bad list and index, with
     every mask unchanged.
     """
     weights, masks = list(weights), list(masks)
+    if is_nm(amount, scope, n, m):
+        return prune_nm(weights, masks, int(n), int(m))
     fractions, counts, layerwise = parse_amount(amount, scope, len(weights))
     refuse_sharded("prune_", "weights", weights)
     refuse_sharded("prune_", "masks", masks)
@@ -56,6 +67,17 @@ def prune_(weights: Tensors, masks: Tensors, amount: Union[Amount, Sequence[Amou
                                                       layerwise), layerwise)
     return PruneStats.from_tensors(*prune_raw(weights, masks, fractions, counts, layerwise),
                                    layerwise)
+
+
+def prune_nm(weights: Tensors, masks: Tensors, n: int, m: int) -> PruneStats:
+    """prune_(weights, masks, scope="nm", n=n, m=m) after its argument checks."""
+    refuse_sharded("prune_", "weights", weights)
+    refuse_sharded("prune_", "masks", masks)
+    weights, masks = local_list(weights), local_list(masks)
+    check_tensors("prune_", "weights", weights)
+    check_tensors("prune_", "masks", masks)
+    rows = [PruneStats(a, p, None) for a, p in _PRUNE_NM(weights, masks, n, m).tolist()]
+    return PruneStats.from_rows(rows, True)
 
 
 def masked_sgd_(params: Tensors, grads: Tensors, masks: Tensors, momentum_buffers: Tensors, *,

@@ -180,6 +180,37 @@ def check_masked_adam(params, grads, masks, exp_avgs, exp_avg_sqs, max_exp_avg_s
                               ("max_exp_avg_sqs", max_exp_avg_sqs, True)])
 
 
+NM_MAX_M = 64  # csrc/common/op_checks.h kNmMaxM: the kernels keep a group's keys on the stack
+
+
+def nm_geometry(shape):
+    """(outer, channels, inner) of N:M selection: [O, C, *K] is [O, C, prod(K)], its groups of
+    m running along C; a 1-D tensor is [1, C, 1], a 0-dim one [1, 1, 1]."""
+    shape = tuple(shape)
+    if len(shape) < 2:
+        return 1, (shape[0] if shape else 1), 1
+    inner = 1
+    for d in shape[2:]:
+        inner *= d
+    return shape[0], shape[1], inner
+
+
+def check_prune_nm(weights, masks, n: int, m: int, memory: bool = True) -> None:
+    """prune_nm_: weights and masks as for prune_, 1 <= n <= m <= 64, and every tensor's input
+    dimension a multiple of m."""
+    check_float_list("prune_", "weights", weights)
+    check_like("prune_", "masks", masks, "weights", weights, torch.bool)
+    if not 1 <= n <= m <= NM_MAX_M:
+        raise ValueError(f"prune_: N:M needs 1 <= n <= m <= {NM_MAX_M}, got n={n}, m={m}")
+    for i, w in enumerate(weights):
+        channels = nm_geometry(w.shape)[1]
+        if channels % m:
+            raise ValueError(f"prune_: weights[{i}] has shape {list(w.shape)}, whose input "
+                             f"dimension ({channels} entries) is not a multiple of m = {m}")
+    if memory:
+        check_no_overlap("prune_", [("weights", weights, False), ("masks", masks, True)])
+
+
 def check_rewind(params, snapshot, masks, memory: bool = True) -> None:
     check_float_list("rewind_", "params", params)
     check_like("rewind_", "snapshot", snapshot, "params", params, None)

@@ -60,6 +60,12 @@ def _rewind_fake(params, snapshot, masks):
     checks.check_rewind(params, snapshot, masks, memory=False)
 
 
+@torch.library.register_fake("lth_fast::prune_nm_")
+def _prune_nm_fake(weights, masks, n, m):
+    checks.check_prune_nm(weights, masks, n, m, memory=False)
+    return torch.empty((len(weights), 2), dtype=torch.long, device=_device(weights))
+
+
 @torch.library.register_fake("lth_fast::mask_distance")
 def _mask_distance_fake(masks_a, masks_b, numels):
     checks.check_mask_distance(masks_a, masks_b, numels)
@@ -79,6 +85,12 @@ def masked_sgd_default(params, grads, masks, momentum_buffers, lr, momentum, dam
                           maximize=maximize, init_buffers=init_buffers)
 
 
+def prune_nm_default(weights, masks, n, m):
+    rows = reference.nm_select_(weights, masks, n, m)
+    return torch.tensor([[r.alive_before, r.pruned] for r in rows], dtype=torch.long,
+                        device=_device(weights)).reshape(len(rows), 2)
+
+
 def mask_distance_default(masks_a, masks_b, numels):
     return torch.tensor(reference.mask_distance_counts(masks_a, masks_b, numels),
                         dtype=torch.long, device=_device(masks_a))
@@ -86,6 +98,6 @@ def mask_distance_default(masks_a, masks_b, numels):
 
 DEFAULTS = {"prune_": prune_default, "masked_sgd_": masked_sgd_default,
             "masked_adam_": reference.adam_step_, "rewind_": reference.rewind_,
-            "mask_distance": mask_distance_default}
+            "prune_nm_": prune_nm_default, "mask_distance": mask_distance_default}
 for _name, _kernel in DEFAULTS.items():
     torch.library.register_kernel(f"lth_fast::{_name}", None, _kernel)

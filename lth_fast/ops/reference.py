@@ -9,9 +9,9 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 
-from .amounts import Amount, k_for, parse_amount
+from .amounts import Amount, is_nm, k_for, parse_amount
 from .checks import (check_mask_distance, check_masked_adam, check_masked_sgd, check_prune,
-                     check_rewind)
+                     check_prune_nm, check_rewind, nm_geometry)
 from .distance import MaskDistance, Masks, Numels, read_inputs
 from .stats import PruneStats
 
@@ -64,11 +64,47 @@ def select_(weights: Tensors, masks: Tensors, fractions: Sequence[float],
     return rows
 
 
-def prune_(weights: Tensors, masks: Tensors, amount: Union[Amount, Sequence[Amount]], *,
-           scope: str = "global") -> PruneStats:
+def prune_(weights: Tensors, masks: Tensors,
+           amount: Union[Amount, Sequence[Amount], None] = None, *, scope: str = "global",
+           n: int = 2, m: int = 4) -> PruneStats:
     """Reference of lth_fast.prune_ (see there)."""
+    if is_nm(amount, scope, n, m):
+        return PruneStats.from_rows(nm_select_(weights, masks, int(n), int(m)), True)
     fractions, counts, layerwise = parse_amount(amount, scope, len(weights))
     return PruneStats.from_rows(select_(weights, masks, fractions, counts, layerwise), layerwise)
+
+
+# -- N:M selection (prune_ with scope="nm") ----------------------------------------------------
+def _nm_keep(w: torch.Tensor, alive: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """The new mask of one tensor: in each group of m entries along the input dimension, the
+    alive entries that fewer than n alive entries of the group beat (larger |w|, or equal |w|
+    at an earlier position)."""
+    outer, channels, inner = nm_geometry(w.shape)
+    shape = (outer, channels // m, m, inner)  # dim 2 runs through a group
+    mags = w.detach().abs().double().reshape(shape)  # exact for every float dtype
+    live = alive.reshape(shape)
+    # A stable sort by descending |w|, with dead entries last (-1 is below every |w|), puts
+    # before each alive entry exactly the alive entries that beat it: its place is their count.
+    order = torch.where(live, mags, -1.0).sort(dim=2, descending=True, stable=True).indices
+    places = torch.arange(m).view(1, 1, m, 1).expand(shape).contiguous()
+    place = torch.empty_like(order).scatter_(2, order, places)
+    return (live & (place < n)).reshape(w.shape)
+
+
+def nm_select_(weights: Tensors, masks: Tensors, n: int, m: int) -> List[PruneStats]:
+    """prune_nm_ with the op's own arguments: one PruneStats per tensor (threshold None)."""
+    weights, masks = list(weights), list(masks)
+    check_prune_nm(weights, masks, n, m)
+    for i, w in enumerate(weights):
+        if torch.isnan(w).any():
+            raise ValueError(f"prune_: weights[{i}] contains NaN")
+    rows = []
+    for w, mask in zip(weights, masks):
+        keep = _nm_keep(w, mask, n, m)
+        alive = int(mask.sum())
+        rows.append(PruneStats(alive, alive - int(keep.sum()), None))
+        mask.copy_(keep)
+    return rows
 
 
 # -- masked_sgd_ -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ class PruneStats:
     alive_before: int
     pruned: int
     threshold: Optional[float]  # largest pruned |w|; None when nothing was pruned (or layerwise)
-    layers: Tuple["PruneStats", ...] = ()  # one per tensor for scope="layer"
+    layers: Tuple["PruneStats", ...] = ()  # one per tensor for scope="layer" and "nm"
 
     @property
     def alive_after(self) -> int:

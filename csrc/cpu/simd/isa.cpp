@@ -1,5 +1,6 @@
 #include "cpu/simd/isa.h"
 
+#include "cpu/simd/nm.h"
 #include "cpu/simd/stream.h"
 #include "cpu/simd/update.h"
 
@@ -64,6 +65,18 @@ const StreamKernels* stream_kernels(Isa isa) {
     case Isa::scalar: return &kStreamScalar;
     case Isa::avx2: return &kStreamAvx2;
     case Isa::avx512: return &kStreamAvx512;
+  }
+  return nullptr;
+}
+
+extern const NmKernels kNmScalar, kNmAvx2, kNmAvx512;
+
+const NmKernels* nm_kernels(Isa isa) {
+  if (!cpu_supports(isa)) return nullptr;
+  switch (isa) {
+    case Isa::scalar: return &kNmScalar;
+    case Isa::avx2: return &kNmAvx2;
+    case Isa::avx512: return &kNmAvx512;
   }
   return nullptr;
 }
