@@ -118,3 +118,19 @@ def test_cli_seeds_stop_below_and_ticket(data_dir, tmp_path, capsys):
     assert main(base + ["--seeds", "0"]) == 2
     assert main(base + ["--against", str(tmp_path / "nothing")]) == 2
     assert "no such run directory" in capsys.readouterr().err
+
+
+def test_imp_with_nm_scope_keeps_n_of_every_m_and_so_does_its_random_control(data_dir, tmp_path):
+    from lth_fast.pruning import ticket
+    cfg = tiny(data_dir, scope="nm", nm_n=2, nm_m=4, levels=1, controls=("random", "reinit"))
+    levels = run_imp(cfg, tmp_path / "nm", progress=False, log=lambda *_: None)
+    assert levels[1]["remaining"] == pytest.approx(50.0)
+    masks = ticket.load_masks(tmp_path / "nm" / "level_01" / "masks.safetensors").masks
+    for name, m in masks.items():
+        assert (m.reshape(m.shape[0], -1, 4).sum(-1) == 2).all(), name
+    assert set(levels[1]["branches"]) == {"ticket", "random", "reinit"}
+    with pytest.raises(ValueError, match="scope 'nm' reaches its 2:4 pattern in one level"):
+        tiny(data_dir, scope="nm", levels=2)
+    with pytest.raises(SystemExit) as e:
+        main(["imp", "--scope", "nm", "--nm", "2:x", "--levels", "1"])
+    assert e.value.code == 2
