@@ -14,7 +14,6 @@ of per-round ratios, as benchmarks/paired_sgd.py does). Two parts:
 """
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import tempfile
@@ -28,6 +27,7 @@ import lth_fast
 from lth_fast import MaskedAdamW, Pruner
 from lth_fast.bench import time_op, workloads
 from lth_fast.ops import zero_pruned
+from machine import cpu_model
 
 
 def _median(xs):
@@ -180,15 +180,6 @@ def hf_steps(rounds: int, steps: int = 30) -> dict:
                                   for k, v in times.items() if k != "adamw, no lth_fast"}}
 
 
-def _cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="10M")
@@ -198,7 +189,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    result = {"cpu": _cpu_model(), "torch": torch.__version__, "cpu_isa": lth_fast.cpu_isa(),
+    result = {"cpu": cpu_model(), "torch": torch.__version__, "cpu_isa": lth_fast.cpu_isa(),
               "threads": torch.get_num_threads(), "commit": commit,
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "optimizer_step": optimizer_steps(args.params, args.rounds),

@@ -15,7 +15,6 @@ kernels over zeros, so no speed-up is expected and none is claimed.
 import argparse
 import csv
 import io
-import json
 import os
 import subprocess
 import sys
@@ -24,33 +23,16 @@ from datetime import datetime, timezone
 
 import torch
 
-import lth_fast
 from lth_fast import atomic
 from lth_fast.imp.run_dir import RunDir
 from lth_fast.imp.tasks import load_task
 from lth_fast.shipping import (count_macs, export_run, load_exported, measure_latency,
                                read_exported)
 from lth_fast.shipping.architecture import example_input
+from machine import cpu_model, machine_kind
 
 DTYPES = ("float32", "float16", "bfloat16")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return "unknown"
-
-
-def machine_kind(cpu: str) -> str:
-    """The results file's machine name, as benchmarks/results names them
-    (intel-xeon-avx512-2core, amd-epyc-2core, ...)."""
-    words = [w for w in ("intel", "amd", "xeon", "epyc") if w in cpu.lower()] or ["cpu"]
-    isa = lth_fast.cpu_isa()
-    return "-".join(words + ([isa] if isa == "avx512" else []) + [f"{os.cpu_count()}core"])
 
 
 def summary(run_dir) -> dict:
@@ -154,7 +136,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", help="PREFIX of PREFIX.md and PREFIX.json (default "
                                   "benchmarks/results/cpu-<kind>-shipping)")
     args = ap.parse_args(argv)
-    cpu = _cpu_model()
+    cpu = cpu_model()
     done = len(RunDir(args.run_dir).finished_levels(log=lambda _: None))
     if not done:
         sys.exit(f"{args.run_dir}: no finished level (run lth-fast imp first)")
