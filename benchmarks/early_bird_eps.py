@@ -11,12 +11,11 @@ differ in 2 p (1 - p) of their entries.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 import torch
 
-from lth_fast import mask_distance
+from lth_fast import atomic, mask_distance
 from lth_fast.imp import preset
 from lth_fast.imp.driver import level_rates, new_model, new_pruner
 from lth_fast.imp.tasks import load_task
@@ -80,10 +79,8 @@ def write(out: str, cfg, history, rows, pruned: float, window: int) -> None:
             lines.append(f"| {r['eps']:g} | {r['iteration']} | {r['saved']} "
                          f"({100 * r['saved'] / cfg.iterations:.0f}%) | "
                          f"{100 * r['val_accuracy']:.1f}% | {r['to_final']:.4f} |")
-    with open(out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(out + ".json", "w") as f:
-        json.dump({"history": history, "rows": rows, "random_scale": scale}, f, indent=1)
+    atomic.write_text(out + ".md", "\n".join(lines) + "\n")
+    atomic.write_json(out + ".json", {"history": history, "rows": rows, "random_scale": scale})
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot([h[0] for h in history], [h[1] for h in history], marker="o", markersize=3,
             label=f"largest distance, newest mask to the {window - 1} before it")
@@ -95,7 +92,7 @@ def write(out: str, cfg, history, rows, pruned: float, window: int) -> None:
     ax.set_title(f"Early-bird distances, weight masks: {cfg.model} on {cfg.dataset}", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out + ".png", dpi=110)
+    atomic.write_atomic(out + ".png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     print("\n".join(lines))
 
 
