@@ -131,6 +131,8 @@ def test_imp_with_nm_scope_keeps_n_of_every_m_and_so_does_its_random_control(dat
     assert set(levels[1]["branches"]) == {"ticket", "random", "reinit"}
     with pytest.raises(ValueError, match="scope 'nm' reaches its 2:4 pattern in one level"):
         tiny(data_dir, scope="nm", levels=2)
+    with pytest.raises(ValueError, match=r"nm_n:nm_m \(1:4\) applies to scope='nm'"):
+        tiny(data_dir, nm_n=1)
     with pytest.raises(SystemExit) as e:
         main(["imp", "--scope", "nm", "--nm", "2:x", "--levels", "1"])
     assert e.value.code == 2

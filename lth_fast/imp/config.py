@@ -111,6 +111,9 @@ class IMPConfig:
              "takes one rate (set output_rate to None)")
         need(1 <= self.nm_n <= self.nm_m <= 64, f"N:M needs 1 <= n <= m <= 64, got "
              f"{self.nm_n}:{self.nm_m}")
+        need(self.scope == "nm" or (self.nm_n, self.nm_m) == (2, 4),
+             f"nm_n:nm_m ({self.nm_n}:{self.nm_m}) applies to scope='nm' (--scope nm), not "
+             f"scope={self.scope!r}")
         # the N:M rule is reached in one step: a second level would prune nothing more
         need(self.scope != "nm" or self.levels <= 1, f"scope 'nm' reaches its {self.nm_n}:"
              f"{self.nm_m} pattern in one level; give levels=1 (--levels 1), not {self.levels}")

@@ -305,6 +305,7 @@ class IMPRun:
         t_level = time.perf_counter()
         secs = {"prune": 0.0, "rewind": 0.0}
         results: Dict[str, RunResult] = {}
+        early_bird = None  # level 0 with cfg.early_bird: where the monitor stopped it
         if level == 0:
             late = cfg.rewind != "init" and cfg.rewind_iteration > 0
             if not late:
@@ -331,7 +332,7 @@ class IMPRun:
             for control in cfg.controls:
                 results[control] = self._control(control, level, secs)
         metrics = self._metrics(level, results, secs, time.perf_counter() - t_level)
-        if level == 0 and cfg.early_bird is not None:
+        if early_bird is not None:
             metrics["early_bird"] = early_bird
         return metrics
 

@@ -86,9 +86,9 @@ def train_run(model: nn.Module, pruner: Pruner, task, cfg: IMPConfig, *,
     """Trains `model` (its pruned weights already 0) on `task` (lth_fast.imp.tasks) from
     iteration `start` to cfg.iterations with a fresh optimizer. on_iteration(i) is called
     before step i (e.g. to snapshot at k); stop_after_eval(i), called after each evaluation
-    before the last, ends the run there when it returns True (an early-bird ticket); `progress` is a tqdm bar (or None) advanced once per
-    iteration. parallel (an lth_fast.imp.parallel.Parallel): this rank trains on its part of
-    every global batch."""
+    before the last, ends the run there when it returns True (an early-bird ticket);
+    `progress` is a tqdm bar (or None) advanced once per iteration. parallel (an
+    lth_fast.imp.parallel.Parallel): this rank trains on its part of every global batch."""
     device = next(model.parameters()).device
     opt = make_optimizer(model, cfg, pruner)
     # [(parameter, mask)]: with clipping, pruned gradient entries are zeroed before the norm
