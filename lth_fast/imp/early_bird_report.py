@@ -4,13 +4,11 @@ results at early stop, their early-stop iterations, and the normalized Hamming d
 their masks (lth_fast.mask_distance)."""
 from __future__ import annotations
 
-import os
 from typing import List, Optional, Sequence
 
 from ..ops import mask_distance
-from ..pruning import ticket
 from .report import TEXT_FIELDS, fields_of
-from .run_dir import MASKS, RunDir
+from .run_dir import RunDir
 from .seeds import read_summary
 
 
@@ -61,8 +59,7 @@ def compare(run_dir: str, against: str) -> str:
         level = int(ra["level"])
         dist: Optional[float] = None
         if level > 0:
-            ma = ticket.load_masks(os.path.join(run_dir, RunDir.level_rel(level, MASKS)))
-            mb = ticket.load_masks(os.path.join(against, RunDir.level_rel(level, MASKS)))
+            ma, mb = RunDir(run_dir).load_masks(level), RunDir(against).load_masks(level)
             if ma.names != mb.names:
                 raise ValueError(f"{run_dir} and {against} prune other tensors: not the same "
                                  f"experiment")

@@ -54,7 +54,7 @@ def _check_against(ex: Exported, model: nn.Module) -> None:
     floating parameters in the file's dtype and buffers in the model's own."""
     aliases = tied_aliases(model)
     target = {k: v for k, v in model.state_dict().items() if k not in aliases}
-    have = {**{n: m for n, m in ex.masks.items()}, **ex.dense}
+    have = {**ex.masks, **ex.dense}
     diff = name_diff(set(target), set(have))
     if diff:
         raise ValueError(f"{ex.path}: the tensors do not fit {ex.architecture['model']}: {diff}")
