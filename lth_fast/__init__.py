@@ -1,16 +1,16 @@
 """lth_fast: fused multi-tensor kernels for finding lottery tickets fast.
 
-lth_fast.ops (prune_, masked_sgd_, masked_adam_, rewind_, mask_distance), lth_fast.pruning
-(Pruner, EarlyBird), lth_fast.shipping (load_exported),
-lth_fast.optim (MaskedSGD, MaskedAdam, MaskedAdamW), lth_fast.imp (the IMP driver),
-lth_fast.bench; lth_fast.reference is the pure-PyTorch spec, importable without the compiled
-extension lth_fast._C."""
+lth_fast.ops (prune_, masked_sgd_, masked_adam_, rewind_, mask_distance; NM(n, m), the N:M
+rule as prune_'s scope), lth_fast.pruning (Pruner, EarlyBird), lth_fast.shipping
+(load_exported), lth_fast.optim (MaskedSGD, MaskedAdam, MaskedAdamW), lth_fast.imp (the IMP
+driver), lth_fast.bench; lth_fast.reference is the pure-PyTorch spec, importable without the
+compiled extension lth_fast._C."""
 from . import ops, reference
 from ._version import __version__
-from .ops import MaskDistance, PruneStats
+from .ops import NM, MaskDistance, PruneStats
 
 __all__ = ["prune_", "masked_sgd_", "masked_adam_", "rewind_", "mask_distance", "cpu_isa",
-           "PruneStats", "MaskDistance",
+           "NM", "PruneStats", "MaskDistance",
            "reference", "MaskedSGD", "MaskedAdam", "MaskedAdamW", "Pruner", "EarlyBird",
            "load_exported",
            "__version__"]

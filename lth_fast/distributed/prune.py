@@ -2,22 +2,22 @@
 DTensors, or each rank's torch.chunk shards of the same tensors with a process group)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.distributed as dist
 
 from ..ops import PruneStats
-from ..ops.amounts import is_nm
 from ..ops.api import prune_ as local_prune_
+from ..ops.nm import NM, read_scope
 from . import comm
 from .select import sharded_select_
 from .shards import local_masks, unwrap
 
 
 def prune_(weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], amount=None, *,
-           scope: str = "global", group: Optional[object] = None, verify: bool = False,
-           n: int = 2, m: int = 4) -> PruneStats:
+           scope: Union[str, NM] = "global", group: Optional[object] = None,
+           verify: bool = False, **deprecated) -> PruneStats:
     """lth_fast.ops.prune_, also over shards. Which ranking is done:
 
     - DTensor weights sharded Shard(0) (FSDP2, HSDP): one ranking over the unsharded tensors,
@@ -30,21 +30,22 @@ def prune_(weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], amoun
 
     The masks equal those of single-process prune_ over the unsharded tensors, bit for bit.
 
-    scope="nm" (n of every m, with n and m instead of an amount) is local to a group of one
-    row: each rank runs it on its local shards, with no communication. Dim-0 shards hold whole
-    rows, so the masks are again those of the unsharded tensors; a sharded 1-D tensor, whose
-    groups could straddle two ranks, is refused.
+    scope=NM(n, m) (no amount) is local to a group of one row: each rank runs it on its local
+    shards, with no communication. Dim-0 shards hold whole rows, so the masks are again those
+    of the unsharded tensors; a sharded 1-D tensor, whose groups could straddle two ranks, is
+    refused. The old scope="nm", n=, m= works for one release, with a DeprecationWarning.
     """
+    rule = read_scope("prune_", amount, scope, deprecated)
     local_w, layout = unwrap("weights", weights)
     local_m = local_masks("masks", masks)
     shard_group = layout.group if layout.group is not None else group
-    if is_nm(amount, scope, n, m):
+    if rule is not None:
         if shard_group is not None:
             if verify:
                 raise ValueError("prune_: verify=True checks replicated masks (DDP); sharded "
                                  "tensors differ by rank")
             refuse_split_groups(layout)
-        stats = local_prune_(local_w, local_m, scope="nm", n=n, m=m)
+        stats = local_prune_(local_w, local_m, scope=rule)
         if verify:
             verify_replicas(local_m)
         return stats

@@ -1,6 +1,9 @@
 """How a pruning amount is read: a float is a fraction of the alive entries (k = round(f * alive),
-as torch.nn.utils.prune does), an int is k itself; and how an N:M call (scope="nm", which takes
-n and m instead) is told apart. Shared by the fast ops and the reference."""
+as torch.nn.utils.prune does), an int is k itself. Shared by the fast ops and the reference.
+
+The front doors ask for N:M selection with scope=NM(n, m) (lth_fast.ops.nm, which also reads
+the deprecated scope="nm", n=, m=); is_nm is the reference's reading of its own arguments,
+which keep the op's n and m (lth_fast.reference.prune_(..., scope="nm", n=, m=))."""
 from __future__ import annotations
 
 import math
@@ -14,9 +17,9 @@ NM_DEFAULT = (2, 4)  # prune_'s default n and m (NVIDIA's 2:4)
 
 
 def is_nm(amount, scope: str, n, m) -> bool:
-    """True for an N:M call (scope="nm"), which takes n and m and no amount; a ranking scope
-    takes an amount and leaves n and m at their defaults. Raises for anything else that does
-    not go together (the ranges of n and m are the op's checks)."""
+    """The reference's test for an N:M call (scope="nm"), which takes n and m and no amount; a
+    ranking scope takes an amount and leaves n and m at their defaults. Raises for anything else
+    that does not go together (the ranges of n and m are the op's checks)."""
     if scope != "nm":
         if (n, m) != NM_DEFAULT:
             raise ValueError(f"prune_: n and m are for scope='nm'; scope={scope!r} takes an "

@@ -9,10 +9,11 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 
 from . import library, reference  # noqa: F401  (library: the ops complete before any call)
-from .amounts import Amount, is_nm, parse_amount
+from .amounts import Amount, parse_amount
 from .checks import check_tensors
 from .distance import MaskDistance, Masks, Numels, read_inputs
 from .dtensors import local_list, refuse_sharded
+from .nm import NM, read_scope
 from .stats import PruneStats
 
 Tensors = Sequence[torch.Tensor]
@@ -34,26 +35,28 @@ def prune_raw(weights: List[torch.Tensor], masks: List[torch.Tensor], fractions:
 
 
 def prune_(weights: Tensors, masks: Tensors,
-           amount: Union[Amount, Sequence[Amount], None] = None, *, scope: str = "global",
-           n: int = 2, m: int = 4) -> PruneStats:
+           amount: Union[Amount, Sequence[Amount], None] = None, *,
+           scope: Union[str, NM] = "global", **deprecated) -> PruneStats:
     """Prunes the `amount` alive entries (mask True) of smallest |weight|, in place on `masks`.
 
     amount: a float in [0, 1] (a fraction of the alive entries, k = round(amount * alive)) or an
     int (k). scope="global" ranks all tensors together; scope="layer" ranks each alone, with one
     amount or a list of one per tensor. Ties go to the earlier (list index, element index).
 
-    scope="nm" takes no amount: in every group of m consecutive weights along the input
-    dimension (dim 1 of [O, C, *K]: a Linear row, a conv's input channels; the only dim of a
-    1-D tensor) it keeps the n alive entries of largest |weight|, ties to the earlier position
-    (docs/semantics.md, "N:M selection"); n and m other than 2 and 4 need scope="nm". The
-    result has one row per tensor in .layers, as for scope="layer".
+    scope=NM(n, m) (lth_fast.NM) takes no amount: in every group of m consecutive weights along
+    the input dimension (dim 1 of [O, C, *K]: a Linear row, a conv's input channels; the only
+    dim of a 1-D tensor) it keeps the n alive entries of largest |weight|, ties to the earlier
+    position (docs/semantics.md, "N:M selection"). The result has one row per tensor in
+    .layers, as for scope="layer". The old spelling scope="nm", n=2, m=4 (the only keywords
+    `deprecated` takes) still works for one release, with a DeprecationWarning.
 
     Weights are not touched. Raises ValueError/TypeError naming the bad list and index, with
     every mask unchanged.
     """
     weights, masks = list(weights), list(masks)
-    if is_nm(amount, scope, n, m):
-        return prune_nm(weights, masks, int(n), int(m))
+    rule = read_scope("prune_", amount, scope, deprecated)
+    if rule is not None:
+        return prune_nm(weights, masks, rule.n, rule.m)
     fractions, counts, layerwise = parse_amount(amount, scope, len(weights))
     refuse_sharded("prune_", "weights", weights)
     refuse_sharded("prune_", "masks", masks)
@@ -70,7 +73,7 @@ def prune_(weights: Tensors, masks: Tensors,
 
 
 def prune_nm(weights: Tensors, masks: Tensors, n: int, m: int) -> PruneStats:
-    """prune_(weights, masks, scope="nm", n=n, m=m) after its argument checks."""
+    """prune_(weights, masks, scope=NM(n, m)) after its argument checks."""
     refuse_sharded("prune_", "weights", weights)
     refuse_sharded("prune_", "masks", masks)
     weights, masks = local_list(weights), local_list(masks)

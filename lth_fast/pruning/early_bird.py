@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from ..ops import mask_distance
-
+from ..ops import NM, mask_distance
+from ..ops.nm import read_scope
 from .ticket import pack_bits
 
 Reduce = Callable[[List[int]], List[int]]
@@ -58,11 +58,15 @@ class EarlyBird:
         self.fired_at: Optional[int] = None
         self.pushes = 0
 
-    def observe(self, pruner, amount=None, scope: str = "global", per_layer=None, *,
-                n: int = 2, m: int = 4, step: Optional[int] = None) -> bool:
-        """Draws the masks pruner.prune(amount, scope, per_layer, n=n, m=m) would leave now
-        (neither the pruner's masks nor the weights change) and pushes them."""
-        self._scratch = pruner.draw(amount, scope, per_layer, n=n, m=m, into=self._scratch)
+    def observe(self, pruner, amount=None, scope: Union[str, NM] = "global", per_layer=None, *,
+                scores=None, step: Optional[int] = None, **deprecated) -> bool:
+        """Draws the masks pruner.prune(amount, scope, per_layer, scores=scores) would leave now
+        (neither the pruner's masks nor the weights change) and pushes them. scope=NM(n, m)
+        draws N:M masks; the old scope="nm", n=, m= works for one release, with a
+        DeprecationWarning."""
+        rule = read_scope("EarlyBird.observe", amount, scope, deprecated)
+        self._scratch = pruner.draw(amount, rule or scope, per_layer, scores=scores,
+                                    into=self._scratch)
         return self.push(self._scratch, step)
 
     def push(self, masks, step: Optional[int] = None) -> bool:

@@ -21,17 +21,16 @@ A model built on the meta device can be given to Pruner before it is materialise
 name. Snapshot, prune, apply and rewind need the weights' values, so they come after that."""
 from __future__ import annotations
 
-import re
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from .. import distributed
-from ..ops import PruneStats
+from ..ops import NM, PruneStats
 from ..ops.api import rewind_, zero_pruned
 from ..ops.dtensors import is_dtensor, is_sharded, local
-from . import sharded, ticket, torch_prune
+from ..ops.nm import read_scope
+from . import rank, sharded, ticket, torch_prune
 from .attach import AttachedMasks, unwrap_optimizer
 from .mask_set import MaskSet, PruneReport
 from .schedule import SchedulePoint
@@ -145,17 +144,6 @@ class Pruner:
         return self
 
     # -- the kernels ------------------------------------------------------------------------------
-    def _named_errors(self, fn, *args, **kwargs):
-        """Runs an op; its errors name list[i], to which we add the parameter's name."""
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, TypeError) as e:
-            def name(m):
-                i = int(m.group(2))
-                return f"{m.group(0)} ({self.names[i]})" if i < len(self.names) else m.group(0)
-            raise type(e)(re.sub(r"\b(weights|masks|params|snapshot)\[(\d+)\]", name,
-                                 str(e))) from e
-
     @torch.no_grad()
     def _write(self, params: Sequence[Tensor], sources: Sequence[Tensor],
                masks: Sequence[Tensor]) -> None:
@@ -204,33 +192,46 @@ class Pruner:
         self.mask_set.snapshot_device = device
         self._schedule = schedule
 
-    def prune(self, amount=None, scope: str = "global",
+    def prune(self, amount=None, scope: Union[str, NM] = "global",
               per_layer: Optional[Mapping[str, Union[float, int]]] = None, *,
-              verify: bool = False, n: int = 2, m: int = 4) -> PruneStats:
+              scores: Optional[rank.Scores] = None, verify: bool = False,
+              **deprecated) -> PruneStats:
         """Prunes the `amount` smallest-|w| alive weights (a fraction of the alive ones, or an int
         count) ranked over all tensors (scope="global") or per tensor (scope="layer", where
         per_layer={name: amount} overrides `amount`, e.g. half rate for the output layer), or
-        keeps the n largest |w| of every m consecutive input weights (scope="nm", no amount;
+        keeps the n largest |w| of every m consecutive input weights (scope=NM(n, m), no amount;
         docs/semantics.md, "N:M selection"), then zeroes the pruned weights. Returns what
         lth_fast.prune_ did.
 
+        scores: rank these instead of |w| ({name: tensor}, one per pruned tensor, or a list in
+        self.names order; each of its weight's shape, float), with the same fused prune_: the
+        smallest |score| goes first, ties to the earlier position, so k is exact for every
+        criterion (random pruning: seeded random scores). A sharded weight's score may be its
+        local shard's or the full tensor's (cut to this rank's rows). lth_fast.pruning.rank.
+
         Sharded parameters (FSDP2's DTensors) are ranked across the ranks of their mesh, as
         one model (lth_fast.distributed.prune_; every rank calls prune). Replicated ones (DDP)
-        select on each rank alone; verify=True then checks that every rank's masks agree."""
+        select on each rank alone; verify=True then checks that every rank's masks agree. The
+        old scope="nm", n=, m= works for one release, with a DeprecationWarning."""
+        rule = read_scope("Pruner.prune", amount, scope, deprecated)
         items = self._resolved()
         masks = [mask for _, _, mask in items]
-        stats = self._select(items, masks, amount, scope, per_layer, verify, n, m)
+        ranked, label = self._ranked(items, scores, "Pruner.prune")
+        stats = rank.select("Pruner.prune", self.names, masks, ranked, label, amount,
+                            rule or scope, per_layer, verify)
         weights = [p.detach() for _, p, _ in items]
         self._write(weights, weights, masks)
         return stats
 
-    def draw(self, amount=None, scope: str = "global",
-             per_layer: Optional[Mapping[str, Union[float, int]]] = None, *, n: int = 2,
-             m: int = 4, into: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+    def draw(self, amount=None, scope: Union[str, NM] = "global",
+             per_layer: Optional[Mapping[str, Union[float, int]]] = None, *,
+             scores: Optional[rank.Scores] = None, into: Optional[Dict[str, Tensor]] = None,
+             **deprecated) -> Dict[str, Tensor]:
         """The masks prune(...) with the same arguments would leave now, with neither this
         pruner's masks nor the weights changed: the masks are copied into `into` ({name: bool
         tensor like the mask}, reused from call to call, e.g. by an early-bird monitor; default
         new tensors) and the selection runs there. No weight is copied."""
+        rule = read_scope("Pruner.draw", amount, scope, deprecated)
         items = self._resolved()
         if into is None:
             into = {name: torch.empty_like(mask) for name, _, mask in items}
@@ -240,45 +241,19 @@ class Pruner:
                     or scratch.dtype != torch.bool or scratch.device != mask.device):
                 raise ValueError(f"Pruner.draw: into[{name!r}] must be a torch.bool tensor of "
                                  f"shape {list(mask.shape)} on {mask.device}")
-            scratch.copy_(mask)
-        self._select(items, [into[name] for name, _, _ in items], amount, scope, per_layer,
-                     False, n, m)
+        ranked, label = self._ranked(items, scores, "Pruner.draw")  # checked before writing
+        for name, _, mask in items:
+            into[name].copy_(mask)
+        rank.select("Pruner.draw", self.names, [into[name] for name, _, _ in items], ranked,
+                    label, amount, rule or scope, per_layer, False)
         return into
 
-    def _select(self, items, masks: List[Tensor], amount, scope: str, per_layer,
-                verify: bool, n: int, m: int) -> PruneStats:
-        """The selection of prune() on `masks` (this pruner's, or scratch masks like them)."""
-        if per_layer:
-            if scope != "layer":
-                raise ValueError("Pruner.prune: per_layer amounts need scope='layer' (a global "
-                                 "ranking takes one amount)")
-            unknown = sorted(set(per_layer) - set(self.names))
-            if unknown:
-                raise ValueError(f"Pruner.prune: per_layer names {unknown} are not pruned "
-                                 f"tensors; they are {list(self.names)}")
-            amount = [per_layer.get(name, amount) for name in self.names]
-        rule = dict(n=n, m=m) if scope == "nm" else {}
+    def _ranked(self, items, scores: Optional[rank.Scores], op: str):
+        """(what the selection ranks, how errors name it): the weights, or the checked scores."""
         weights = [p.detach() for _, p, _ in items]
-        if any(is_sharded(w) for w in weights):
-            return self._named_errors(distributed.prune_, weights, masks, amount, scope=scope,
-                                      verify=verify, **rule)  # verify is for replicas: it refuses
-        weights = [local(w) for w in weights]
-        one_device = len({w.device for w in weights}) == 1
-        if one_device and len({w.dtype for w in weights}) == 1:
-            scores, work = [w.contiguous() for w in weights], masks
-        else:  # one ranking needs one device and dtype: upcasting keeps the |w| order exactly
-            dtype = weights[0].dtype
-            for w in weights[1:]:
-                dtype = torch.promote_types(dtype, w.dtype)
-            dev = weights[0].device
-            scores = [w.to(dev, dtype).contiguous() for w in weights]
-            work = [mask.to(dev, copy=True) for mask in masks]
-        stats = self._named_errors(distributed.prune_, scores, work, amount, scope=scope,
-                                   verify=verify, **rule)
-        if work is not masks:
-            for mask, w in zip(masks, work):
-                mask.copy_(w)
-        return stats
+        if scores is None:
+            return weights, None
+        return rank.read_scores(op, self.names, weights, scores)
 
     def apply(self) -> None:
         """Zeroes the pruned weights (one fused pass): call it after any optimizer's step."""
