@@ -1,7 +1,7 @@
 """The `lth-fast` command (also `python -m lth_fast`). Each subcommand is an entry in
 COMMANDS: its help line, a function that adds its arguments to a subparser, and a function that
-runs it from the parsed namespace and returns the exit status. New subcommands (imp, ...) add
-one more entry; each imports what it needs inside its run function.
+runs it from the parsed namespace and returns the exit status. Every analysis of a finished run
+(lth_fast.imp.analyses: ticket, seeds, export, ...) is a subcommand of its own name.
 
 Every error is one line on stderr that names the file, flag or value at fault: status 2 for a
 usage or config error, 1 for anything that fails while running (data, device, files).
@@ -13,27 +13,18 @@ import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .bench.cli import add_bench, run_bench
+from .imp.analyses import ANALYSES
 from .imp.cli import add_imp, run_imp_command
-from .imp.seeds import add_seeds, run_seeds
-from .imp.ticket_cli import add_ticket, run_ticket
-from .shipping.cli import add_export, run_export
 
 
 COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
     "bench": ("time the kernels against the pure-PyTorch reference, torch.nn.utils.prune "
               "and the machine's bandwidth floor", add_bench, run_bench),
-    "export": ("write one finished level of an imp run as one compact safetensors file (masks "
-               "at 1 bit per weight, only the kept weights), loadable with "
-               "lth_fast.load_exported", add_export, run_export),
     "imp": ("find winning tickets by iterative magnitude pruning, with the random-reinit and "
             "random-pruning controls; prints the table, writes the plot", add_imp,
             run_imp_command),
-    "ticket": ("name the sparsest ticket of finished imp runs that still matches the dense "
-               "network (within DELTA, and at or above dense), with its files", add_ticket,
-               run_ticket),
-    "seeds": ("combine the summary.csv of several imp runs (seeds): mean and spread per level, "
-              "as a markdown table and plots", add_seeds, run_seeds),
+    **{a.name: (a.help, a.add_arguments, a.run) for a in ANALYSES.values()},
 }
 
 

@@ -6,9 +6,12 @@ import os
 import sys
 from typing import List, Optional
 
-from .report import format_table, summary_rows, time_share
-from .config import CONTROLS, OPTIMIZERS, REWINDS, SCHEDULES, SCOPES
+from ..pruning.rule import SCOPES, ConfigError
+from .branches import BRANCHES
+from .config import FLAT, OPTIMIZERS, REWINDS, SCHEDULES
+from .criteria import CRITERIA
 from .presets import DEFAULT_PRESET, PRESETS, preset
+from .report import format_table, summary_rows, time_share
 
 
 # --stop-below without --levels: at most this many levels (0.8^30: 0.12% of the weights left)
@@ -45,9 +48,10 @@ def _nm(text: str):
 
 def _controls(text: str) -> List[str]:
     items = _csv(text)
-    bad = [c for c in items if c not in CONTROLS]
+    known = BRANCHES.names(control=True)
+    bad = [c for c in items if c not in known]
     if bad:
-        raise argparse.ArgumentTypeError(f"unknown controls {bad}; known: {', '.join(CONTROLS)}")
+        raise argparse.ArgumentTypeError(f"unknown controls {bad}; known: {', '.join(known)}")
     return items
 
 
@@ -91,9 +95,28 @@ _OVERRIDES = [
     ("--rewind-iteration", "rewind_iteration", dict(type=int, help="k, for late rewinding")),
     ("--early-bird-window", "early_bird_window", dict(type=int, help="masks the early-bird "
                                                                      "monitor compares (5)")),
-    ("--controls", "controls", dict(type=_controls, help="reinit,random,init (or none); init: "
-                                                         "the ticket's masks rewound to init")),
+    ("--controls", "controls", dict(type=_controls, help=f"branches trained beside the ticket "
+                                    f"at every pruned level: any of "
+                                    f"{','.join(BRANCHES.names(control=True))} (or none); init: "
+                                    f"the ticket's masks rewound to init")),
+    ("--criterion", "criterion", dict(choices=list(CRITERIA), help="what ranks the weights "
+                                                                   "(default magnitude)")),
+    ("--data-seed", "data_seed", dict(type=int, help="seed of the data order and augmentation "
+                                                     "(default: --seed)")),
+    ("--keep-points", "keep_points", dict(type=_ints, help="iterations of level 0 whose weights "
+                                                           "are kept in RUN_DIR/points/, e.g. "
+                                                           "0,100,500")),
 ]
+# the flag of each config field, for config errors (lth_fast.pruning.rule.ConfigError)
+FLAGS = {".".join(FLAT[f]): flag for flag, f, _ in _OVERRIDES}
+FLAGS.update({"data.data_dir": "--data-dir", "run.device": "--device", "run.seed": "--seed",
+              "data.augment": "--augment", "pruning.early_bird": "--early-bird",
+              "pruning.nm_n": "--nm N", "pruning.nm_m": "M"})
+
+
+def config_error(e: ConfigError) -> str:
+    """A config error in the command line's terms: its fields as flags."""
+    return e.render(FLAGS)[len(e.prefix):] if e.prefix else e.render(FLAGS)
 
 
 def add_imp(p: argparse.ArgumentParser) -> None:
@@ -162,7 +185,10 @@ def run_imp_command(args: argparse.Namespace) -> int:
         return 2
     try:
         cfg = preset(args.preset, **overrides)
-    except ValueError as e:  # a config error: one line, status 2 (as for a bad flag)
+    except ConfigError as e:  # a config error: one line naming flags, status 2
+        print(f"lth-fast imp: {config_error(e)}", file=sys.stderr)
+        return 2
+    except ValueError as e:
         print(f"lth-fast imp: {e}", file=sys.stderr)
         return 2
     if args.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
@@ -208,7 +234,7 @@ def print_summary(runs: List[List[dict]], dirs: List[str], stop_below: Optional[
     spent pruning, and what early-bird saved and how its tickets compare."""
     from .early_bird_report import compare, early_bird_lines
     from .matching import describe, first_below, level_results
-    from .seeds import combine, format_markdown
+    from .analyses.seeds import combine, format_markdown
 
     rows = [summary_rows(m) for m in runs]
     print(format_table(rows[0]) if len(runs) == 1 else format_markdown(combine(dirs)))

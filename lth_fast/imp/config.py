@@ -1,27 +1,33 @@
-"""IMPConfig: everything that defines an IMP experiment. Two runs with equal configs (and the
-same thread count) produce the same tickets and metrics; config.json in the run directory is
-this dataclass as JSON, and a restarted run must match it."""
+"""IMPConfig: everything that defines an IMP experiment, in five groups that each check their own
+fields: data (what it trains on), model (the network), training (how each level trains),
+pruning (how levels prune, rewind and compare) and run (seeds, device, what is kept). Two runs
+with equal configs (and the same thread count) produce the same tickets and metrics.
+
+config.json in the run directory is this config as JSON, one object per group; a restarted
+run must match it. A file written before the groups (one flat object) reads the same.
+
+Adding a field (docs/architecture.md, "A new config field"): put it in its group with a default
+that changes nothing, so a run directory written before it reads that default and resumes
+unchanged; check it in the group's check(); give it a flag in lth_fast.imp.cli.
+
+Errors are ConfigError (lth_fast.pruning.rule): they name fields (`training.lr`), and the
+command line shows the same message with its flags (`--lr`)."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from ..pruning.rule import ConfigError, PruneRule, check_rule, need
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCOPES = ("layer", "global", "nm")
 REWINDS = ("init", "iteration", "lr")
 SCHEDULES = ("step", "cosine")
-# reinit: the ticket's masks on a fresh initialisation; random: random masks of the same
-# per-layer sparsity; init: the ticket's masks on the initial weights, trained from iteration 0
-# (rewinding to init beside late rewinding to k)
-CONTROLS = ("reinit", "random", "init")
 TEXT_DATASETS = ("pydoc", "text")   # character corpora (lth_fast.data.text), for model "gpt"
 
 
 @dataclass
-class IMPConfig:
-    # what is trained, on what
-    model: str = "lenet_300_100"
+class DataConfig:
     dataset: str = "mnist5k"
     data_dir: Optional[str] = None
     val_size: Optional[int] = None    # None: the dataset's default split
@@ -30,12 +36,39 @@ class IMPConfig:
     text_file: Optional[str] = None   # dataset "text": any UTF-8 file
     text_sha256: Optional[str] = None  # the corpus checksum; filled in by the run, then checked
     text_python: Optional[str] = None  # the Python whose pydoc_data gave the text (recorded)
+    # the seed of the data order and augmentation (None: the run's seed), so two runs can share
+    # an initialisation and differ only in the order they see the data (lth_fast.imp.streams)
+    data_seed: Optional[int] = None
+
+    def check(self) -> None:
+        need(self.test_size is None or self.dataset == "mnist5k",
+             f"{{0}} applies to mnist5k only ({self.dataset} has its own test set)", "test_size")
+        need((self.dataset == "text") == (self.text_file is not None),
+             "dataset 'text' reads {0} (and only it does)", "text_file")
+        need(self.data_seed is None or self.data_seed >= 0,
+             f"{{0}} must be >= 0 (or None: the run's seed), got {self.data_seed}", "data_seed")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lenet_300_100"
     # the GPT's shape (model "gpt")
     n_layer: int = 2
     n_head: int = 4
     n_embd: int = 64
     block_size: int = 64
-    # how it is trained (each level the same way)
+
+    def check(self) -> None:
+        for name in ("n_layer", "n_head", "n_embd", "block_size"):
+            need(getattr(self, name) >= 1, f"{{0}} must be >= 1, got {getattr(self, name)}", name)
+        need(self.n_embd % self.n_head == 0,
+             f"{{0}} ({self.n_embd}) must be a multiple of {{1}} ({self.n_head})",
+             "n_embd", "n_head")
+
+
+@dataclass
+class TrainingConfig:
+    """How each level trains (the same way every level)."""
     optimizer: str = "adam"
     lr: float = 1.2e-3
     momentum: float = 0.0
@@ -51,7 +84,35 @@ class IMPConfig:
     min_lr: float = 0.0
     grad_clip: Optional[float] = None  # max global gradient norm
     eval_every: int = 25
-    # how it is pruned
+
+    def __post_init__(self) -> None:
+        self.milestones = tuple(int(m) for m in self.milestones)
+
+    def check(self) -> None:
+        need(self.schedule in SCHEDULES, f"{{0}} must be one of {SCHEDULES}, got "
+                                         f"{self.schedule!r}", "schedule")
+        need(self.optimizer in OPTIMIZERS, f"{{0}} must be one of {OPTIMIZERS}, got "
+                                           f"{self.optimizer!r}", "optimizer")
+        need(self.lr > 0, f"{{0}} must be > 0, got {self.lr}", "lr")
+        for name in ("batch_size", "iterations", "eval_every"):
+            need(getattr(self, name) >= 1, f"{{0}} must be >= 1, got {getattr(self, name)}", name)
+        need(self.warmup >= 0, f"{{0}} must be >= 0, got {self.warmup}", "warmup")
+        need(all(m > 0 for m in self.milestones), f"{{0}} must be > 0: {self.milestones}",
+             "milestones")
+        need(0.0 < self.gamma <= 1.0, f"{{0}} must be in (0, 1], got {self.gamma}", "gamma")
+        need(0.0 <= self.beta2 < 1.0, f"{{0}} must be in [0, 1), got {self.beta2}", "beta2")
+        need(0.0 <= self.min_lr <= self.lr, f"{{0}} must be in [0, {{1}}], got {self.min_lr}",
+             "min_lr", "lr")
+        need(self.grad_clip is None or self.grad_clip > 0,
+             f"{{0}} must be > 0 (or None), got {self.grad_clip}", "grad_clip")
+        need(self.schedule == "step" or not self.milestones,
+             "{0} apply to {1}='step'", "milestones", "schedule")
+
+
+@dataclass
+class PruningConfig:
+    """How levels prune (lth_fast.pruning.rule), score (a criterion), rewind, and which
+    branches train beside the ticket (lth_fast.imp.branches)."""
     levels: int = 14                  # pruning rounds after the dense level 0
     scope: str = "layer"              # layer | global | nm (n of every m input weights kept)
     rate: float = 0.2                 # fraction of the surviving weights pruned per level
@@ -60,125 +121,190 @@ class IMPConfig:
     ignore: Tuple[str, ...] = ()      # parameter names never pruned
     nm_n: int = 2                     # scope="nm": keep nm_n of every nm_m consecutive input
     nm_m: int = 4                     # weights (NVIDIA's 2:4 by default)
+    criterion: str = "magnitude"      # what ranks the entries (lth_fast.imp.criteria)
     rewind: str = "init"              # init | iteration (to rewind_iteration) | lr (Renda et al.)
     rewind_iteration: int = 0
+    # branches trained from each pruned level's masks beside the ticket (lth_fast.imp.branches)
     controls: Tuple[str, ...] = ("reinit", "random")
     # Early-Bird: level 0 stops once the masks level 1 would draw have settled (the largest
     # normalized Hamming distance from the newest of the last early_bird_window masks, drawn at
     # every evaluation, to the older ones is below early_bird); None trains level 0 to the end
     early_bird: Optional[float] = None
     early_bird_window: int = 5
-    # where and with which randomness
-    seed: int = 0
-    device: str = "cpu"
 
     def __post_init__(self) -> None:
-        self.milestones = tuple(int(m) for m in self.milestones)
         self.ignore = tuple(self.ignore)
         self.controls = tuple(self.controls)
         self.layer_rates = dict(self.layer_rates)
+
+    @property
+    def rule(self) -> PruneRule:
+        return PruneRule(self.scope, self.rate, self.output_rate, self.layer_rates,
+                         (self.nm_n, self.nm_m))
+
+    def check(self) -> None:
+        from .branches import BRANCHES
+        from .criteria import CRITERIA
+
+        check_rule(self.scope, self.rate, self.output_rate, self.layer_rates,
+                   (self.nm_n, self.nm_m))
+        need(self.scope == "nm" or (self.nm_n, self.nm_m) == (2, 4),
+             f"{{0}}:{{1}} ({self.nm_n}:{self.nm_m}) applies to {{2}}='nm', not "
+             f"{{2}}={self.scope!r}", "nm_n", "nm_m", "scope")
+        # the N:M rule is reached in one step: a second level would prune nothing more
+        need(self.scope != "nm" or self.levels <= 1, f"{{0}} 'nm' reaches its {self.nm_n}:"
+             f"{self.nm_m} pattern in one level; give {{1}}=1, not {self.levels}",
+             "scope", "levels")
+        need(self.rewind in REWINDS, f"{{0}} must be one of {REWINDS}, got {self.rewind!r}",
+             "rewind")
+        for name in ("levels", "rewind_iteration"):
+            need(getattr(self, name) >= 0, f"{{0}} must be >= 0, got {getattr(self, name)}", name)
+        need(self.rewind in ("iteration", "lr") or self.rewind_iteration == 0,
+             f"{{0}}={self.rewind_iteration} needs {{1}}='iteration' or 'lr'",
+             "rewind_iteration", "rewind")
+        CRITERIA.check(self.criterion, "criterion")
+        for name in self.controls:
+            BRANCHES.check(name, "controls", control=True)
+        for name in self.controls:
+            BRANCHES[name].check(self)
+        need(self.early_bird is None or 0.0 < self.early_bird <= 1.0,
+             f"{{0}} (eps) must be a distance in (0, 1], got {self.early_bird}", "early_bird")
+        need(self.early_bird_window >= 2, f"{{0}} must be >= 2, got {self.early_bird_window}",
+             "early_bird_window")
+
+
+@dataclass
+class RunConfig:
+    """Where, with which randomness, and what the run directory keeps besides its levels."""
+    seed: int = 0                     # the initialisation and each branch (lth_fast.imp.streams)
+    device: str = "cpu"
+    # iterations of level 0 whose whole model is kept (run_dir/points/), e.g. candidate rewind
+    # points; empty: only the rewind point
+    keep_points: Tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.keep_points = tuple(int(k) for k in self.keep_points)
+
+    def check(self) -> None:
+        need(self.seed >= 0, f"{{0}} must be >= 0, got {self.seed}", "seed")
+        need(_parses_as_device(self.device), f"{{0}} must be cpu, cuda or cuda:N (a torch "
+                                             f"device), got {self.device!r}", "device")
+        need(all(k >= 0 for k in self.keep_points), f"{{0}} must be >= 0: {self.keep_points}",
+             "keep_points")
+
+
+GROUPS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
+          "pruning": PruningConfig, "run": RunConfig}
+# the flat names (presets, config.json before the groups, IMPConfig.of): name -> (group, field)
+FLAT: Dict[str, Tuple[str, str]] = {("model" if (g, f.name) == ("model", "name") else f.name):
+                                    (g, f.name)
+                                    for g, cls in GROUPS.items() for f in dataclasses.fields(cls)}
+
+
+@dataclass
+class IMPConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
         self.validate()
 
-    def validate(self) -> None:
-        def need(ok: bool, what: str) -> None:
-            if not ok:
-                raise ValueError(f"IMPConfig: {what}")
+    @classmethod
+    def of(cls, **flat) -> "IMPConfig":
+        """A config from flat field names (lr=..., levels=..., model="gpt"), the rest defaults."""
+        groups: Dict[str, dict] = {g: {} for g in GROUPS}
+        unknown = sorted(set(flat) - set(FLAT))
+        if unknown:
+            raise ConfigError(f"unknown fields {unknown}", prefix="IMPConfig: ")
+        for name, value in flat.items():
+            g, f = FLAT[name]
+            groups[g][f] = value
+        return cls(**{g: GROUPS[g](**kw) for g, kw in groups.items()})
 
-        need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got "
-             f"{self.schedule!r}")
-        need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got "
-             f"{self.optimizer!r}")
-        need(self.scope in SCOPES, f"scope must be one of {SCOPES}, got {self.scope!r}")
-        need(self.rewind in REWINDS, f"rewind must be one of {REWINDS}, got {self.rewind!r}")
-        bad = [c for c in self.controls if c not in CONTROLS]
-        need(not bad, f"controls {bad} unknown; known: {CONTROLS}")
-        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        for name in ("batch_size", "iterations", "eval_every"):
-            need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("levels", "warmup", "rewind_iteration", "seed"):
-            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        need(self.rewind_iteration < self.iterations,
-             f"rewind_iteration ({self.rewind_iteration}) must be < iterations "
-             f"({self.iterations})")
-        need(self.rewind == "iteration" or self.rewind == "lr" or self.rewind_iteration == 0,
-             f"rewind_iteration={self.rewind_iteration} needs rewind='iteration' or 'lr'")
-        rates = {"rate": self.rate, "output_rate": self.output_rate,
-                 **{f"layer_rates[{k!r}]": v for k, v in self.layer_rates.items()}}
-        for what, r in rates.items():
-            need(r is None or 0.0 <= r < 1.0, f"{what} must be in [0, 1), got {r}")
-        need(self.scope != "global" or (not self.layer_rates and self.output_rate is None),
-             "per-layer rates (output_rate, layer_rates) need scope='layer'; a global ranking "
-             "takes one rate (set output_rate to None)")
-        need(1 <= self.nm_n <= self.nm_m <= 64, f"N:M needs 1 <= n <= m <= 64, got "
-             f"{self.nm_n}:{self.nm_m}")
-        need(self.scope == "nm" or (self.nm_n, self.nm_m) == (2, 4),
-             f"nm_n:nm_m ({self.nm_n}:{self.nm_m}) applies to scope='nm' (--scope nm), not "
-             f"scope={self.scope!r}")
-        # the N:M rule is reached in one step: a second level would prune nothing more
-        need(self.scope != "nm" or self.levels <= 1, f"scope 'nm' reaches its {self.nm_n}:"
-             f"{self.nm_m} pattern in one level; give levels=1 (--levels 1), not {self.levels}")
-        need(self.early_bird is None or 0.0 < self.early_bird <= 1.0,
-             f"early_bird (eps) must be a distance in (0, 1], got {self.early_bird}")
-        need(self.early_bird_window >= 2, f"early_bird_window must be >= 2, got "
-             f"{self.early_bird_window}")
-        need(all(m > 0 for m in self.milestones), f"milestones must be > 0: {self.milestones}")
-        need(self.test_size is None or self.dataset == "mnist5k",
-             f"test_size applies to mnist5k only ({self.dataset} has its own test set)")
-        need(0.0 < self.gamma <= 1.0, f"gamma must be in (0, 1], got {self.gamma}")
-        need(0.0 <= self.beta2 < 1.0, f"beta2 must be in [0, 1), got {self.beta2}")
-        need(0.0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr], got {self.min_lr}")
-        need(self.grad_clip is None or self.grad_clip > 0,
-             f"grad_clip must be > 0 (or None), got {self.grad_clip}")
-        need(self.schedule == "step" or not self.milestones,
-             "milestones apply to schedule='step'")
-        need("init" not in self.controls or (self.rewind == "iteration"
-                                             and self.rewind_iteration > 0),
-             "the 'init' arm (rewinding to init) is the second arm of late rewinding: it needs "
-             "rewind='iteration' with rewind_iteration > 0")
-        text = self.dataset in TEXT_DATASETS
-        need(text == (self.model == "gpt"), f"model {self.model!r} does not fit dataset "
-             f"{self.dataset!r}: the gpt model trains on the text datasets {TEXT_DATASETS}, the "
-             f"image models on the others")
-        need((self.dataset == "text") == (self.text_file is not None),
-             "dataset 'text' reads --text-file PATH (and only it does)")
-        for name in ("n_layer", "n_head", "n_embd", "block_size"):
-            need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        need(self.n_embd % self.n_head == 0,
-             f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-        need(_parses_as_device(self.device), f"device must be cpu, cuda or cuda:N (a torch "
-             f"device), got {self.device!r}")
+    def validate(self) -> None:
+        """Each group's own checks, then those between groups; a ConfigError names the fields
+        qualified by group (pruning.rate)."""
+        group = None
+        try:
+            for group in GROUPS:
+                getattr(self, group).check()
+            group = "IMPConfig"
+            self._check_across()
+        except ConfigError as e:
+            raise e.within(group, "IMPConfig: ") from None
+
+    def _check_across(self) -> None:
+        d, m, t, p = self.data, self.model, self.training, self.pruning
+        need(p.rewind_iteration < t.iterations,
+             f"{{0}} ({p.rewind_iteration}) must be < {{1}} ({t.iterations})",
+             "pruning.rewind_iteration", "training.iterations")
+        text = d.dataset in TEXT_DATASETS
+        need(text == (m.name == "gpt"), f"{{0}} {m.name!r} does not fit {{1}} {d.dataset!r}: "
+             f"the gpt model trains on the text datasets {TEXT_DATASETS}, the image models on "
+             f"the others", "model.name", "data.dataset")
+        need(all(k <= t.iterations for k in self.run.keep_points),
+             f"{{0}} must be <= {{1}} ({t.iterations}): {self.run.keep_points}",
+             "run.keep_points", "training.iterations")
+
+    # -- derived -----------------------------------------------------------------------------
+    @property
+    def seed(self) -> int:
+        return self.run.seed
+
+    @property
+    def data_seed(self) -> int:
+        """The data order's seed: data.data_seed, or the run's seed."""
+        return self.run.seed if self.data.data_seed is None else self.data.data_seed
 
     # -- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
+        """{group: {field: value}}, tuples as lists."""
+        return {g: {k: list(v) if isinstance(v, tuple) else v
+                    for k, v in dataclasses.asdict(getattr(self, g)).items()} for g in GROUPS}
+
+    def flat(self) -> dict:
+        """{flat name: value} (IMPConfig.of's names)."""
+        d = self.to_dict()
+        return {name: d[g][f] for name, (g, f) in FLAT.items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "IMPConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"IMPConfig: unknown fields {unknown}")
-        return cls(**d)
+        """A config from to_dict()'s groups, or from one flat object (config.json files written
+        before the groups); missing fields take their defaults."""
+        if not set(d) & set(GROUPS) or set(d) - set(GROUPS):
+            return cls.of(**d)
+        for g, kw in d.items():
+            if not isinstance(kw, dict):
+                raise ConfigError(f"group {g!r} must be an object, got {type(kw).__name__}",
+                                  prefix="IMPConfig: ")
+            names = {f.name for f in dataclasses.fields(GROUPS[g])}
+            unknown = sorted(set(kw) - names)
+            if unknown:
+                raise ConfigError(f"unknown fields {unknown} in group {g!r}",
+                                  prefix="IMPConfig: ")
+        return cls(**{g: GROUPS[g](**d.get(g, {})) for g in GROUPS})
 
-    def replace(self, **changes) -> "IMPConfig":
-        return dataclasses.replace(self, **changes)
+    def replace(self, **flat) -> "IMPConfig":
+        """This config with flat fields changed (IMPConfig.of's names)."""
+        return IMPConfig.of(**{**self.flat(), **flat})
 
     def differences(self, other: "IMPConfig") -> List[str]:
-        """The fields where two configs differ, as 'name: a != b' lines."""
+        """The fields where two configs differ, as 'group.field: a != b' lines."""
         a, b = self.to_dict(), other.to_dict()
-        return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
+        return [f"{g}.{k}: {a[g][k]!r} != {b[g][k]!r}" for g in GROUPS for k in a[g]
+                if a[g][k] != b[g][k]]
 
     def with_corpus(self, sha256: str, python: Optional[str]) -> "IMPConfig":
         """This config with the corpus it read recorded; a config that already names another
         checksum is refused (the text changed, e.g. another Python's pydoc_data)."""
-        if self.text_sha256 not in (None, sha256):
+        d = self.data
+        if d.text_sha256 not in (None, sha256):
             raise ValueError(f"the text read has SHA-256 {sha256[:12]}..., the experiment's "
-                             f"config names {self.text_sha256[:12]}... (Python "
-                             f"{self.text_python or '?'}): this text is not that experiment's")
+                             f"config names {d.text_sha256[:12]}... (Python "
+                             f"{d.text_python or '?'}): this text is not that experiment's")
         return self.replace(text_sha256=sha256, text_python=python)
 
 
@@ -189,3 +315,8 @@ def _parses_as_device(text) -> bool:
     except (RuntimeError, TypeError, ValueError):
         return False
     return True
+
+
+__all__ = ["ConfigError", "DataConfig", "IMPConfig", "ModelConfig", "PruningConfig",
+           "RunConfig", "TrainingConfig", "FLAT", "GROUPS", "OPTIMIZERS", "REWINDS",
+           "SCHEDULES", "TEXT_DATASETS"]

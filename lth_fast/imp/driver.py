@@ -1,5 +1,5 @@
-"""The IMP level loop: train -> prune -> rewind -> retrain, with open_lth's two controls at every
-pruned level, all artifacts in one run directory, resumable after a kill.
+"""The IMP level loop: train -> prune -> rewind -> retrain, with controls at every pruned level,
+all artifacts in one run directory, resumable after a kill:
 
     run_dir/config.json                 the IMPConfig (a restart must match it)
     run_dir/rewind_point.safetensors    the whole model at the rewind point (iteration 0 or k)
@@ -10,15 +10,14 @@ pruned level, all artifacts in one run directory, resumable after a kill.
                                         marks the level finished (lth_fast.imp.run_dir)
     run_dir/summary.csv, run_dir/imp.png   the table and plot (lth_fast.imp.report)
     run_dir/layers.png                  the weights left in each pruned tensor, per level
+    run_dir/points/, run_dir/analyses/  kept points of level 0, analyses' output (run_dir.py)
 
-Level 0 trains the dense network. Level L >= 1 prunes the previous level's trained ticket
-(layer-wise or global magnitude), rewinds the survivors (to iteration 0 or k; or, with
-rewind="lr", keeps the trained weights and replays the learning-rate schedule from k) and
-retrains. Controls: "reinit" trains the same masks from a fresh initialisation; "random" trains
-random masks with the same per-layer sparsity from the rewind point; with late rewinding, "init"
-trains the ticket's masks from the initial weights and iteration 0 (rewinding to init as a
-second arm). Every seed is a function of
-(cfg.seed, branch, level), so a restarted run ends exactly as an uninterrupted one."""
+Level 0 trains the dense network and takes the rewind point (iteration 0 or k; and any other
+iterations run.keep_points names). Level L >= 1 runs the ticket branch (the level step of
+lth_fast.pruning.level on the previous level's trained ticket, then training) and each control
+named in pruning.controls: every branch is a small file of lth_fast.imp.branches, every
+criterion one of lth_fast.imp.criteria. Every random stream is a function of the run's seeds
+(lth_fast.imp.streams), so a restarted run ends exactly as an uninterrupted one."""
 from __future__ import annotations
 
 import os
@@ -29,7 +28,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 from torch import nn
 
-from .. import atomic, distributed
+from .. import atomic
 from ..tracking import LevelLog
 from ..devices import check_device
 from ..distributed import shard_of, unsharded
@@ -37,8 +36,13 @@ from ..models import output_layer
 from ..ops.dtensors import is_sharded
 from ..pruning import Pruner, ticket
 from ..pruning.early_bird import EarlyBird
+from ..pruning.level import next_level
+from ..pruning.rule import ConfigError
 from ..pruning.selection import transformer_weights
 from ..pruning.mask_set import MaskSet
+from . import streams
+from .branches import BRANCHES
+from .criteria import CRITERIA, Scoring
 from .matching import first_below, level_results
 from .report import headline, summary_rows, write_layer_plot, write_plot, write_summary_csv
 from .config import IMPConfig
@@ -48,48 +52,45 @@ from .run_dir import (CHECKPOINT, LAYER_PLOT, MASKS, METRICS, PLOT, REWIND_POINT
 from .tasks import load_task
 from .train import RunResult, train_run
 
-BRANCH_TAGS = {"ticket": 0, "reinit": 1, "random": 2, "init": 3}
-
-
-def branch_seed(seed: int, branch: str, level: int) -> int:
-    return (seed * 7919 + BRANCH_TAGS[branch]) * 104729 + level
-
 
 def new_model(cfg: IMPConfig, task, seed: int, device=None) -> nn.Module:
     torch.manual_seed(seed)
-    return task.new_model().to(device or cfg.device)
+    return task.new_model().to(device or cfg.run.device)
 
 
 def new_pruner(model: nn.Module, cfg: IMPConfig) -> Pruner:
     """The model's pruned tensors: its own selection rule if it declares one (a GPT: the
     Linear weights of its blocks, lth_fast.pruning.selection.transformer_weights), else every
-    Linear / Conv weight; cfg.ignore leaves more dense."""
+    Linear / Conv weight; pruning.ignore leaves more dense."""
     include = None
     if getattr(type(model), "SELECTION", None) == "transformer":
         include = transformer_weights(model)
-    pruner = Pruner(model, include=include, exclude=list(cfg.ignore) or None)
-    unknown = sorted(set(cfg.layer_rates) - set(pruner.names))
-    if unknown:
-        raise ValueError(f"layer_rates names {unknown} are not pruned tensors of {cfg.model}; "
-                         f"they are {list(pruner.names)}")
-    return pruner
+    return Pruner(model, include=include, exclude=list(cfg.pruning.ignore) or None)
 
 
 def level_rates(cfg: IMPConfig, model: nn.Module, pruner: Pruner) -> Optional[Dict[str, float]]:
-    """Per-layer rates for scope='layer' (the output layer at cfg.output_rate), else None."""
-    if cfg.scope != "layer":
-        return None
-    rates = {n: cfg.rate for n in pruner.names}
+    """Per-layer rates for scope='layer' (the output layer at pruning.output_rate), else None;
+    a pruning.layer_rates name that is not pruned is an error."""
     out = output_layer(model) if hasattr(type(model), "OUTPUT_LAYER") else None
-    if cfg.output_rate is not None and out in rates:
-        rates[out] = cfg.output_rate
-    rates.update(cfg.layer_rates)
-    return rates
+    try:
+        return cfg.pruning.rule.rates(pruner.names, out)
+    except ConfigError as e:
+        raise e.within("pruning", "IMPConfig: ") from None
 
 
 class IMPRun:
     """One experiment in one run directory; run() does it, or finishes it after a kill.
-    overwrite=True starts the directory afresh (once the experiment has started)."""
+    overwrite=True starts the directory afresh (once the experiment has started).
+
+    Lifecycle: begin() (device, data, the directory checked, finished levels resumed) ->
+    run_level(L) for each level not finished (level 0: the dense network; L >= 1: the ticket
+    and the controls) -> close() (the progress bar, TensorBoard) -> finish() (summary.csv and
+    the plots). run() is all four; lth_fast.imp.lockstep runs several seeds level by level.
+
+    What a branch (lth_fast.imp.branches) uses: cfg, par, device, task, model and pruner (the
+    ticket's lineage), rewind_state (this rank's part of every tensor at the rewind point),
+    new_model(seed), masked_copy(seed, secs), same_sparsity(), step_level(level, secs) and
+    train(model, pruner, start, level, label)."""
 
     def __init__(self, cfg: IMPConfig, run_dir, *, progress: bool = True,
                  log: Callable[[str], None] = print, overwrite: bool = False,
@@ -97,6 +98,24 @@ class IMPRun:
         self.cfg, self.dir, self.progress, self.log = cfg, os.fspath(run_dir), progress, log
         self.files, self.overwrite, self.fsdp = RunDir(run_dir), overwrite, fsdp
         self.tensorboard = None if tensorboard is None else os.fspath(tensorboard)
+        # set by begin()
+        self.par: Optional[Parallel] = None
+        self.device = None
+        self.task = None
+        self.tracker: Optional[LevelLog] = None
+        self.metrics: List[dict] = []        # every finished level's, in order
+        self.model: Optional[nn.Module] = None
+        self.pruner: Optional[Pruner] = None
+        self.rates: Optional[Dict[str, float]] = None
+        self.bar = None
+        # set at the rewind point (level 0) or on resume
+        self.rewind_state: Optional[Dict[str, torch.Tensor]] = None
+
+    @property
+    def late(self) -> bool:
+        """Late rewinding: the rewind point is iteration k > 0 of level 0."""
+        p = self.cfg.pruning
+        return p.rewind != "init" and p.rewind_iteration > 0
 
     def _check_config(self) -> bool:
         """Refuses a run directory of another experiment; True when config.json is to be
@@ -107,11 +126,11 @@ class IMPRun:
         # more (or fewer) levels leave the earlier ones as they are: a run can be extended; the
         # same text read by another Python (its checksum is compared) is the same experiment
         diff = [d for d in old.differences(self.cfg)
-                if not d.startswith(("levels:", "text_python:"))]
+                if not d.startswith(("pruning.levels:", "data.text_python:"))]
         if diff:
             raise ValueError(f"{self.dir} holds a different experiment ({'; '.join(diff)}); "
                              f"give another run directory, the same settings, or --overwrite")
-        return old.levels != self.cfg.levels
+        return old.pruning.levels != self.cfg.pruning.levels
 
     def _finished(self) -> List[dict]:
         """The finished levels to keep. A smaller --levels than those finished is refused: it
@@ -120,9 +139,10 @@ class IMPRun:
         if self.overwrite:
             return []
         done = self.files.finished_levels(self.log)
-        if len(done) > self.cfg.levels + 1:
+        levels = self.cfg.pruning.levels
+        if len(done) > levels + 1:
             raise ValueError(f"{self.dir} has levels 0..{len(done) - 1} finished; levels="
-                             f"{self.cfg.levels} would drop the later ones: give --levels "
+                             f"{levels} would drop the later ones: give --levels "
                              f"{len(done) - 1} or more, or --overwrite to start afresh")
         return done
 
@@ -132,7 +152,7 @@ class IMPRun:
         pruned level whose ticket falls more than DELTA below dense (lth_fast.imp.matching)."""
         self.begin()
         try:
-            for level in range(len(self.metrics), self.cfg.levels + 1):
+            for level in range(len(self.metrics), self.cfg.pruning.levels + 1):
                 if stop_below is not None and self.below(stop_below) is not None:
                     break
                 self.run_level(level)
@@ -146,10 +166,10 @@ class IMPRun:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
-        check_device(cfg.device)
-        self.par = par = Parallel.from_env(self.fsdp, cfg.device)
-        par.check_batch(cfg.batch_size)
-        self.device = par.device(cfg.device)
+        check_device(cfg.run.device)
+        self.par = par = Parallel.from_env(self.fsdp, cfg.run.device)
+        par.check_batch(cfg.training.batch_size)
+        self.device = par.device(cfg.run.device)
         if not par.main:
             self.log, self.progress = (lambda *_: None), False
         self.task = load_task(cfg)
@@ -163,10 +183,11 @@ class IMPRun:
         self.tracker = LevelLog.tensorboard(self.tensorboard) if (
             self.tensorboard is not None and par.main) else None
         self.metrics = list(done)  # grows as levels finish
-        self.log(f"IMP: {cfg.model} on {self.task.describe()}; levels 0..{cfg.levels} in "
-                 f"{self.dir}" + (f", resuming after level {len(done) - 1}" if done else "")
+        self.log(f"IMP: {cfg.model.name} on {self.task.describe()}; levels 0.."
+                 f"{cfg.pruning.levels} in {self.dir}"
+                 + (f", resuming after level {len(done) - 1}" if done else "")
                  + (f"; {par.world} ranks ({par.mode})" if par.world > 1 else ""))
-        self.model, self.pruner = self._new_model(cfg.seed)
+        self.model, self.pruner = self.new_model(streams.init(cfg.seed))
         self.rates = level_rates(cfg, par.inner(self.model), self.pruner)
         if done:
             self._resume(len(done) - 1)
@@ -176,17 +197,16 @@ class IMPRun:
         par.barrier()  # nobody writes before every rank has read what was there
         if new_config and par.main:
             self.files.write_config(cfg)
-        per_pruned = (cfg.iterations - cfg.rewind_iteration) * (1 + len(cfg.controls)) + \
-            cfg.rewind_iteration * ("init" in cfg.controls)  # the init arm starts at 0
-        todo = sum(cfg.iterations if lv == 0 else per_pruned
-                   for lv in range(len(done), cfg.levels + 1))
+        per_pruned = sum(BRANCHES[b].iterations(cfg) for b in ("ticket",) + cfg.pruning.controls)
+        todo = sum(cfg.training.iterations if lv == 0 else per_pruned
+                   for lv in range(len(done), cfg.pruning.levels + 1))
         self.bar = tqdm(total=todo, desc="IMP", unit="it", disable=not self.progress,
                         dynamic_ncols=True, leave=False, position=position,
                         mininterval=0.1 if sys.stderr.isatty() else 10.0)  # logs: fewer lines
 
     def run_level(self, level: int) -> dict:
         """Trains, saves and reports level `level` (the next one not finished)."""
-        metrics = self._level(level)
+        metrics = self._dense_level() if level == 0 else self._pruned_level(level)
         self._save_level(level, metrics)
         self._track(metrics)
         self.bar.set_postfix_str(f"level {level}: {metrics['remaining']:.1f}% left, "
@@ -200,7 +220,8 @@ class IMPRun:
         return first_below(level_results([summary_rows(self.metrics)]), delta)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
         if self.tracker is not None:
             self.tracker.close()
             self.tracker = None
@@ -209,11 +230,12 @@ class IMPRun:
         """The derived files (summary.csv and the plots), whether or not a level ran now."""
         cfg, par = self.cfg, self.par
         rows = summary_rows(self.metrics)
+        title = f"IMP: {cfg.model.name} on {cfg.data.dataset}"
         if par.main:
             write_summary_csv(self.files.file(SUMMARY), rows)
-            write_plot(self.files.file(PLOT), rows, title=f"IMP: {cfg.model} on {cfg.dataset}")
+            write_plot(self.files.file(PLOT), rows, title=title)
             write_layer_plot(self.files.file(LAYER_PLOT), rows,
-                             title=f"IMP: {cfg.model} on {cfg.dataset}, weights left per layer")
+                             title=f"{title}, weights left per layer")
         par.barrier()
         return list(self.metrics)
 
@@ -226,11 +248,59 @@ class IMPRun:
         self.tracker.level(metrics["level"], metrics["remaining"] / 100, branches,
                            {n: left / 100 for n, left in metrics["layers"].items()})
 
-    def _new_model(self, seed: int):
-        """A fresh model (wrapped for this run's layout) and its Pruner."""
+    # -- what branches use -------------------------------------------------------------------
+    def new_model(self, seed: int):
+        """A fresh model initialised from `seed` (wrapped for this run's layout) and its
+        Pruner."""
         model = self.par.wrap(new_model(self.cfg, self.task, seed, self.device))
         return model, new_pruner(self.par.inner(model), self.cfg)
 
+    def masked_copy(self, seed: int, secs: Dict[str, float]):
+        """A fresh model from `seed` under the ticket's current masks (pruned entries 0)."""
+        model, pruner = self.new_model(seed)
+        t0 = time.perf_counter()
+        for n in pruner.names:
+            pruner.masks[n].copy_(self.pruner.masks[n])
+        pruner.apply()
+        secs["rewind"] += time.perf_counter() - t0
+        return model, pruner
+
+    def same_sparsity(self) -> dict:
+        """Pruner.prune's keywords that prune fresh masks to the ticket's sparsity in every
+        tensor (the counts summed over the ranks of a sharded model), or to the same N:M
+        pattern."""
+        rule = self.cfg.pruning.rule
+        if rule.scope == "nm":
+            return rule.args(None)
+        names = self.pruner.names
+        counts = self.par.sum_ints([int(self.pruner.masks[n].numel() - self.pruner.masks[n].sum())
+                                    for n in names])
+        return dict(amount=0, scope="layer", per_layer=dict(zip(names, counts)))
+
+    def step_level(self, level: int, secs: Dict[str, float]) -> None:
+        """The level step on the ticket's lineage (lth_fast.pruning.level.next_level): prune by
+        the run's criterion and rule, then rewind (but with rewind "lr")."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        scores = CRITERIA[cfg.pruning.criterion].scores(Scoring(
+            self.pruner, streams.branch(cfg.seed, BRANCHES["ticket"].tag, level), self.task,
+            self.device))
+        secs["prune"] += time.perf_counter() - t0
+        rewind = cfg.pruning.rewind != "lr"  # learning-rate rewinding keeps the trained weights
+        pruned = set(self.pruner.names)
+        dense = {n: t for n, t in self.rewind_state.items() if n not in pruned}
+        next_level(self.pruner, cfg.pruning.rule.args(self.rates), dense=dense, rewind=rewind,
+                   verify=self.par.mode == "ddp", scores=scores, seconds=secs)
+
+    def train(self, model, pruner, start: int, level: int, label: str, on_iteration=None,
+              stop_after_eval=None) -> RunResult:
+        self.bar.set_description(f"IMP level {level}/{self.cfg.pruning.levels} {label}",
+                                 refresh=False)
+        return train_run(model, pruner, self.task, self.cfg, start=start,
+                         on_iteration=on_iteration, stop_after_eval=stop_after_eval,
+                         progress=self.bar, parallel=self.par)
+
+    # -- the rewind point and resuming -------------------------------------------------------
     def _resume(self, level: int) -> None:
         """The state after `level`: the rewind point (as the pruner's snapshot), the level's
         masks, and its ticket's trained weights (what the next level prunes)."""
@@ -255,35 +325,27 @@ class IMPRun:
         try:
             return self.par.load_full_state(self.model, state)
         except RuntimeError as e:
-            raise RunFileError(f"{self.files.shown(rel)} does not fit {self.cfg.model} "
+            raise RunFileError(f"{self.files.shown(rel)} does not fit {self.cfg.model.name} "
                                f"({str(e).splitlines()[0]}): {self.files.redo(level)}") from None
+
+    def _save_state(self, rel: str) -> None:
+        """The whole model, unsharded, to `rel` (every rank calls it: a collective under
+        FSDP2; rank 0 writes)."""
+        full = self.par.full_state(self.model)
+        if self.par.main:
+            atomic.save_tensors(self.files.file(rel), full)
 
     def _take_rewind_point(self) -> None:
         self.rewind_state = self.par.local_state(self.model)
         self.pruner.snapshot()
-        full = self.par.full_state(self.model)  # every rank: a collective under FSDP2
-        if self.par.main:
-            atomic.save_tensors(self.files.file(REWIND_POINT), full)
+        self._save_state(REWIND_POINT)
 
-    def _rewind(self) -> None:
-        """The ticket's tensors to the rewind point: pruned weights to snapshot x mask (the
-        fused rewind_), every other tensor (biases, norms) copied."""
-        self.par.copy_local_state(self.model, self.rewind_state, skip=set(self.pruner.names))
-        self.pruner.rewind()
-
-    def _train(self, model, pruner, start: int, level: int, branch: str, on_iteration=None,
-               stop_after_eval=None):
-        self.bar.set_description(f"IMP level {level}/{self.cfg.levels} {branch}", refresh=False)
-        return train_run(model, pruner, self.task, self.cfg, start=start,
-                         on_iteration=on_iteration, stop_after_eval=stop_after_eval,
-                         progress=self.bar, parallel=self.par)
-
-    def _rule(self) -> dict:
-        """How a level prunes, as Pruner.prune / Pruner.draw take it."""
-        cfg = self.cfg
-        if cfg.scope == "nm":
-            return dict(amount=None, scope="nm", n=cfg.nm_n, m=cfg.nm_m)
-        return dict(amount=cfg.rate, scope=cfg.scope, per_layer=self.rates)
+    def _at_iteration(self, it: int) -> None:
+        """Before step `it` of level 0: the kept points and the late rewind point."""
+        if it in self.cfg.run.keep_points:
+            self._save_state(RunDir.point_rel(it))
+        if self.late and it == self.cfg.pruning.rewind_iteration:
+            self._take_rewind_point()
 
     def _early_bird(self):
         """(monitor, the hook train_run calls after every evaluation of level 0): the monitor
@@ -291,87 +353,49 @@ class IMPRun:
         says stop when it fires."""
         cfg, par = self.cfg, self.par
         reduce = par.sum_ints if par.mode == "fsdp" else None  # shards: whole-mask distances
-        bird = EarlyBird(cfg.early_bird_window, cfg.early_bird, reduce=reduce)
-        late = cfg.rewind != "init" and cfg.rewind_iteration > 0
+        bird = EarlyBird(cfg.pruning.early_bird_window, cfg.pruning.early_bird, reduce=reduce)
+        rule = cfg.pruning.rule.args(self.rates)
 
         def after_eval(it: int) -> bool:
-            if late and it <= cfg.rewind_iteration:
+            if self.late and it <= cfg.pruning.rewind_iteration:
                 return False
-            return bird.observe(self.pruner, **self._rule(), step=it)
+            return bird.observe(self.pruner, **rule, step=it)
         return bird, after_eval
 
-    def _level(self, level: int) -> dict:
-        cfg, model, pruner = self.cfg, self.model, self.pruner
+    # -- the levels --------------------------------------------------------------------------
+    def _dense_level(self) -> dict:
+        """Level 0: the dense network, with the rewind point (and the kept points) taken as
+        it trains; with early_bird, stopped once the masks level 1 would draw settle."""
+        cfg = self.cfg
         t_level = time.perf_counter()
-        secs = {"prune": 0.0, "rewind": 0.0}
-        results: Dict[str, RunResult] = {}
-        early_bird = None  # level 0 with cfg.early_bird: where the monitor stopped it
-        if level == 0:
-            late = cfg.rewind != "init" and cfg.rewind_iteration > 0
-            if not late:
-                self._take_rewind_point()
-            hook = ((lambda i: self._take_rewind_point() if i == cfg.rewind_iteration else None)
-                    if late else None)
-            bird, after_eval = self._early_bird() if cfg.early_bird is not None else (None, None)
-            results["ticket"] = self._train(model, pruner, 0, level, "dense", hook, after_eval)
-            if bird is not None:
-                stopped = results["ticket"].evals[-1][0]
-                early_bird = {"eps": cfg.early_bird, "window": cfg.early_bird_window,
-                              "iteration": bird.fired_at, "stopped_at": stopped,
-                              "saved_iterations": cfg.iterations - stopped,
-                              "distances": [list(h) for h in bird.history]}
-        else:
-            t0 = time.perf_counter()
-            pruner.prune(**self._rule(), verify=self.par.mode == "ddp")  # replicas must agree
-            t1 = time.perf_counter()
-            if cfg.rewind != "lr":  # learning-rate rewinding keeps the trained weights
-                self._rewind()
-            secs["prune"] += t1 - t0
-            secs["rewind"] += time.perf_counter() - t1
-            results["ticket"] = self._train(model, pruner, cfg.rewind_iteration, level, "ticket")
-            for control in cfg.controls:
-                results[control] = self._control(control, level, secs)
-        metrics = self._metrics(level, results, secs, time.perf_counter() - t_level)
-        if early_bird is not None:
-            metrics["early_bird"] = early_bird
+        if not self.late:
+            self._take_rewind_point()
+        bird, after_eval = self._early_bird() if cfg.pruning.early_bird is not None else (
+            None, None)
+        result = self.train(self.model, self.pruner, 0, 0, "dense", self._at_iteration,
+                            after_eval)
+        metrics = self._metrics(0, {"ticket": result}, {"prune": 0.0, "rewind": 0.0},
+                                time.perf_counter() - t_level)
+        if bird is not None:
+            stopped = result.evals[-1][0]
+            metrics["early_bird"] = {
+                "eps": cfg.pruning.early_bird, "window": cfg.pruning.early_bird_window,
+                "iteration": bird.fired_at, "stopped_at": stopped,
+                "saved_iterations": cfg.training.iterations - stopped,
+                "distances": [list(h) for h in bird.history]}
+        kept = [k for k in cfg.run.keep_points if k < result.evals[-1][0]]  # those reached
+        if kept:
+            metrics["points"] = kept
         return metrics
 
-    def _control(self, control: str, level: int, secs: Dict[str, float]) -> RunResult:
-        """reinit: this level's masks on a fresh initialisation; init: this level's masks on the
-        initial weights (iteration 0), trained from iteration 0; random: random masks with the
-        same per-layer sparsity (lth_fast.prune_ on seeded random scores) at the rewind point."""
-        cfg, par = self.cfg, self.par
-        seed = branch_seed(cfg.seed, control, level)
-        model, pruner = self._new_model(seed if control == "reinit" else cfg.seed)
-        t0 = time.perf_counter()
-        if control in ("reinit", "init"):
-            for n in pruner.names:
-                pruner.masks[n].copy_(self.pruner.masks[n])
-            pruner.apply()
-            secs["rewind"] += time.perf_counter() - t0
-            return self._train(model, pruner, 0 if control == "init" else cfg.rewind_iteration,
-                               level, control)
-        # random: the scores of the whole tensors, the same on every rank; each its part
-        gen = torch.Generator().manual_seed(seed)
-        params = dict(par.inner(model).named_parameters())
-        scores = [torch.rand(params[n].shape, generator=gen) for n in pruner.names]
-        scores = [(shard_of(s, params[n]) if is_sharded(params[n]) else s)
-                  .to(self.device).contiguous() for s, n in zip(scores, pruner.names)]
-        group = None if par.mode != "fsdp" else torch.distributed.group.WORLD
-        masks = [pruner.masks[n] for n in pruner.names]
-        if cfg.scope == "nm":  # random N:M masks: the same rule on the random scores
-            distributed.prune_(scores, masks, None, scope="nm", n=cfg.nm_n, m=cfg.nm_m,
-                               group=group)
-        else:
-            counts = par.sum_ints([int(self.pruner.masks[n].numel() - self.pruner.masks[n].sum())
-                                   for n in pruner.names])
-            distributed.prune_(scores, masks, counts, scope="layer", group=group)
-        secs["prune"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        par.copy_local_state(model, self.rewind_state, skip=())
-        pruner.apply()
-        secs["rewind"] += time.perf_counter() - t0
-        return self._train(model, pruner, cfg.rewind_iteration, level, control)
+    def _pruned_level(self, level: int) -> dict:
+        """Level L >= 1: the ticket branch (which prunes and rewinds the lineage), then every
+        control, each a branch of lth_fast.imp.branches."""
+        t_level = time.perf_counter()
+        secs = {"prune": 0.0, "rewind": 0.0}
+        results = {name: BRANCHES[name].train(self, level, secs)
+                   for name in ("ticket",) + self.cfg.pruning.controls}
+        return self._metrics(level, results, secs, time.perf_counter() - t_level)
 
     def _metrics(self, level: int, results: Dict[str, RunResult], secs: Dict[str, float],
                  wall: float) -> dict:
@@ -404,7 +428,8 @@ class IMPRun:
         if par.main:
             ticket.save_masks(self.files.file(rel(level, MASKS)), masks)
             atomic.save_tensors(self.files.file(rel(level, CHECKPOINT)), state)
-            metrics["files"] = self.files.level_files(level)
+            metrics["files"] = self.files.level_files(
+                level, [RunDir.point_rel(k) for k in metrics.get("points", ())])
             atomic.write_json(self.files.file(rel(level, METRICS)), metrics)  # last: done
             write_summary_csv(self.files.file(SUMMARY), summary_rows(self.metrics + [metrics]))
         self.metrics.append(metrics)

@@ -8,8 +8,7 @@ from typing import List, Optional, Sequence
 
 from ..ops import mask_distance
 from .report import TEXT_FIELDS, fields_of
-from .run_dir import RunDir
-from .seeds import read_summary
+from .run_dir import read_summary, RunDir
 
 
 def training_iterations(levels: Sequence[dict]) -> int:

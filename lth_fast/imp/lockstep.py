@@ -22,13 +22,13 @@ def run_lockstep(runs: Sequence[Tuple[IMPConfig, str]], *, stop_below: Optional[
         for i, imp in enumerate(imps):
             imp.begin(position=i)
             started.append(imp)
-        for level in range(max(imp.cfg.levels for imp in imps) + 1):
+        for level in range(max(imp.cfg.pruning.levels for imp in imps) + 1):
             if stop_below is not None and first_below(
                     level_results([summary_rows(imp.metrics) for imp in imps]),
                     stop_below) is not None:
                 break
             for imp in imps:
-                if len(imp.metrics) == level and level <= imp.cfg.levels:
+                if len(imp.metrics) == level and level <= imp.cfg.pruning.levels:
                     imp.run_level(level)
     finally:
         for imp in started:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..distributed import shard_of, unsharded
 from ..ops.dtensors import is_dtensor, is_sharded, local
+from ..pruning.level import dense_state, model_tensors
 
 
 @dataclass
@@ -96,13 +97,9 @@ class Parallel:
         return getattr(model, "module", model)
 
     def state(self, model: nn.Module) -> Dict[str, Tensor]:
-        """The state_dict without the second names of tied parameters (a head tied to the
-        embedding is saved and restored once, under its first name)."""
-        inner = self.inner(model)
-        state = inner.state_dict()
-        for alias in tied_aliases(inner):
-            state.pop(alias, None)
-        return state
+        """Every tensor of the state_dict once (a head tied to the embedding is saved and
+        restored once, under its first name): lth_fast.pruning.level.model_tensors."""
+        return model_tensors(self.inner(model))
 
     def full_state(self, model: nn.Module) -> Dict[str, Tensor]:
         """The state with unsharded tensors (every rank calls it under FSDP2)."""
@@ -111,7 +108,7 @@ class Parallel:
 
     def local_state(self, model: nn.Module) -> Dict[str, Tensor]:
         """A copy of this rank's part of every tensor of the state."""
-        return {k: local(v).detach().clone() for k, v in self.state(model).items()}
+        return dense_state(self.inner(model), skip=())
 
     def load_full_state(self, model: nn.Module, full: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Loads unsharded tensors into the model (each rank its own shards); returns the
@@ -128,13 +125,6 @@ class Parallel:
                                        f"{list(full[k].shape)}, the model {list(v.shape)}")
                 local(v).copy_(part)
         return self.local_state(model)
-
-    def copy_local_state(self, model: nn.Module, state: Dict[str, Tensor], skip) -> None:
-        """Copies a local_state back into the model, but for the names in `skip`."""
-        with torch.no_grad():
-            for k, v in self.state(model).items():
-                if k not in skip:
-                    local(v).copy_(state[k])
 
     def barrier(self) -> None:
         if self.mode != "single":

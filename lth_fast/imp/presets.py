@@ -72,7 +72,7 @@ DEFAULT_PRESET = "lenet_mnist5k"
 
 
 def preset(name: str, **overrides) -> IMPConfig:
-    """IMPConfig of preset `name` with `overrides` (field=value) applied."""
+    """IMPConfig of preset `name` with `overrides` (flat field names, IMPConfig.of) applied."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    return IMPConfig(**{**PRESETS[name], **overrides})
+    return IMPConfig.of(**{**PRESETS[name], **overrides})

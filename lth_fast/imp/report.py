@@ -11,10 +11,8 @@ import math
 from typing import Dict, List, Sequence
 
 from .. import atomic
+from .branches import BRANCHES
 
-BRANCHES = ("ticket", "init", "reinit", "random")
-LABELS = {"ticket": "winning ticket", "init": "ticket masks, rewound to init",
-          "reinit": "random reinit", "random": "random pruning"}
 FIELDS = ("test_accuracy_at_early_stop", "early_stop_iteration", "final_test_accuracy")
 TEXT_FIELDS = ("early_stop_val_loss", "early_stop_iteration", "test_loss_at_early_stop")
 LAYER_PREFIX = "left:"   # summary.csv's per-tensor columns: "left:blocks.0.attn.qkv.weight"
@@ -117,8 +115,6 @@ def write_plot(path, rows: Sequence[dict], title: str = "IMP") -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    styles = {"ticket": ("C0", "-", "o"), "init": ("C3", "-.", "D"),
-              "reinit": ("C1", "--", "s"), "random": ("C2", ":", "^")}
     dense = rows[0] if rows and rows[0]["level"] == 0 else None
     fields = fields_of(rows)
     first = (("validation loss at early stop (nats/char)", 1) if fields is TEXT_FIELDS else
@@ -131,9 +127,9 @@ def write_plot(path, rows: Sequence[dict], title: str = "IMP") -> None:
             if b != "ticket" and dense is not None and pts:
                 pts = [(dense["remaining"], dense[f"ticket_{f}"] * scale)] + pts
             if pts:
-                color, line, marker = styles[b]
+                color, line, marker = BRANCHES[b].style
                 ax.plot(*zip(*pts), color=color, linestyle=line, marker=marker, markersize=4,
-                        label=LABELS[b])
+                        label=BRANCHES[b].label)
         if dense is not None:
             ax.axhline(dense[f"ticket_{f}"] * scale, color="gray", linewidth=0.8,
                        label="dense network")

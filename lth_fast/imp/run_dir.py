@@ -10,16 +10,25 @@ any earlier level is found on resume, and a level computed from files that have 
 The checksum is SHA-256 over a safetensors file's metadata and tensors, not its bytes:
 safetensors writes the metadata in no fixed order, so equal files can differ byte for byte.
 
+Besides the levels (the layout is in lth_fast.imp.driver):
+
+    run_dir/points/iteration_KKKKKK.safetensors   the whole model at iteration K of level 0,
+                                        for each K of run.keep_points (level 0's metrics.json
+                                        lists them under "points" and checks them)
+    run_dir/analyses/NAME/              what analysis NAME (lth_fast.imp.analyses) wrote about
+                                        the run: derived, never read back by the run
+
 summary.csv and imp.png are derived from the level files and rewritten at the end of every run;
 nothing reads them back."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
 import re
 import shutil
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from safetensors import safe_open
@@ -68,6 +77,17 @@ class RunDir:
 
     def shown(self, rel: str) -> str:
         return os.path.join(self.path, rel)
+
+    @staticmethod
+    def point_rel(iteration: int) -> str:
+        """The kept weights of level 0 at `iteration` (run.keep_points)."""
+        return f"points/iteration_{iteration:06d}.safetensors"
+
+    def analysis_dir(self, name: str) -> str:
+        """The folder of analysis `name`'s output, made if missing."""
+        path = self.file(f"analyses/{name}")
+        os.makedirs(path, exist_ok=True)
+        return path
 
     @staticmethod
     def level_rel(level: int, name: str = "") -> str:
@@ -143,7 +163,7 @@ class RunDir:
         files = metrics.get("files")
         own = {self.level_rel(level, MASKS), self.level_rel(level, CHECKPOINT)}
         if level == 0:
-            own.add(REWIND_POINT)
+            own |= {REWIND_POINT, *(self.point_rel(k) for k in metrics.get("points", ()))}
         if files is None:  # written before checksums were recorded: check that they load
             for rel in sorted(own):
                 self.checksum(rel, level)
@@ -176,9 +196,10 @@ class RunDir:
                                    f"({_first_line(e)}): {self.redo(level)}") from None
         return self._sums[rel]
 
-    def level_files(self, level: int) -> Dict[str, str]:
-        """{rel: checksum} of what a just-written level wrote and was computed from."""
-        wrote = [self.level_rel(level, MASKS), self.level_rel(level, CHECKPOINT)]
+    def level_files(self, level: int, points: Sequence[str] = ()) -> Dict[str, str]:
+        """{rel: checksum} of what a just-written level wrote (level 0: also the kept
+        `points`) and was computed from."""
+        wrote = [self.level_rel(level, MASKS), self.level_rel(level, CHECKPOINT), *points]
         read = [REWIND_POINT]
         if level > 0:
             read += [self.level_rel(level - 1, MASKS), self.level_rel(level - 1, CHECKPOINT)]
@@ -217,7 +238,23 @@ class RunDir:
         for name in (SUMMARY, PLOT, LAYER_PLOT, REWIND_POINT, CONFIG):
             if os.path.exists(self.file(name)):
                 os.remove(self.file(name))
+        for folder in ("points", "analyses"):
+            if os.path.isdir(self.file(folder)):
+                shutil.rmtree(self.file(folder))
         self._sums.clear()
+
+
+def read_summary(run_dir) -> List[Dict[str, float]]:
+    path = os.path.join(os.fspath(run_dir), SUMMARY)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror or e}); give run directories "
+                         f"of finished lth-fast imp runs") from None
+    if not rows:
+        raise ValueError(f"{path} holds no level")
+    return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in rows]
 
 
 def _first_line(e: BaseException) -> str:

@@ -6,8 +6,9 @@ An evaluation is (val_loss, val_accuracy, test_value): for classification test_v
 accuracy; for language modelling val_accuracy is None and test_value is the test loss. Losses
 are mean cross-entropies in nats (per example, or per predicted character).
 
-Every minibatch is a pure function of (seed, iteration), so a run started at iteration k (late
-rewinding) sees exactly the batches an uninterrupted run sees from k on."""
+Every minibatch is a pure function of (data seed, iteration) (lth_fast.imp.streams), so a run
+started at iteration k (late rewinding) sees exactly the batches an uninterrupted run sees from
+k on."""
 from __future__ import annotations
 
 from typing import Tuple
@@ -18,18 +19,13 @@ from torch import Tensor, nn
 
 from ..data import Dataset, TextCorpus, augment_cifar, load_dataset, load_text
 from ..models import GPT, GPTConfig, build_model
+from . import streams
 from .config import TEXT_DATASETS, IMPConfig
-
-
-def generator(seed: int, stream: int, index: int, device="cpu") -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed((seed * 1_000_003 + stream) * 1_000_033 + index)
-    return g
 
 
 class DataOrder:
     """The minibatch indices of every iteration: epoch e is a fresh permutation (last partial
-    batch dropped) drawn from a generator seeded by (seed, e)."""
+    batch dropped) drawn from the data stream (seed, e) of lth_fast.imp.streams."""
 
     def __init__(self, n: int, batch_size: int, seed: int) -> None:
         if batch_size > n:
@@ -42,7 +38,8 @@ class DataOrder:
         epoch, pos = divmod(iteration, self.per_epoch)
         if epoch != self._epoch:
             self._epoch = epoch
-            self._perm = torch.randperm(self.n, generator=generator(self.seed, 1, epoch))
+            gen = streams.data(self.seed, streams.DATA_ORDER, epoch)
+            self._perm = torch.randperm(self.n, generator=gen)
         return self._perm[pos * self.batch_size:(pos + 1) * self.batch_size]
 
 
@@ -56,13 +53,14 @@ class ClassifyTask:
         return self.data.describe()
 
     def new_model(self) -> nn.Module:
-        return build_model(self.cfg.model, input_shape=self.data.input_shape,
+        return build_model(self.cfg.model.name, input_shape=self.data.input_shape,
                            num_classes=self.data.num_classes)
 
     def start(self, device) -> None:
         """Before a training run: the training set on the run's device."""
         self.device = device
-        self.order = DataOrder(len(self.data.train), self.cfg.batch_size, self.cfg.seed)
+        self.order = DataOrder(len(self.data.train), self.cfg.training.batch_size,
+                               self.cfg.data_seed)
         self.train_x = self.data.train.x.to(device)
         self.train_y = self.data.train.y.to(device)
 
@@ -70,8 +68,9 @@ class ClassifyTask:
         idx = self.order.indices(it)
         idx = (idx if parallel is None else parallel.part(idx)).to(self.device)
         x, y = self.train_x[idx], self.train_y[idx]
-        if self.cfg.augment:
-            x = augment_cifar(x, generator(self.cfg.seed, 2, it, self.device))
+        if self.cfg.data.augment:
+            x = augment_cifar(x, streams.data(self.cfg.data_seed, streams.AUGMENT, it,
+                                              self.device))
         return x, y
 
     @staticmethod
@@ -104,7 +103,7 @@ class TextTask:
 
     def __init__(self, cfg: IMPConfig, corpus: TextCorpus) -> None:
         self.cfg, self.corpus = cfg, corpus
-        n = cfg.block_size + 1
+        n = cfg.model.block_size + 1
         self.train_starts = corpus.train.window_starts(n)
         self.eval_starts = {s: getattr(corpus, s).window_starts(n, n - 1)
                             for s in ("val", "test")}
@@ -113,7 +112,7 @@ class TextTask:
         return self.corpus.describe()
 
     def new_model(self) -> nn.Module:
-        c = self.cfg
+        c = self.cfg.model
         return GPT(GPTConfig(vocab_size=self.corpus.vocab_size, block_size=c.block_size,
                              n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd))
 
@@ -121,11 +120,12 @@ class TextTask:
         self.device = device
 
     def batch(self, it: int, parallel=None) -> Tuple[Tensor, Tensor]:
-        g = generator(self.cfg.seed, 3, it)
-        pick = torch.randint(self.train_starts.numel(), (self.cfg.batch_size,), generator=g)
+        g = streams.data(self.cfg.data_seed, streams.TEXT_WINDOWS, it)
+        pick = torch.randint(self.train_starts.numel(), (self.cfg.training.batch_size,),
+                             generator=g)
         if parallel is not None:
             pick = parallel.part(pick)
-        w = self.corpus.train.windows(self.train_starts[pick], self.cfg.block_size + 1)
+        w = self.corpus.train.windows(self.train_starts[pick], self.cfg.model.block_size + 1)
         w = w.to(self.device, non_blocking=True)
         return w[:, :-1], w[:, 1:]
 
@@ -139,7 +139,8 @@ class TextTask:
         split, starts = getattr(self.corpus, name), self.eval_starts[name]
         total, count = 0.0, 0
         for i in range(0, starts.numel(), batch):
-            w = split.windows(starts[i:i + batch], self.cfg.block_size + 1).to(self.device)
+            w = split.windows(starts[i:i + batch], self.cfg.model.block_size + 1)
+            w = w.to(self.device)
             logits = model(w[:, :-1])
             total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                            w[:, 1:].reshape(-1), reduction="sum"))
@@ -151,12 +152,13 @@ class TextTask:
 
 
 def load_task(cfg: IMPConfig):
-    """The task of cfg.dataset: its data read (never downloaded) and split."""
-    if cfg.dataset in TEXT_DATASETS:
-        return TextTask(cfg, load_text(cfg.text_file))
-    kw = {k: v for k, v in (("val_size", cfg.val_size), ("test_size", cfg.test_size))
+    """The task of cfg.data.dataset: its data read (never downloaded) and split."""
+    d = cfg.data
+    if d.dataset in TEXT_DATASETS:
+        return TextTask(cfg, load_text(d.text_file))
+    kw = {k: v for k, v in (("val_size", d.val_size), ("test_size", d.test_size))
           if v is not None}
-    return ClassifyTask(cfg, load_dataset(cfg.dataset, cfg.data_dir, **kw))
+    return ClassifyTask(cfg, load_dataset(d.dataset, d.data_dir, **kw))
 
 
-__all__ = ["ClassifyTask", "TextTask", "DataOrder", "generator", "load_task"]
+__all__ = ["ClassifyTask", "TextTask", "DataOrder", "load_task"]

@@ -18,10 +18,15 @@ from torch import nn
 from ..ops.api import rewind_
 from ..optim import MaskedAdam, MaskedAdamW, MaskedSGD
 from ..pruning import Pruner
-from .config import IMPConfig
+from .config import IMPConfig, TrainingConfig
 
 
 def lr_at(cfg: IMPConfig, iteration: int) -> float:
+    """The learning rate of `iteration` (lr_of on the config's training group)."""
+    return lr_of(cfg.training, iteration)
+
+
+def lr_of(cfg: TrainingConfig, iteration: int) -> float:
     """Linear warm-up over cfg.warmup iterations, then x gamma at every milestone passed
     (schedule "step"), or a cosine decay from lr to min_lr over the remaining iterations
     (schedule "cosine")."""
@@ -60,7 +65,8 @@ class RunResult:
                 "final_val_accuracy": last[2], "final_train_loss": last[4]}
 
 
-def make_optimizer(model: nn.Module, cfg: IMPConfig, pruner: Pruner) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainingConfig,
+                   pruner: Pruner) -> torch.optim.Optimizer:
     """MaskedSGD, MaskedAdam or MaskedAdamW: the pruned weights (and their momentum / Adam
     moments) are set to exactly 0 inside the fused step, so no masking pass follows it. AdamW
     decays the matrices only (weights of 2 or more dimensions), not biases, norms' scales or
@@ -82,24 +88,27 @@ def make_optimizer(model: nn.Module, cfg: IMPConfig, pruner: Pruner) -> torch.op
 def train_run(model: nn.Module, pruner: Pruner, task, cfg: IMPConfig, *,
               start: int = 0, on_iteration: Optional[Callable[[int], None]] = None,
               stop_after_eval: Optional[Callable[[int], bool]] = None,
-              progress=None, parallel=None) -> RunResult:
+              progress=None, parallel=None, until: Optional[int] = None) -> RunResult:
     """Trains `model` (its pruned weights already 0) on `task` (lth_fast.imp.tasks) from
     iteration `start` to cfg.iterations with a fresh optimizer. on_iteration(i) is called
     before step i (e.g. to snapshot at k); stop_after_eval(i), called after each evaluation
     before the last, ends the run there when it returns True (an early-bird ticket);
     `progress` is a tqdm bar (or None) advanced once per iteration. parallel (an
-    lth_fast.imp.parallel.Parallel): this rank trains on its part of every global batch."""
+    lth_fast.imp.parallel.Parallel): this rank trains on its part of every global batch.
+    until: stop before step `until` (after its evaluation, if one falls there), leaving the
+    weights of iteration `until` (lth_fast.imp.points)."""
     device = next(model.parameters()).device
-    opt = make_optimizer(model, cfg, pruner)
+    tc = cfg.training
+    opt = make_optimizer(model, tc, pruner)
     # [(parameter, mask)]: with clipping, pruned gradient entries are zeroed before the norm
-    masked = list(pruner.param_masks().items()) if cfg.grad_clip is not None else []
+    masked = list(pruner.param_masks().items()) if tc.grad_clip is not None else []
     task.start(device)
     result = RunResult(kind=task.kind)
     secs = result.seconds
     loss_sum, loss_n = torch.zeros((), device=device), 0
     model.train()
-    for it in range(start, cfg.iterations + 1):
-        if it == cfg.iterations or (it - start) % cfg.eval_every == 0:
+    for it in range(start, tc.iterations + 1):
+        if it == tc.iterations or (it - start) % tc.eval_every == 0:
             t0 = time.perf_counter()
             model.eval()
             val_loss, val_acc, test_value = task.evaluate(model)
@@ -109,25 +118,25 @@ def train_run(model: nn.Module, pruner: Pruner, task, cfg: IMPConfig, *,
             loss_sum.zero_()
             loss_n = 0
             secs["eval"] += time.perf_counter() - t0
-            if it < cfg.iterations and stop_after_eval is not None and stop_after_eval(it):
+            if it < tc.iterations and stop_after_eval is not None and stop_after_eval(it):
                 break
-        if it == cfg.iterations:
+        if it == tc.iterations or it == until:
             break
         if on_iteration is not None:
             on_iteration(it)
         t0 = time.perf_counter()
         x, y = task.batch(it, parallel)
         for g in opt.param_groups:
-            g["lr"] = lr_at(cfg, it)
+            g["lr"] = lr_of(tc, it)
         loss = task.loss(model, x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.grad_clip is not None:
+        if tc.grad_clip is not None:
             held = [(p.grad, m) for p, m in masked if p.grad is not None]
             if held:
                 grads = [g for g, _ in held]
                 rewind_(grads, grads, [m for _, m in held])
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         opt.step()
         loss_sum += loss.detach()
         loss_n += 1

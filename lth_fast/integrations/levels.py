@@ -9,7 +9,7 @@ resumed run has its masks and its rewind point."""
 from __future__ import annotations
 
 import copy
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -17,17 +17,20 @@ from torch import nn
 from ..optim.masked import MaskedOptimizer
 from ..pruning import Pruner, ticket
 from ..pruning.attach import unwrap_optimizer
+from ..pruning.level import dense_state, model_tensors, next_level
+from ..pruning.rule import SCOPES, ConfigError, PruneRule
 from ..pruning.schedule import SchedulePoint
 from ..pruning.selection import transformer_weights
 
 SELECTIONS = ("default", "transformer")
-SCOPES = ("global", "layer")
 
 
 class IMPLevels:
     """levels: pruning rounds after the dense level 0, each of epochs_per_level epochs;
     rate: the fraction of surviving weights pruned per round (scope "global": one ranking;
-    "layer": each tensor alone, per_layer {name: rate} overriding rate); rewind_step: the
+    "layer": each tensor alone, per_layer {name: rate} overriding rate; "nm": keep nm[0] of
+    every nm[1] consecutive input weights, in one level), checked by the same rules as the IMP
+    driver's (lth_fast.pruning.rule); rewind_step: the
     optimizer step whose weights the tickets rewind to (0: the initialisation; k > 0: late
     rewinding, Frankle et al. 2020); selection: "default" (every Linear / Conv weight,
     lth_fast.pruning.selection; include narrows it) or "transformer" (the Linear weights of
@@ -36,7 +39,7 @@ class IMPLevels:
 
     def __init__(self, *, levels: int, epochs_per_level: int = 1, rate: float = 0.2,
                  scope: str = "global", per_layer: Optional[Mapping[str, float]] = None,
-                 rewind_step: int = 0, selection: str = "default", include=None,
+                 nm: Tuple[int, int] = (2, 4), rewind_step: int = 0, selection: str = "default", include=None,
                  exclude=None, monitor: Optional[str] = None, mode: str = "min",
                  where: str = "LotteryTicket") -> None:
         def need(ok: bool, what: str) -> None:
@@ -46,12 +49,15 @@ class IMPLevels:
         need(isinstance(levels, int) and levels >= 1, f"levels must be an int >= 1, got {levels!r}")
         need(isinstance(epochs_per_level, int) and epochs_per_level >= 1,
              f"epochs_per_level must be an int >= 1, got {epochs_per_level!r}")
-        need(isinstance(rate, float) and 0.0 < rate < 1.0, f"rate must be a float in (0, 1), "
-                                                           f"got {rate!r}")
-        need(scope in SCOPES, f"scope must be one of {SCOPES}, got {scope!r}")
+        need(isinstance(rate, float), f"rate must be a float, got {rate!r}")
         need(not per_layer or scope == "layer", "per_layer rates need scope='layer'")
-        need(all(0.0 <= r < 1.0 for r in (per_layer or {}).values()),
-             f"per_layer rates must be in [0, 1), got {dict(per_layer or {})}")
+        try:  # the driver's rules, in this class's names
+            self.rule = PruneRule(scope, rate, None, dict(per_layer or {}), tuple(nm))
+        except ConfigError as e:
+            raise ValueError(f"{where}: " + e.render({"layer_rates": "per_layer", "nm_n": "nm",
+                                                      "nm_m": "nm"})) from None
+        need(scope != "nm" or levels == 1, f"scope 'nm' reaches its {nm[0]}:{nm[1]} pattern "
+                                           f"in one level; give levels=1, not {levels}")
         need(isinstance(rewind_step, int) and rewind_step >= 0,
              f"rewind_step must be an int >= 0, got {rewind_step!r}")
         need(selection in SELECTIONS, f"selection must be one of {SELECTIONS}, got {selection!r}")
@@ -63,6 +69,7 @@ class IMPLevels:
         self.levels, self.epochs_per_level = levels, epochs_per_level
         self.rate, self.scope = rate, scope
         self.per_layer = dict(per_layer or {})
+        self.rates: Optional[Dict[str, float]] = None   # per tensor, once the model is known
         self.rewind_step, self.selection = rewind_step, selection
         self.include, self.exclude, self.where = include, exclude, where
         self.monitor, self.mode = monitor, mode
@@ -99,10 +106,11 @@ class IMPLevels:
             if self.selection == "transformer":
                 include = transformer_weights(model)
             self.pruner = Pruner(model, include=include, exclude=self.exclude)
-            unknown = sorted(set(self.per_layer) - set(self.pruner.names))
-            if unknown:
-                raise ValueError(f"{self.where}: per_layer names {unknown} are not pruned "
-                                 f"tensors; they are {list(self.pruner.names)}")
+            try:
+                self.rates = self.rule.rates(self.pruner.names, None)
+            except ConfigError as e:
+                raise ValueError(f"{self.where}: "
+                                 f"{e.render({'layer_rates': 'per_layer'})}") from None
         if self._pending is not None:
             state, self._pending = self._pending, None
             self.load_state_dict(state)
@@ -129,9 +137,7 @@ class IMPLevels:
     def take_rewind_point(self, schedulers: Sequence = ()) -> None:
         """The weights (every parameter and buffer) and the schedules, now."""
         self.pruner.snapshot()
-        pruned = set(self.pruner.names)
-        model = self.pruner.model
-        self.dense = {n: t.detach().clone() for n, t in _tensors(model).items() if n not in pruned}
+        self.dense = dense_state(self.pruner.model, self.pruner.names)
         self.schedules = [SchedulePoint(s) for s in schedulers]
 
     @torch.no_grad()
@@ -145,19 +151,9 @@ class IMPLevels:
             raise RuntimeError(f"{self.where}: {len(schedulers)} learning-rate schedulers now, "
                                f"{len(self.schedules)} at the rewind point")
         self.best = None
-        if self.scope == "layer":
-            stats = self.pruner.prune(self.rate, scope="layer",
-                                      per_layer=self.per_layer or None, verify=_distributed())
-        else:
-            stats = self.pruner.prune(self.rate, verify=_distributed())
-        self.pruner.rewind()
-        tensors = _tensors(self.pruner.model)
-        for n, saved in self.dense.items():
-            tensors[n].copy_(saved)
-        for opt in optimizers:
-            unwrap_optimizer(opt, self.where).state.clear()
-        for point, sched in zip(self.schedules, schedulers):
-            point.restore(sched)
+        stats = next_level(self.pruner, self.rule.args(self.rates), dense=self.dense,
+                           optimizers=optimizers, schedules=list(zip(self.schedules, schedulers)),
+                           verify=_distributed(), where=self.where)
         self.level += 1
         return stats
 
@@ -221,7 +217,7 @@ class IMPLevels:
             raise ValueError(f"{self.where}: the checkpoint's masks are for "
                              f"{list(loaded.names)}, not for {list(self.pruner.names)}")
         self.pruner.load_state_dict(loaded.state_dict())
-        device = {n: p.device for n, p in _tensors(self.pruner.model).items()}
+        device = {n: p.device for n, p in model_tensors(self.pruner.model).items()}
         self.dense = None if state.get("dense") is None else {
             n: t.to(device.get(n, "cpu")) for n, t in load(state["dense"]).items()}
         self.schedules = [SchedulePoint.from_state(saved["state"], saved["lrs"])
@@ -229,13 +225,6 @@ class IMPLevels:
         self.level = int(state["level"])
         best = state.get("best")
         self.best = None if best is None else (float(best[0]), int(best[1]))
-
-
-def _tensors(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """Every parameter and buffer of the model, each once (a tied weight under its first name)."""
-    out = dict(model.named_parameters())
-    out.update(model.named_buffers())
-    return out
 
 
 def _distributed() -> bool:

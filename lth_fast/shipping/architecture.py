@@ -6,7 +6,7 @@ data set: input_shape and num_classes replace what the data set told the IMP run
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Sequence
+from typing import Dict, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -18,24 +18,25 @@ INPUT_SHAPES = {"mnist5k": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32,
 GPT_FIELDS = tuple(f.name for f in dataclasses.fields(GPTConfig))
 
 
-def architecture_of(cfg, state: Dict[str, Tensor]) -> dict:
-    """The record for an IMP run's config `cfg` (an IMPConfig) and one of its checkpoints: the
-    class count and the vocabulary are read from the checkpoint's shapes, which the data set
-    fixed when the run built its model."""
-    if cfg.model == "gpt":
+def architecture_of(model: str, dataset: str, shape: Mapping[str, int],
+                    state: Dict[str, Tensor]) -> dict:
+    """The record for a model of name `model` trained on `dataset` (a GPT's `shape`: n_layer,
+    n_head, n_embd, block_size) and one of its checkpoints: the class count and the vocabulary
+    are read from the checkpoint's shapes, which the data set fixed when the model was built."""
+    if model == "gpt":
         if "wte.weight" not in state:
             raise ValueError("the checkpoint has no wte.weight (the GPT's token embedding)")
         return {"model": "gpt", "vocab_size": int(state["wte.weight"].shape[0]),
-                **{k: int(getattr(cfg, k)) for k in GPT_FIELDS if k != "vocab_size"}}
-    if cfg.dataset not in INPUT_SHAPES:
-        raise ValueError(f"dataset {cfg.dataset!r} has no known input shape; known: "
+                **{k: int(shape[k]) for k in GPT_FIELDS if k != "vocab_size"}}
+    if dataset not in INPUT_SHAPES:
+        raise ValueError(f"dataset {dataset!r} has no known input shape; known: "
                          f"{', '.join(INPUT_SHAPES)}")
-    spec = MODELS.get(cfg.model)
+    spec = MODELS.get(model)
     if spec is None:
-        raise ValueError(f"unknown model {cfg.model!r}")
+        raise ValueError(f"unknown model {model!r}")
     out = getattr(spec.cls, "OUTPUT_LAYER", None)
     num_classes = int(state[out].shape[0]) if out in state else 10
-    return {"model": cfg.model, "input_shape": list(INPUT_SHAPES[cfg.dataset]),
+    return {"model": model, "input_shape": list(INPUT_SHAPES[dataset]),
             "num_classes": num_classes}
 
 

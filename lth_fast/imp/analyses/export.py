@@ -1,16 +1,26 @@
-"""export_run: one finished level of an IMP run directory as one compact, self-contained file
-(format.py): the masks at 1 bit per weight, only the kept weights, the never-pruned tensors,
-and the architecture, so the ticket loads without its run directory or its data set."""
+"""The `export` analysis: one finished level of an IMP run directory as one compact,
+self-contained file (lth_fast.shipping.format): the masks at 1 bit per weight, only the kept
+weights, the never-pruned tensors, and the architecture, so the ticket loads without its run
+directory or its data set (lth_fast.load_exported).
+
+    lth-fast export RUN_DIR --level L [--dtype float16] [--out PATH]
+    from lth_fast.imp import export_run
+
+Its file goes beside the level it exports (RUN_DIR/level_LL/exported-DTYPE.safetensors) unless
+--out names another."""
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from typing import Optional
 
-from .. import atomic
-from .._version import __version__
-from ..imp.run_dir import CHECKPOINT, RunDir
-from .architecture import architecture_of, build, saved_names, tied_aliases
-from .format import DTYPES, encode, name_diff
+from ... import atomic
+from ..._version import __version__
+from ...shipping.architecture import architecture_of, build, saved_names, tied_aliases
+from ...shipping.format import DTYPES, encode, name_diff
+from ..run_dir import CHECKPOINT, RunDir
+from .base import ANALYSES, Analysis
 
 
 class ExportUsageError(ValueError):
@@ -44,10 +54,10 @@ def export_run(run_dir, level: int, dtype: str = "float32", out: Optional[str] =
     state = files.load_state(rel, level, "cpu")
     where = files.shown(rel)
     try:
-        arch = architecture_of(cfg, state)
+        arch = architecture_of(cfg.model.name, cfg.data.dataset, vars(cfg.model), state)
         model = build(arch)
     except (ValueError, TypeError, KeyError) as e:
-        raise ValueError(f"{where}: cannot rebuild {cfg.model} from it ({e})") from None
+        raise ValueError(f"{where}: cannot rebuild {cfg.model.name} from it ({e})") from None
     _check_checkpoint(where, model, state, saved)
     params = {n for n, _ in model.named_parameters()}
     dt = DTYPES[dtype]
@@ -57,7 +67,7 @@ def export_run(run_dir, level: int, dtype: str = "float32", out: Optional[str] =
     kept = sum(int(m.sum()) for m in masks.values())
     total = sum(m.numel() for m in masks.values())
     info = {"level": level, "density": repr(kept / total if total else 1.0),
-            "dataset": cfg.dataset}
+            "dataset": cfg.data.dataset}
     tensors, meta = encode(arch, dtype, masks, state, dense, info, __version__)
     path = out if out is not None else default_out(run_dir, level, dtype)
     from safetensors.torch import save_file
@@ -106,3 +116,31 @@ def _check_checkpoint(where: str, model, state, saved) -> None:
         if state[n][~saved.masks[n]].any():
             raise ValueError(f"{where}: {n} has non-zero pruned entries (the checkpoint is not "
                              f"the ticket of its masks)")
+
+
+@ANALYSES.register
+class Export(Analysis):
+    name = "export"
+    help = ("write one finished level of an imp run as one compact safetensors file (masks at "
+            "1 bit per weight, only the kept weights), loadable with lth_fast.load_exported")
+
+    @staticmethod
+    def add_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("run_dir", metavar="RUN_DIR", help="the directory of an lth-fast imp run")
+        p.add_argument("--level", type=int, required=True,
+                       help="the finished level whose ticket (trained weights and masks) to export")
+        p.add_argument("--dtype", default="float32", choices=list(DTYPES),
+                       help="dtype of the kept weights and the other floating parameters "
+                            "(default float32: loads back bit for bit)")
+        p.add_argument("--out", help="the file to write (default RUN_DIR/level_LL/"
+                                     "exported-DTYPE.safetensors); its directory must exist")
+
+
+    @staticmethod
+    def run(args: argparse.Namespace) -> int:
+        try:
+            export_run(args.run_dir, args.level, args.dtype, args.out, log=print)
+        except ExportUsageError as e:  # a wrong argument: one line, status 2 (as a bad flag)
+            print(f"lth-fast export: {e}", file=sys.stderr)
+            return 2
+        return 0

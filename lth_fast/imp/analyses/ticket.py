@@ -1,7 +1,8 @@
 """`lth-fast ticket RUN_DIR [RUN_DIR ...]`: the sparsest ticket of finished IMP runs that still
 matches the dense network (lth_fast.imp.matching: within DELTA of dense, and at or above
 dense), with its level, density, result and files. Several run directories are seeds of one
-experiment: the rule and the result use their means, with the spread over the seeds."""
+experiment: the rule and the result use their means, with the spread over the seeds. The lines
+printed are also written to the first RUN_DIR's analyses/ticket/ticket.txt."""
 from __future__ import annotations
 
 import argparse
@@ -9,18 +10,10 @@ import json
 import os
 from typing import List, Optional
 
-from .matching import WITHIN, describe, level_results, sparsest_matching
-from .run_dir import CHECKPOINT, MASKS, METRICS, REWIND_POINT, RunDir
-from .seeds import read_summary
-
-
-def add_ticket(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                   help="a finished lth-fast imp run directory, or several: seeds of one "
-                        "experiment")
-    p.add_argument("--delta", type=float, default=1.0, metavar="DELTA",
-                   help="a ticket within DELTA points of the dense accuracy matches (a language "
-                        "model: within DELTA%% of the dense loss); default 1")
+from ... import atomic
+from ..matching import WITHIN, describe, level_results, sparsest_matching
+from ..run_dir import CHECKPOINT, MASKS, METRICS, REWIND_POINT, RunDir, read_summary
+from .base import ANALYSES, Analysis
 
 
 def _test_examples(run_dir: str) -> Optional[int]:
@@ -52,10 +45,29 @@ def ticket_lines(run_dirs: List[str], delta: float) -> List[str]:
     return lines
 
 
-def run_ticket(args: argparse.Namespace) -> int:
-    for line in ticket_lines(args.run_dirs, args.delta):
-        print(line)
-    return 0
+@ANALYSES.register
+class Ticket(Analysis):
+    name = "ticket"
+    help = ("name the sparsest ticket of finished imp runs that still matches the dense "
+            "network (within DELTA, and at or above dense), with its files")
+
+    @staticmethod
+    def add_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                       help="a finished lth-fast imp run directory, or several: seeds of one "
+                            "experiment")
+        p.add_argument("--delta", type=float, default=1.0, metavar="DELTA",
+                       help="a ticket within DELTA points of the dense accuracy matches (a "
+                            "language model: within DELTA%% of the dense loss); default 1")
+
+    @staticmethod
+    def run(args: argparse.Namespace) -> int:
+        lines = ticket_lines(args.run_dirs, args.delta)
+        for line in lines:
+            print(line)
+        out = os.path.join(RunDir(args.run_dirs[0]).analysis_dir("ticket"), "ticket.txt")
+        atomic.write_text(out, "\n".join(lines) + "\n")
+        return 0
 
 
-__all__ = ["add_ticket", "run_ticket", "ticket_lines"]
+__all__ = ["Ticket", "ticket_lines"]

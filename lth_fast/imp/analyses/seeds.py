@@ -1,36 +1,20 @@
 """Several runs of one experiment (seeds) combined: per level, the mean and the spread (sample
 standard deviation) of every branch's result and of the weights left per pruned tensor, read
 from each run directory's summary.csv. `lth-fast seeds RUN_DIR RUN_DIR ...` prints the table
-(markdown) and writes the plots."""
+(markdown) and, with --plot PREFIX, writes the plots there."""
 from __future__ import annotations
 
-import csv
 import math
-import os
 import statistics
 from typing import Dict, List, Sequence
 
-from .. import atomic
-from .report import (BRANCHES, LABELS, LAYER_PREFIX, TEXT_FIELDS, fields_of, remaining_axis,
-                     write_layer_plot)
-from .run_dir import SUMMARY
+import argparse
 
-
-SHORT = {"ticket": "ticket", "init": "ticket masks, rewound to init", "reinit": "random reinit",
-         "random": "random pruning"}
-
-
-def read_summary(run_dir) -> List[Dict[str, float]]:
-    path = os.path.join(os.fspath(run_dir), SUMMARY)
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise ValueError(f"{path}: cannot be read ({e.strerror or e}); give run directories "
-                         f"of finished lth-fast imp runs") from None
-    if not rows:
-        raise ValueError(f"{path} holds no level")
-    return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in rows]
+from ... import atomic
+from ..branches import BRANCHES
+from ..report import LAYER_PREFIX, TEXT_FIELDS, fields_of, remaining_axis, write_layer_plot
+from ..run_dir import read_summary
+from .base import ANALYSES, Analysis
 
 
 def combine(run_dirs: Sequence) -> List[Dict[str, tuple]]:
@@ -67,7 +51,7 @@ def format_markdown(rows: List[Dict[str, tuple]]) -> str:
     n = max(v[2] for r in rows for v in r.values() if v)
     what = ("validation loss at early stop in nats/char, mean ± std (the mean in bits/char)"
             if text else "test accuracy at early stop in %, mean ± std")
-    head = ["level", "weights left"] + [SHORT[b] for b in present]
+    head = ["level", "weights left"] + [BRANCHES[b].short for b in present]
     lines = [f"| {' | '.join(head)} |", "|" + "---:|" * len(head)]
     for r in rows:
         cells = [f"{r['level'][0]:.0f}", f"{r['remaining'][0]:.1f}%"]
@@ -95,9 +79,8 @@ def write_plots(prefix: str, rows: List[Dict[str, tuple]], title: str) -> List[s
     text = fields is TEXT_FIELDS
     flat = [{"remaining": r["remaining"][0]} for r in rows]
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    styles = {"ticket": ("C0", "o"), "init": ("C3", "D"), "reinit": ("C1", "s"),
-              "random": ("C2", "^")}
     for b in BRANCHES:
+        color, _, marker = BRANCHES[b].style
         pts = [(r["remaining"][0], r[f"{b}_{fields[0]}"]) for r in rows
                if r.get(f"{b}_{fields[0]}") is not None]
         if b != "ticket" and pts and rows[0]["level"][0] == 0:
@@ -105,8 +88,8 @@ def write_plots(prefix: str, rows: List[Dict[str, tuple]], title: str) -> List[s
         if pts:
             scale = 1 if text else 100
             ax.errorbar([p[0] for p in pts], [p[1][0] * scale for p in pts],
-                        yerr=[p[1][1] * scale for p in pts], color=styles[b][0],
-                        marker=styles[b][1], markersize=4, capsize=3, label=LABELS[b])
+                        yerr=[p[1][1] * scale for p in pts], color=color,
+                        marker=marker, markersize=4, capsize=3, label=BRANCHES[b].label)
     dense = rows[0][f"ticket_{fields[0]}"]
     ax.axhline(dense[0] * (1 if text else 100), color="gray", linewidth=0.8, label="dense")
     remaining_axis(ax, flat)
@@ -128,19 +111,26 @@ def write_plots(prefix: str, rows: List[Dict[str, tuple]], title: str) -> List[s
     return paths
 
 
-def add_seeds(p) -> None:
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                   help="run directories of one experiment (e.g. runs/gpt_pydoc-s0 "
-                        "runs/gpt_pydoc-s1)")
-    p.add_argument("--plot", metavar="PREFIX", default=None,
-                   help="write PREFIX.png and PREFIX-layers.png (default: none)")
-    p.add_argument("--title", default="IMP over seeds", help="the plots' title")
+@ANALYSES.register
+class Seeds(Analysis):
+    name = "seeds"
+    help = ("combine the summary.csv of several imp runs (seeds): mean and spread per level, "
+            "as a markdown table and plots")
 
+    @staticmethod
+    def add_arguments(p: argparse.ArgumentParser) -> None:
+        p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                       help="run directories of one experiment (e.g. runs/gpt_pydoc-s0 "
+                            "runs/gpt_pydoc-s1)")
+        p.add_argument("--plot", metavar="PREFIX", default=None,
+                       help="write PREFIX.png and PREFIX-layers.png (default: none)")
+        p.add_argument("--title", default="IMP over seeds", help="the plots' title")
 
-def run_seeds(args) -> int:
-    rows = combine(args.run_dirs)
-    print(format_markdown(rows))
-    if args.plot:
-        for path in write_plots(args.plot, rows, args.title):
-            print(f"wrote {path}")
-    return 0
+    @staticmethod
+    def run(args: argparse.Namespace) -> int:
+        rows = combine(args.run_dirs)
+        print(format_markdown(rows))
+        if args.plot:
+            for path in write_plots(args.plot, rows, args.title):
+                print(f"wrote {path}")
+        return 0

@@ -1,0 +1,16 @@
+"""Branches: what trains from a pruned level's masks and reports its metrics. The ticket is a
+branch (it runs first and carries the run on to the next level); the controls (reinit, random,
+init) are branches too, each a small file registered in BRANCHES. `pruning.controls` names the
+branches a run trains beside the ticket, in that order.
+
+A branch has a `name`, a `tag` (its own random stream, lth_fast.imp.streams.branch), a `label`
+(plots) and a `short` name (tables), `control` (False for the ticket), `check(pruning)` (a
+ConfigError if it does not apply to a run's pruning settings), `iterations(cfg)` (what it trains
+per level, for the progress bar) and `train(run, level, secs) -> RunResult`, where `run` is the
+IMPRun (lth_fast.imp.driver; what a branch may use of it is listed there)."""
+from __future__ import annotations
+
+from .base import BRANCHES, Branch
+from . import ticket, init, reinit, random  # noqa: F401  (each registers itself; table order)
+
+__all__ = ["BRANCHES", "Branch"]

@@ -1,0 +1,30 @@
+"""The criterion interface and its registry (lth_fast.imp.criteria)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from torch import Tensor
+
+from ...pruning import Pruner
+from ..registry import Registry
+
+
+@dataclass
+class Scoring:
+    """What a criterion may read: the pruner (its model and masks), the run's task (batches,
+    loss) and device, and a seed for its own randomness (lth_fast.imp.streams)."""
+    pruner: Pruner
+    seed: int
+    task: Any = None
+    device: Any = "cpu"
+
+
+class Criterion:
+    name = ""
+
+    def scores(self, ctx: Scoring) -> Optional[Dict[str, Tensor]]:
+        raise NotImplementedError
+
+
+CRITERIA: Registry[Criterion] = Registry("criterion")
