@@ -42,7 +42,7 @@ wheel: $(VENV)/.deps
 	python3 -m venv $(WHEEL_VENV)
 	$(WHEEL_VENV)/bin/pip install -q "torch==$$($(PY) -c 'import torch;print(torch.__version__.split("+")[0])')"
 	$(WHEEL_VENV)/bin/pip install -q dist/lth_fast-*.whl
-	cd build && wheel-check/bin/python ../tests/wheel_smoke.py
+	cd build && wheel-check/bin/python ../tests/scripts/wheel_smoke.py
 
 # CMake >= 3.26 knows nvcc's C++20 flag (torch 2.14 headers need C++20): taken from PyPI.
 cmake: $(VENV)/.deps

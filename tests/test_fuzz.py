@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 import lth_fast
 from lth_fast import reference
-from op_helpers import assert_within_ulps, bits, one_thread  # noqa: F401
+
+from tests.helpers.ops import assert_within_ulps, bits, one_thread  # noqa: F401
 
 LONG = os.environ.get("LTH_FAST_FUZZ") == "long"
 FUZZ = settings(max_examples=10_000 if LONG else 120, deadline=None, derandomize=not LONG,
