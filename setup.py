@@ -90,7 +90,7 @@ def extension():
         print(f"lth_fast: building CPU + CUDA extension ({len(cpp)} C++ files, {len(cu)} CUDA files, "
               f"CUDA_HOME={CUDA_HOME})")
         return CUDAExtension("lth_fast._C", cpp + cu, include_dirs=include,
-                             define_macros=macros + [("LTH_FAST_WITH_CUDA", "1")],
+                             define_macros=macros,
                              extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=link)
     print(f"lth_fast: building CPU-only extension ({len(cpp)} C++ files)")
     return CppExtension("lth_fast._C", cpp, include_dirs=include, define_macros=macros,
