@@ -13,7 +13,7 @@
   data_files  dataset files in the formats lth_fast.data reads
   dist        run_ranks (real gloo processes); dist_cases: sharded inputs and their oracle;
               dist_workers: what each rank runs (importable by name, as spawn needs)
-  readme      the code examples of README.md
+  readme      the code examples of README.md and docs/*.md (tests/test_docs.py runs them)
 
 ROOT is the repository root (the working directory of subprocesses, and their PYTHONPATH).
 

@@ -170,7 +170,7 @@ def test_bert_keeps_pooler_and_classifier_dense(tmp_path):
     assert lt.pruner.density == pytest.approx(0.8, abs=0.001)
 
 
-def test_readme_hf_example_runs_as_written(tmp_path, monkeypatch):
+def test_docs_hf_example_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     scope = {"model": tiny_gpt2(), "train_data": lm_data()}
     exec(example("hf"), scope)

@@ -142,7 +142,7 @@ def test_layer_scope_per_layer_rates_and_errors():
         trainer(bad.max_epochs, [bad]).fit(TinyNet(), loader())
 
 
-def test_readme_lightning_example_runs_as_written(tmp_path, monkeypatch):
+def test_docs_lightning_example_runs_as_written(tmp_path, monkeypatch):
     from tests.helpers.readme import example
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
