@@ -2,6 +2,7 @@
 #               (lth-fast imp with its defaults; a few minutes on 2 CPU cores), prints the table
 # make test   — from a fresh clone: virtualenv, torch, the package with its compiled extension, tests
 # make bench  — the speed table (lth-fast bench) at 10M and 50M parameters
+# make docs   — serves the docs site (mkdocs.yml: README.md as its home page, the pages of docs/)
 # make wheel  — dist/lth_fast-*.whl (it requires the torch release it was compiled against),
 #               then installed into a fresh virtualenv beside that torch and smoke-tested
 # LTH_FAST_FORCE_CUDA=1 / LTH_FAST_CPU_ONLY=1 choose whether the CUDA kernels are built.
@@ -10,7 +11,7 @@ PY := $(VENV)/bin/python
 export CUDA_HOME ?= /usr/local/cuda
 SOURCES := setup.py pyproject.toml $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 
-.PHONY: install demo test bench wheel cmake clean
+.PHONY: install demo test bench docs wheel cmake clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +35,9 @@ test: install
 
 bench: install
 	$(PY) -m lth_fast bench --sizes 10M,50M
+
+docs: install
+	$(PY) -m mkdocs serve
 
 WHEEL_VENV := build/wheel-check
 wheel: $(VENV)/.deps

@@ -1,5 +1,6 @@
 """README.md and the docs pages: every python example runs as written, every README python
-block is such an example, and every relative link and image points at a file that exists.
+block is such an example, every relative link and image points at a file that exists, and the
+docs site (mkdocs.yml) builds with warnings as errors.
 
 An example is a fenced python block right after `<!-- example: NAME -->` (tests.helpers.readme).
 Each is run here with the names it assumes (`model`, `weights`, ...) and then checked, or by the
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -178,3 +181,13 @@ def test_links_point_at_files_that_exist(page):
         if anchor and full.endswith(".md"):
             with open(full, encoding="utf-8") as f:
                 assert anchor in anchors(f.read()), f"{page}: no heading for {target!r}"
+
+
+def test_the_site_builds_with_warnings_as_errors(tmp_path):
+    pytest.importorskip("mkdocs")
+    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+                          str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    home = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "The two commands" in home and 'href="api/"' in home
