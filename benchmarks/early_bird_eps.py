@@ -30,18 +30,18 @@ def measure(preset_name: str, seed: int, window: int):
     task = load_task(cfg)
     model = new_model(cfg, task, cfg.seed)
     pruner = new_pruner(model, cfg)
-    rates = level_rates(cfg, model, pruner)
+    rule = cfg.pruning.rule.args(level_rates(cfg, model, pruner))
     bird = EarlyBird(window, 1e-12)  # records every distance, never fires
     drawn = {}
 
     def after_eval(it: int) -> bool:
-        masks = pruner.draw(cfg.rate, cfg.scope, rates)
+        masks = pruner.draw(**rule)
         drawn[it] = masks
         bird.push(masks, step=it)
         return False
 
     run = train_run(model, pruner, task, cfg, stop_after_eval=after_eval)
-    final = pruner.draw(cfg.rate, cfg.scope, rates)
+    final = pruner.draw(**rule)
     pruned = 1.0 - sum(int(m.sum()) for m in final.values()) / sum(m.numel()
                                                                    for m in final.values())
     evals = {e[0]: e for e in run.evals}
@@ -52,7 +52,7 @@ def measure(preset_name: str, seed: int, window: int):
             rows.append({"eps": eps, "iteration": None})
             continue
         to_final = mask_distance(drawn[fire], final).value
-        rows.append({"eps": eps, "iteration": fire, "saved": cfg.iterations - fire,
+        rows.append({"eps": eps, "iteration": fire, "saved": cfg.training.iterations - fire,
                      "to_final": to_final, "val_accuracy": evals[fire][2]})
     return cfg, bird.history, rows, pruned
 
@@ -64,9 +64,9 @@ def write(out: str, cfg, history, rows, pruned: float, window: int) -> None:
 
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     scale = 2 * pruned * (1 - pruned)
-    lines = [f"Early-bird thresholds for weight masks: {cfg.model} on {cfg.dataset}, seed "
-             f"{cfg.seed}, {cfg.iterations} iterations, evaluation every {cfg.eval_every}, "
-             f"window {window}; the mask is level 1's ({cfg.scope} scope, rate {cfg.rate:g}, "
+    lines = [f"Early-bird thresholds for weight masks: {cfg.model.name} on {cfg.data.dataset}, seed "
+             f"{cfg.seed}, {cfg.training.iterations} iterations, evaluation every {cfg.eval_every}, "
+             f"window {window}; the mask is level 1's ({cfg.pruning.scope} scope, rate {cfg.pruning.rate:g}, "
              f"{100 * pruned:.1f}% of the weights pruned). Two independent random masks of that rate "
              f"differ in {scale:.3f} of their entries.", "",
              "| eps | fires at iteration | dense iterations saved | validation accuracy there "
@@ -77,7 +77,7 @@ def write(out: str, cfg, history, rows, pruned: float, window: int) -> None:
             lines.append(f"| {r['eps']:g} | never | 0 | – | – |")
         else:
             lines.append(f"| {r['eps']:g} | {r['iteration']} | {r['saved']} "
-                         f"({100 * r['saved'] / cfg.iterations:.0f}%) | "
+                         f"({100 * r['saved'] / cfg.training.iterations:.0f}%) | "
                          f"{100 * r['val_accuracy']:.1f}% | {r['to_final']:.4f} |")
     atomic.write_text(out + ".md", "\n".join(lines) + "\n")
     atomic.write_json(out + ".json", {"history": history, "rows": rows, "random_scale": scale})
@@ -89,7 +89,7 @@ def write(out: str, cfg, history, rows, pruned: float, window: int) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("training iteration (dense network)")
     ax.set_ylabel("normalized Hamming distance")
-    ax.set_title(f"Early-bird distances, weight masks: {cfg.model} on {cfg.dataset}", fontsize=10)
+    ax.set_title(f"Early-bird distances, weight masks: {cfg.model.name} on {cfg.data.dataset}", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     atomic.write_atomic(out + ".png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))

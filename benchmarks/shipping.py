@@ -26,7 +26,8 @@ import torch
 from lth_fast import atomic
 from lth_fast.imp.run_dir import RunDir
 from lth_fast.imp.tasks import load_task
-from lth_fast.shipping import (count_macs, export_run, load_exported, measure_latency,
+from lth_fast.imp import export_run
+from lth_fast.shipping import (count_macs, load_exported, measure_latency,
                                read_exported)
 from lth_fast.shipping.architecture import example_input
 from machine import cpu_model, machine_kind

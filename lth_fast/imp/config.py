@@ -44,7 +44,7 @@ class DataConfig:
         need(self.test_size is None or self.dataset == "mnist5k",
              f"{{0}} applies to mnist5k only ({self.dataset} has its own test set)", "test_size")
         need((self.dataset == "text") == (self.text_file is not None),
-             "dataset 'text' reads {0} (and only it does)", "text_file")
+             "dataset 'text' reads a text file, {0} (and only it does)", "text_file")
         need(self.data_seed is None or self.data_seed >= 0,
              f"{{0}} must be >= 0 (or None: the run's seed), got {self.data_seed}", "data_seed")
 

@@ -124,7 +124,7 @@ def write_plot(path, rows: Sequence[dict], title: str = "IMP") -> None:
         for b in BRANCHES:
             pts = [(r["remaining"], r[f"{b}_{f}"] * scale) for r in rows
                    if r.get(f"{b}_{f}") is not None]
-            if b != "ticket" and dense is not None and pts:
+            if BRANCHES[b].control and dense is not None and pts:  # from the dense point
                 pts = [(dense["remaining"], dense[f"ticket_{f}"] * scale)] + pts
             if pts:
                 color, line, marker = BRANCHES[b].style

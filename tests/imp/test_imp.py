@@ -210,24 +210,31 @@ def test_data_order_fast_forwards_and_lr_schedule():
     assert all(torch.equal(b.indices(i), seq[i]) for i in (33, 5, 14, 39))
     assert sorted(torch.cat(seq[:14]).tolist()) == sorted(set(torch.cat(seq[:14]).tolist()))
     assert not torch.equal(torch.cat(seq[:14]), torch.cat(seq[14:28]))
-    cfg = IMPConfig(lr=1.0, warmup=4, milestones=(10, 20), gamma=0.5)
+    cfg = IMPConfig.of(lr=1.0, warmup=4, milestones=(10, 20), gamma=0.5)
     assert [lr_at(cfg, i) for i in (0, 3, 9, 10, 19, 20)] == [0.25, 1.0, 1.0, 0.5, 0.5, 0.25]
     with pytest.raises(ValueError, match="batch_size 8 is larger than the training set"):
         DataOrder(5, 8, 0)
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(optimizer="rmsprop"), "optimizer must be one of"),
-    (dict(rate=1.0), r"rate must be in \[0, 1\)"),
-    (dict(scope="global"), "need scope='layer'"),
-    (dict(rewind_iteration=5), "needs rewind='iteration'"),
-    (dict(rewind="iteration", rewind_iteration=5000), "must be < iterations"),
-    (dict(controls=("shuffle",)), "controls"),
-    (dict(eval_every=0), "eval_every must be >= 1"),
+    (dict(optimizer="rmsprop"), "training.optimizer must be one of"),
+    (dict(rate=1.0), r"pruning.rate must be in \[0, 1\)"),
+    (dict(scope="global"), r"\(pruning.output_rate, pruning.layer_rates\) need scope='layer'"),
+    (dict(rewind_iteration=5), "pruning.rewind_iteration=5 needs pruning.rewind='iteration'"),
+    (dict(rewind="iteration", rewind_iteration=5000),
+     r"pruning.rewind_iteration \(5000\) must be < training.iterations"),
+    (dict(controls=("shuffle",)), "pruning.controls: unknown branch 'shuffle'; known: init, "
+                                  "reinit, random"),
+    (dict(eval_every=0), "training.eval_every must be >= 1"),
+    (dict(n_embd=10, n_head=4), r"model.n_embd \(10\) must be a multiple of model.n_head"),
+    (dict(test_size=10, dataset="mnist"), "data.test_size applies to mnist5k only"),
+    (dict(keep_points=(5000,)), r"run.keep_points must be <= training.iterations \(1200\)"),
+    (dict(criterion="snap"), "pruning.criterion: unknown criterion 'snap'; known: magnitude, "
+                             "random"),
 ])
 def test_config_errors_name_the_field(bad, message):
-    with pytest.raises(ValueError, match=message):
-        IMPConfig(**bad)
+    with pytest.raises(ValueError, match="^IMPConfig: " + message):
+        IMPConfig.of(**bad)
 
 
 def test_config_json_round_trip_and_presets():

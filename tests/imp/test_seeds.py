@@ -1,4 +1,4 @@
-"""lth_fast.imp.seeds / `lth-fast seeds`: several runs' summary.csv combined into mean and spread."""
+"""lth_fast.imp.analyses.seeds / `lth-fast seeds`: several runs' summary.csv combined into mean and spread."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 
 from lth_fast.cli import main
-from lth_fast.imp.seeds import combine, format_markdown
+from lth_fast.imp.analyses.seeds import combine, format_markdown
 
 HEAD = ("level,remaining,ticket_early_stop_val_loss,ticket_early_stop_iteration,"
         "ticket_test_loss_at_early_stop,reinit_early_stop_val_loss,"

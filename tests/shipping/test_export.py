@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 import lth_fast
 from lth_fast.cli import main
 from lth_fast.pruning import ticket
-from lth_fast.shipping import ExportUsageError, export_run, load_exported
+from lth_fast.imp import ExportUsageError, export_run
+from lth_fast.shipping import load_exported
 
 from tests.helpers.export import (gpt_run, header_and_data_bytes, lenet_run, outputs_equal,
                                   read_raw, ticket_model)

@@ -83,7 +83,7 @@ def write_plots(prefix: str, rows: List[Dict[str, tuple]], title: str) -> List[s
         color, _, marker = BRANCHES[b].style
         pts = [(r["remaining"][0], r[f"{b}_{fields[0]}"]) for r in rows
                if r.get(f"{b}_{fields[0]}") is not None]
-        if b != "ticket" and pts and rows[0]["level"][0] == 0:
+        if BRANCHES[b].control and pts and rows[0]["level"][0] == 0:
             pts = [(rows[0]["remaining"][0], rows[0][f"ticket_{fields[0]}"])] + pts
         if pts:
             scale = 1 if text else 100

@@ -28,4 +28,4 @@ class Branch:
         raise NotImplementedError
 
 
-BRANCHES: Registry[Branch] = Registry("branch")
+BRANCHES: Registry[Branch] = Registry("branch", unique=("tag",))
