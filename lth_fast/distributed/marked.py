@@ -5,7 +5,7 @@ lth_fast_shard ops, the ranks agreeing on the band and the cut between passes:
 1. every rank samples its shards; the samples are all-gathered (fixed size), so every rank
    derives the same key band [lo, hi) around the k-th smallest alive key;
 2. one marking pass writes what it learns into the mask bytes (undoable) and counts a
-   253-bucket histogram of the band, all-gathered with the counts and the first NaN;
+   histogram of the band (BUCKETS buckets), all-gathered with the counts and the first NaN;
 3. every ranking is marked and checked before any is finished, so a NaN or a count above
    the alive entries raises on every rank with every mask as it was;
 4. the cut bucket's few entries are collected (one pass over the masks alone) and radix-
@@ -14,7 +14,11 @@ lth_fast_shard ops, the ranks agreeing on the band and the cut between passes:
    by position from per-tensor counts; a crowded bucket of several keys is marked again.
 
 Its cost per rank is that of single-process prune_ on the shard, plus a few small
-collectives."""
+collectives.
+
+What these passes and this module must agree on (mark_'s output layout, the bucket count, the
+sample band's constants) is stated once, in C++, and read here at import through
+torch.ops.lth_fast_shard.protocol (csrc/cpu/select/shard_ops.cpp)."""
 from __future__ import annotations
 
 import math
@@ -23,6 +27,7 @@ from typing import List, Sequence
 import numpy as np
 import torch
 
+from ..ops import library  # noqa: F401  (loads lth_fast._C: torch.ops.lth_fast_shard)
 from ..ops.amounts import k_for
 from ..ops.stats import PruneStats
 from . import comm
@@ -31,11 +36,46 @@ from .keys import key_bits, key_end, magnitude
 from .radix import radix_select, tie_shares
 
 _OPS = torch.ops.lth_fast_shard
+_INTS = ("mark_alive", "mark_below", "mark_in_band", "mark_nan", "mark_shift", "mark_hist",
+         "mark_buckets", "sample_block", "min_sample_keys")
+_FLOATS = ("band_sigmas", "band_extra_ranks")
+
+
+def _protocol():
+    """The constants lth_fast._C states for the sharded engine, checked to be all there."""
+    try:
+        ints, floats = _OPS.protocol()
+    except (AttributeError, RuntimeError) as e:
+        raise ImportError("lth_fast._C has no op lth_fast_shard::protocol, so the sharded CPU "
+                          "engine cannot read mark_'s layout and the band's constants: the "
+                          "extension was built from older sources; rebuild it (make install, "
+                          "or pip install --no-build-isolation -e .)") from e
+    missing = [k for k in _INTS if k not in ints] + [k for k in _FLOATS if k not in floats]
+    if missing:
+        raise ImportError(f"lth_fast_shard::protocol of this lth_fast._C lacks {missing}: the "
+                          f"extension and lth_fast/distributed/marked.py are from different "
+                          f"sources; rebuild it (make install)")
+    return ints, floats
+
+
+_P, _BAND = _protocol()
+# mark_'s output: counts at these indices, then the band's histogram of BUCKETS buckets.
+ALIVE, BELOW, IN_BAND, NAN, SHIFT, HIST = (
+    _P[k] for k in ("mark_alive", "mark_below", "mark_in_band", "mark_nan", "mark_shift",
+                    "mark_hist"))
+BUCKETS = _P["mark_buckets"]
+SAMPLE_BLOCK = _P["sample_block"]        # sample keys come in blocks of neighbours this long
+MIN_SAMPLE_KEYS = _P["min_sample_keys"]  # fewer keys sampled: the band is the whole key range
+BAND_SIGMAS = _BAND["band_sigmas"]       # the one-pass engine's band, in sample ranks:
+BAND_EXTRA_RANKS = _BAND["band_extra_ranks"]  # sigmas of the binomial spread, plus these
+# (tests set these module attributes to force the rare paths)
+
 SAMPLE_WORDS = 3072        # int64 words of sample keys a rank sends (24 KB): 6144 keys of
-                           # up to 32 bits two to a word (float64: 3072), in blocks of 16
-BAND_SIGMAS = 3.0
-BAND_EXTRA = 32.0          # sample ranks added to the margin: blocks of neighbours correlate
-COLLECT_CAP = 1 << 16      # most entries of a cut bucket collected over all ranks
+                           # up to 32 bits two to a word (float64: 3072), in SAMPLE_BLOCKs
+CUT_BUCKET_MAX_COLLECTED = 1 << 16  # most entries of a cut bucket, summed over all ranks, that
+                           # are collected and selected exactly (gathered or radix-selected); a
+                           # fuller bucket is cut by position (one key) or marked again, finer.
+                           # Not the C++ kCollectCap, which bounds one process's collection.
 GATHER_BYTES = 32768       # most bytes of cut-bucket entries one rank sends to the others
 
 
@@ -55,14 +95,15 @@ class _Ranking:
         hi = min(hi, (1 << 63) - 1)
         own = _OPS.mark_(self.w, self.m, lo, hi)
         self.marked = True
-        every = comm.all_gather(own.to(dev), group).cpu()  # [world, 5 + 253]
-        self.lo, self.hi, self.shift = lo, hi, int(own[4])
-        self.alive, self.below, self.in_band = (int(x) for x in every[:, :3].sum(0))
-        nans = every[:, 3][every[:, 3] >= 0]
+        every = comm.all_gather(own.to(dev), group).cpu()  # [world, HIST + BUCKETS]
+        self.lo, self.hi, self.shift = lo, hi, int(own[SHIFT])
+        sums = every.sum(0)
+        self.alive, self.below, self.in_band = (int(sums[i]) for i in (ALIVE, BELOW, IN_BAND))
+        nans = every[:, NAN][every[:, NAN] >= 0]
         self.nan = int(self.idx[int(nans.min())]) if nans.numel() else -1
-        self.per_rank = every[:, 5:]  # [world, 253]
+        self.per_rank = every[:, HIST:]  # [world, BUCKETS]
         self.hist = self.per_rank.sum(0)
-        self.own_hist = own[5:]
+        self.own_hist = own[HIST:]
 
     def resolve(self, cut: int, below_value: int, cap: int) -> torch.Tensor:
         out = _OPS.resolve_(self.w, self.m, cut, below_value, cap)
@@ -86,7 +127,7 @@ def _band(samples: torch.Tensor, f: float, dtype, by_count: bool, amount) -> tup
             keys.append(_sample_keys(row, dtype).numpy())
             weights.append(np.full(n, total / seen))
     n = sum(len(k) for k in keys)
-    if n < 64:
+    if n < MIN_SAMPLE_KEYS:
         return 0, end
     keys, weights = np.concatenate(keys), np.concatenate(weights)
     order = np.argsort(keys)
@@ -95,7 +136,7 @@ def _band(samples: torch.Tensor, f: float, dtype, by_count: bool, amount) -> tup
     if by_count:
         f = amount / alive if alive else 0.0
     f = min(1.0, max(0.0, f))
-    margin = (BAND_SIGMAS * math.sqrt(n * f * (1 - f)) + BAND_EXTRA) * alive / n
+    margin = (BAND_SIGMAS * math.sqrt(n * f * (1 - f)) + BAND_EXTRA_RANKS) * alive / n
     lo_at, hi_at = f * alive - margin, f * alive + margin
     lo = int(keys[min(n - 1, int(np.searchsorted(cum, lo_at)))]) if lo_at > 0 else 0
     hi_i = int(np.searchsorted(cum, hi_at))
@@ -110,7 +151,7 @@ def sample_row(weights, masks, dtype) -> torch.Tensor:
     """This rank's sample of one ranking, fixed-size: entries the blocks cover, entries in
     the ranking, keys sampled, then the keys (two to a word below 33 bits)."""
     wide = key_bits(dtype) > 32
-    local = _OPS.sample(weights, masks, SAMPLE_WORDS * (1 if wide else 2) // 16)
+    local = _OPS.sample(weights, masks, SAMPLE_WORDS * (1 if wide else 2) // SAMPLE_BLOCK)
     keys = local[1:]
     row = torch.full((SAMPLE_ROW,), -1, dtype=torch.int64)
     row[0], row[1], row[2] = int(local[0]), sum(t.numel() for t in weights), keys.numel()
@@ -187,7 +228,7 @@ def _finish(r: _Ranking, need: int, dtype, group, dev, me: int) -> float:
         before = r.below + (int(cum[cut - 1]) if cut else 0)
         take, in_cut = need - before, int(r.hist[cut])
         base = r.lo + (cut << r.shift)
-        if in_cut <= COLLECT_CAP:
+        if in_cut <= CUT_BUCKET_MAX_COLLECTED:
             return _collected(r, cut, take, base, dtype, group, dev, me)
         if r.shift == 0:  # one key, too many to collect: ties cut by position
             ties = _OPS.count_marks(r.w, r.m, cut).tolist()

@@ -92,9 +92,9 @@ def test_every_instruction_set(isa, monkeypatch):
         assert all(torch.equal(g, w) for g, w in zip(got, oracle(case)[0])), f"case {c}"
 
 
-MISS = dict(BAND_SIGMAS=0.0, BAND_EXTRA=0.0)  # a band of one sample rank: it misses often
-CROWDED = dict(COLLECT_CAP=3)                  # every cut bucket is crowded
-RADIX = dict(GATHER_BYTES=0)                   # cut buckets radix-selected, not gathered
+MISS = dict(BAND_SIGMAS=0.0, BAND_EXTRA_RANKS=0.0)  # a band of one sample rank: misses often
+CROWDED = dict(CUT_BUCKET_MAX_COLLECTED=3)           # every cut bucket is crowded
+RADIX = dict(GATHER_BYTES=0)                         # cut buckets radix-selected, not gathered
 
 
 @pytest.mark.parametrize("knobs", [MISS, CROWDED, RADIX, dict(MISS, **CROWDED)],

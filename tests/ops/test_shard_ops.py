@@ -2,13 +2,16 @@
 prune_) against brute force on fresh random data, on every CPU instruction set: marking and
 undoing restores every mask byte; the resolved cut bucket is exactly the alive entries of that
 key range, in position order, with their keys; counts and shares of marks per tensor; bad
-arguments raise with nothing written."""
+arguments raise with nothing written. mark_'s output is read through the layout lth_fast._C
+states (lth_fast_shard::protocol), as lth_fast.distributed.marked reads it."""
 from __future__ import annotations
 
 import pytest
 import torch
 
+from lth_fast.distributed import marked
 from lth_fast.distributed.keys import keys_of
+from lth_fast.distributed.marked import ALIVE, BELOW, BUCKETS, HIST, IN_BAND, NAN, SHIFT
 
 from tests.helpers.targets import DTYPES, SUPPORTED_ISAS, isa_env
 
@@ -57,14 +60,14 @@ def test_mark_then_undo_restores_every_byte(isa, dtype):
     alive = sum(int(t.sum()) for t in before)
     below = sum(int((k < lo)[b.reshape(-1)].sum()) for k, b in zip(keys, before))
     band = sum(int(((k >= lo) & (k < hi))[b.reshape(-1)].sum()) for k, b in zip(keys, before))
-    assert out[:3].tolist() == [alive, below, band]
-    assert int(out[3]) == -1 and int(out[5:].sum()) == band
+    assert [int(out[i]) for i in (ALIVE, BELOW, IN_BAND)] == [alive, below, band]
+    assert int(out[NAN]) == -1 and int(out[HIST:].sum()) == band
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_resolve_collects_the_cut_bucket(isa, dtype):
     w, m, before, lo, hi, out = _marked(2, dtype)
-    shift, hist = int(out[4]), out[5:]
+    shift, hist = int(out[SHIFT]), out[HIST:]
     cut = int(hist.argmax())
     found = OPS.resolve_(w, m, cut, 0, int(hist[cut]))
     want = []
@@ -121,5 +124,46 @@ def test_sample_holds_alive_keys_only():
     m[0][::2] = False
     out = OPS.sample(w, m, 64)
     alive_keys = set(keys_of(w[0])[m[0]].long().tolist())
-    assert int(out[0]) == 64 * 16 and set(out[1:].tolist()) <= alive_keys
-    assert 0 < out.numel() - 1 <= 64 * 8
+    block = marked.SAMPLE_BLOCK
+    assert int(out[0]) == 64 * block and set(out[1:].tolist()) <= alive_keys
+    assert 0 < out.numel() - 1 <= 64 * block // 2
+
+
+def test_protocol_states_the_layout_mark_writes():
+    """protocol() names every field of mark_'s output once (distinct indices before the
+    histogram of mark_buckets entries, which ends the tensor) and the sample band's constants;
+    the sharded engine holds exactly these."""
+    ints, floats = OPS.protocol()
+    fields = [ints[k] for k in ("mark_alive", "mark_below", "mark_in_band", "mark_nan",
+                                "mark_shift")]
+    assert sorted(fields) == list(range(ints["mark_hist"]))
+    w, m, _, _, _, out = _marked(5, torch.float32)
+    assert out.numel() == ints["mark_hist"] + ints["mark_buckets"]
+    OPS.resolve_(w, m, -1, 1, 0)
+    assert (ALIVE, BELOW, IN_BAND, NAN, SHIFT, HIST, BUCKETS) == tuple(
+        ints[k] for k in ("mark_alive", "mark_below", "mark_in_band", "mark_nan", "mark_shift",
+                          "mark_hist", "mark_buckets"))
+    assert (marked.SAMPLE_BLOCK, marked.MIN_SAMPLE_KEYS) == (ints["sample_block"],
+                                                           ints["min_sample_keys"])
+    assert (marked.BAND_SIGMAS, marked.BAND_EXTRA_RANKS) == (floats["band_sigmas"],
+                                                            floats["band_extra_ranks"])
+
+
+def test_an_extension_without_the_protocol_is_a_clear_import_error(monkeypatch):
+    class Older:  # an lth_fast._C built before protocol() existed
+        def __getattr__(self, name):
+            raise AttributeError(f"'_OpNamespace' 'lth_fast_shard' object has no attribute "
+                                 f"'{name}'")
+
+    monkeypatch.setattr(marked, "_OPS", Older())
+    with pytest.raises(ImportError, match="no op lth_fast_shard::protocol.*rebuild it"):
+        marked._protocol()
+
+    class Partial:
+        @staticmethod
+        def protocol():
+            return {"mark_alive": 0}, {}
+
+    monkeypatch.setattr(marked, "_OPS", Partial())
+    with pytest.raises(ImportError, match=r"lacks \['mark_below'"):
+        marked._protocol()

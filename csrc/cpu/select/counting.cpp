@@ -12,8 +12,12 @@ namespace lth_fast::cpu {
 namespace {
 
 constexpr int kBuckets = 4096;
-constexpr int64_t kSampleBlock = 16;
-constexpr int64_t kSampleMinTotal = int64_t(1) << 17;  // below this, count the whole key range
+// The counting engine's own sample (it runs after the one-pass engine's band missed, so its
+// band is wider): kRecountBlocks blocks, kRecountSigmas; a list of fewer than kRecountFrom
+// entries counts the whole key range.
+constexpr double kRecountSigmas = 6.0;
+constexpr int64_t kRecountBlocks = 1024;
+constexpr int64_t kRecountFrom = int64_t(1) << 17;
 
 // The keys of the alive entries among w[start, start + len) into out; returns how many.
 template <typename Bits>
@@ -141,11 +145,11 @@ void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int
   int64_t seen = 0;
   std::vector<uint64_t> keys = sample_keys(p, blocks, &seen);
   const double n = static_cast<double>(keys.size());
-  if (keys.size() < 64) return;
+  if (static_cast<int64_t>(keys.size()) < kMinSampleKeys) return;
   // A count amount becomes a fraction of the alive entries this sample estimates.
   double f = by_count ? amount / (total * n / seen) : amount;
   f = std::min(1.0, std::max(0.0, f));
-  const double margin = z * std::sqrt(n * f * (1.0 - f)) + 32.0;
+  const double margin = z * std::sqrt(n * f * (1.0 - f)) + kBandExtraRanks;
   const double lo_rank = std::floor(f * n - margin), hi_rank = std::ceil(f * n + margin);
   const int key_bits = p.dtype == simd::DType::f64 ? 63 : p.dtype == simd::DType::f32 ? 31 : 15;
   if (p.dtype == simd::DType::f64) {
@@ -314,7 +318,7 @@ SelectPlan plan_selection(simd::DType dtype, std::vector<Run> runs, double amoun
   p.chunks = make_chunks(p.runs);
   // Blocks of neighbours are correlated, so the margin is generous: a miss costs a pass, a
   // wide band only a little histogram work.
-  band_from_sample(p, amount, by_count, 6.0, 1024, kSampleMinTotal);
+  band_from_sample(p, amount, by_count, kRecountSigmas, kRecountBlocks, kRecountFrom);
   count(p, kern);
   return p;
 }

@@ -19,7 +19,18 @@
 
 namespace lth_fast::cpu {
 
-constexpr int64_t kCollectCap = int64_t(1) << 14;   // most band entries held for the exact sort
+// Most entries of a cut bucket one process holds for the exact selection by (key, position);
+// a more crowded bucket is narrowed, or (one tied key) cut by position from counts.
+constexpr int64_t kCollectCap = int64_t(1) << 14;
+
+// The sample band (band_from_sample), shared by both engines and, through
+// lth_fast_shard::protocol, the sharded one: keys of the alive entries of blocks of
+// kSampleBlock neighbours; the band spans z standard deviations of the k-th entry's sample
+// rank either side plus kBandExtraRanks ranks (neighbours correlate, so the binomial spread
+// alone understates the error); fewer than kMinSampleKeys keys give the whole key range.
+constexpr int64_t kSampleBlock = 16;
+constexpr double kBandExtraRanks = 32.0;
+constexpr int64_t kMinSampleKeys = 64;
 
 struct Run {  // one tensor: its weights, its bool mask, its index in the caller's list
   const void* w;
@@ -54,12 +65,12 @@ struct SelectResult {
 };
 
 std::vector<Chunk> make_chunks(const std::vector<Run>& runs);
-// The keys of the alive entries among `blocks` evenly spaced blocks of 16 neighbours across
-// the runs (in block order); *seen: how many entries the blocks cover, alive or not.
+// The keys of the alive entries among `blocks` evenly spaced blocks of kSampleBlock neighbours
+// across the runs (in block order); *seen: how many entries the blocks cover, alive or not.
 std::vector<uint64_t> sample_keys(const SelectPlan& p, int64_t blocks, int64_t* seen);
-// Guesses [lo, hi) around the k-th smallest alive key from `blocks` evenly spaced blocks of 16
-// entries, z standard deviations of the sample's rank either side (plus a little for blocks of
-// correlated neighbours); a list of fewer than min_total entries gets the whole key range.
+// Guesses [lo, hi) around the k-th smallest alive key from `blocks` evenly spaced blocks of
+// kSampleBlock entries, z standard deviations of the sample's rank either side plus
+// kBandExtraRanks; a list of fewer than min_total entries gets the whole key range.
 // `amount` as for plan_selection.
 void band_from_sample(SelectPlan& p, double amount, bool by_count, double z, int64_t blocks,
                       int64_t min_total);

@@ -9,19 +9,18 @@
 namespace lth_fast::cpu {
 namespace {
 
-// A sample of one block of 16 per 8192 entries (1K to 16K keys) and a 3-sigma band: a few
-// percent of the alive entries fall in the band, which the marking pass handles without a
-// branch, so the band costs little while the sample's gathers and selection are a fixed cost
-// of every call; a miss (rare) costs an undo and the counting engine. A ranking of fewer than
-// kSampleFrom entries takes the whole key range (every alive entry in the band; its cut
-// bucket can always be collected); a larger one is sampled, however small, since a band of
-// every entry costs a histogram count per entry (a third of a ResNet-20's time in layer scope).
-constexpr double kBandSigmas = 3.0;
-constexpr int64_t kSampleFrom = 4096;  // 64 blocks of 16 at least 64 entries apart
+// A sample of one block of kSampleBlock per kEntriesPerBlock entries (kMinBlocks to
+// kMaxBlocks blocks: 1K to 16K keys) and a kBandSigmas band: a few percent of the alive
+// entries fall in the band, which the marking pass handles without a branch, so the band costs
+// little while the sample's gathers and selection are a fixed cost of every call; a miss (rare)
+// costs an undo and the counting engine. A ranking of fewer than kSampleFrom entries takes the
+// whole key range (every alive entry in the band; its cut bucket can always be collected); a
+// larger one is sampled, however small, since a band of every entry costs a histogram count
+// per entry (a third of a ResNet-20's time in layer scope).
 int64_t sample_blocks(const std::vector<Run>& runs) {
   int64_t total = 0;
   for (const Run& r : runs) total += r.n;
-  return std::clamp<int64_t>(total / 8192, 64, 1024);
+  return std::clamp<int64_t>(total / kEntriesPerBlock, kMinBlocks, kMaxBlocks);
 }
 
 // What one resolving pass does to a plan's marks (see simd::ResolveFn), and how many entries

@@ -15,6 +15,17 @@
 
 namespace lth_fast::cpu {
 
+// The one-pass engine's sample band (see select/one_pass.cpp): kBandSigmas standard
+// deviations (with counting.h's kSampleBlock, kBandExtraRanks and kMinSampleKeys; the sharded
+// engine reads all four through lth_fast_shard::protocol). A ranking of fewer than
+// kSampleFrom entries is not sampled (its band is the whole key range); a larger one samples
+// total / kEntriesPerBlock blocks, clamped to [kMinBlocks, kMaxBlocks] (so the clamps bind
+// below 512Ki and above 8Mi entries).
+constexpr double kBandSigmas = 3.0;
+constexpr int64_t kSampleFrom = 4096;  // 64 blocks of 16 at least 64 entries apart
+constexpr int64_t kEntriesPerBlock = 8192;
+constexpr int64_t kMinBlocks = 64, kMaxBlocks = 1024;
+
 // groups[g]: the runs of ranking g; amounts[g] its amount (a fraction, or with by_count a
 // number of entries: it only aims the sample).
 std::vector<SelectPlan> mark_selections(simd::DType dtype, std::vector<std::vector<Run>> groups,

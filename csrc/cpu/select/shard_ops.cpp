@@ -5,6 +5,7 @@
 // simd::kMarkBelow), not bools: only these ops may touch them then, and
 // resolve_(cut=-1, below_value=1) undoes the marking exactly. Internal to lth_fast: their own
 // library, lth_fast_shard, with CPU kernels only.
+#include <ATen/core/Dict.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
@@ -12,6 +13,8 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <string>
+#include <tuple>
 
 #include "common/op_checks.h"
 #include "cpu/dispatch.h"
@@ -19,6 +22,12 @@
 
 namespace lth_fast::cpu {
 namespace {
+
+// mark_'s output, int64 [kMarkHist + simd::kMarkBuckets]: the counts at these indices, then
+// the band's histogram. protocol() hands the layout to Python, which reads nothing else.
+enum MarkField : int64_t {
+  kMarkAlive, kMarkBelowBand, kMarkInBand, kMarkNan, kMarkShift, kMarkHist
+};
 
 SelectPlan plan_of(at::TensorList weights, at::TensorList masks) {
   const double none[] = {0.0};
@@ -52,8 +61,8 @@ at::Tensor sample(at::TensorList weights, at::TensorList masks, int64_t blocks) 
   return out;
 }
 
-// int64 [5 + kMarkBuckets]: alive, below, in_band, first tensor with a NaN (or -1), shift,
-// then the band's histogram.
+// int64 [kMarkHist + kMarkBuckets]: alive, below, in_band, first tensor with a NaN (or -1),
+// shift, then the band's histogram (MarkField).
 at::Tensor mark_(at::TensorList weights, at::TensorList masks, int64_t lo, int64_t hi) {
   SelectPlan p = plan_of(weights, masks);
   TORCH_CHECK_VALUE(lo >= 0 && lo < hi && static_cast<uint64_t>(hi) <= simd::key_end(p.dtype),
@@ -61,14 +70,14 @@ at::Tensor mark_(at::TensorList weights, at::TensorList masks, int64_t lo, int64
   p.lo = static_cast<uint64_t>(lo);
   p.hi = static_cast<uint64_t>(hi);
   mark_pass(p, select_kernels());
-  at::Tensor out = at::empty({5 + simd::kMarkBuckets}, at::kLong);
+  at::Tensor out = at::empty({kMarkHist + simd::kMarkBuckets}, at::kLong);
   int64_t* o = out.data_ptr<int64_t>();
-  o[0] = p.alive;
-  o[1] = p.below;
-  o[2] = p.in_range;
-  o[3] = p.nan_index;
-  o[4] = p.shift;
-  std::copy(p.hist.begin(), p.hist.end(), o + 5);
+  o[kMarkAlive] = p.alive;
+  o[kMarkBelowBand] = p.below;
+  o[kMarkInBand] = p.in_range;
+  o[kMarkNan] = p.nan_index;
+  o[kMarkShift] = p.shift;
+  std::copy(p.hist.begin(), p.hist.end(), o + kMarkHist);
   return out;
 }
 
@@ -150,9 +159,34 @@ void clear_(at::TensorList weights, at::TensorList masks, const at::Tensor& posi
   for (int64_t j = 0; j < n; ++j) p.runs[q[2 * j]].m[q[2 * j + 1]] = 0;
 }
 
+// What the sharded engine (lth_fast/distributed/marked.py) must agree on with these ops, so
+// that it is stated once, here: mark_'s layout, the bucket count, and the one-pass engine's
+// sample band (one_pass.h, counting.h), which the ranks' shared band estimate follows.
+std::tuple<c10::Dict<std::string, int64_t>, c10::Dict<std::string, double>> protocol() {
+  c10::Dict<std::string, int64_t> ints;
+  ints.insert("mark_alive", kMarkAlive);
+  ints.insert("mark_below", kMarkBelowBand);
+  ints.insert("mark_in_band", kMarkInBand);
+  ints.insert("mark_nan", kMarkNan);
+  ints.insert("mark_shift", kMarkShift);
+  ints.insert("mark_hist", kMarkHist);
+  ints.insert("mark_buckets", simd::kMarkBuckets);
+  ints.insert("sample_block", kSampleBlock);
+  ints.insert("min_sample_keys", kMinSampleKeys);
+  c10::Dict<std::string, double> floats;
+  floats.insert("band_sigmas", kBandSigmas);
+  floats.insert("band_extra_ranks", kBandExtraRanks);
+  return {std::move(ints), std::move(floats)};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(lth_fast_shard, m) {
+  // The constants the sharded engine shares with these ops (see protocol above): ints
+  // mark_alive, mark_below, mark_in_band, mark_nan, mark_shift, mark_hist (indices into
+  // mark_'s output), mark_buckets, sample_block, min_sample_keys; floats band_sigmas,
+  // band_extra_ranks.
+  m.def("protocol() -> (Dict(str, int), Dict(str, float))", &protocol);
   m.def("sample(Tensor[] weights, Tensor[] masks, int blocks) -> Tensor");
   m.def("mark_(Tensor[] weights, Tensor(a!)[] masks, int lo, int hi) -> Tensor");
   m.def("resolve_(Tensor[] weights, Tensor(a!)[] masks, int cut, int below_value, int cap) "
