@@ -1,11 +1,14 @@
-// Every op of lth_fast, declared once. Device files register their kernels with
-// TORCH_LIBRARY_IMPL; lth_fast/ops/library.py registers their fake kernels and the pure-PyTorch
-// reference as their default kernel, and lth_fast/ops/api.py is their front door. Semantics:
-// docs/semantics.md.
+// Every op of the library lth_fast, declared once, here. Device files register their kernels
+// with TORCH_LIBRARY_IMPL; lth_fast/ops/library.py registers their fake kernels and the
+// pure-PyTorch reference as their default kernel, and lth_fast/ops/api.py is their front door.
+// Semantics: docs/semantics.md. Two internal libraries declare their ops beside their kernels:
+// lth_fast_shard (cpu/select/shard_ops.cpp: the one-pass engine's passes, which each rank of
+// a sharded prune_ runs) and lth_fast_bench (cpu/stream_probe.cpp: the bench's bandwidth probe).
 #include <torch/library.h>
 
 #include <string>
 
+#include "cpu/diagnostics.h"
 #include "cpu/simd/isa.h"
 
 #ifdef LTH_FAST_PYTHON_MODULE
@@ -57,4 +60,6 @@ TORCH_LIBRARY(lth_fast, m) {
   m.def("mask_distance(Tensor[] masks_a, Tensor[] masks_b, int[] numels) -> Tensor");
   // The CPU instruction set the kernels use now: scalar, avx2 or avx512.
   m.def("cpu_isa() -> str", &cpu_isa);
+  // Distinct threads one at::parallel_for of this library ran on (a check on the build).
+  m.def("parallel_threads() -> int", &lth_fast::cpu::parallel_threads);
 }
