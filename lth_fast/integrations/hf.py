@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Mapping, Optional
+from typing import Optional
 
 try:
     from transformers import TrainerCallback
@@ -50,16 +50,13 @@ STATE_FILE = "lth_fast_imp.safetensors"
 
 class LotteryTicket(TrainerCallback):
     """IMP inside Trainer.train (see the module doc); the arguments are
-    lth_fast.integrations.levels.IMPLevels's."""
+    lth_fast.integrations.levels.IMPLevels's (levels, epochs_per_level, rate, scope,
+    per_layer, nm, rewind_step, selection, include, exclude, monitor, mode), with
+    selection="transformer" by default."""
 
-    def __init__(self, *, levels: int, epochs_per_level: int, rate: float = 0.2,
-                 scope: str = "global", per_layer: Optional[Mapping[str, float]] = None,
-                 rewind_step: int = 0, selection: str = "transformer", include=None,
-                 exclude=None, monitor: Optional[str] = None, mode: str = "min") -> None:
-        self.imp = IMPLevels(levels=levels, epochs_per_level=epochs_per_level, rate=rate,
-                             scope=scope, per_layer=per_layer, rewind_step=rewind_step,
-                             selection=selection, include=include, exclude=exclude,
-                             monitor=monitor, mode=mode)
+    def __init__(self, *, levels: int, epochs_per_level: int, **options) -> None:
+        self.imp = IMPLevels(levels=levels, epochs_per_level=epochs_per_level,
+                             **{"selection": "transformer", **options})
         self._tensorboard: Optional[LevelLog] = None
 
     @property

@@ -18,7 +18,7 @@ from ..optim.masked import MaskedOptimizer
 from ..pruning import Pruner, ticket
 from ..pruning.attach import unwrap_optimizer
 from ..pruning.level import dense_state, model_tensors, next_level
-from ..pruning.rule import SCOPES, ConfigError, PruneRule
+from ..pruning.rule import ConfigError, PruneRule
 from ..pruning.schedule import SchedulePoint
 from ..pruning.selection import transformer_weights
 
@@ -54,8 +54,8 @@ class IMPLevels:
         try:  # the driver's rules, in this class's names
             self.rule = PruneRule(scope, rate, None, dict(per_layer or {}), tuple(nm))
         except ConfigError as e:
-            raise ValueError(f"{where}: " + e.render({"layer_rates": "per_layer", "nm_n": "nm",
-                                                      "nm_m": "nm"})) from None
+            raise ValueError(f"{where}: " + e.render({"layer_rates": "per_layer",
+                                                      "nm_n": "nm[0]", "nm_m": "nm[1]"})) from None
         need(scope != "nm" or levels == 1, f"scope 'nm' reaches its {nm[0]}:{nm[1]} pattern "
                                            f"in one level; give levels=1, not {levels}")
         need(isinstance(rewind_step, int) and rewind_step >= 0,

@@ -24,7 +24,6 @@ their masks agree.
 Needs the `lightning` package: pip install 'lth_fast[lightning]'."""
 from __future__ import annotations
 
-from typing import Mapping, Optional
 
 try:
     from lightning.pytorch import Callback
@@ -40,16 +39,12 @@ from .levels import IMPLevels
 
 class LotteryTicket(Callback):
     """IMP inside Trainer.fit (see the module doc); the arguments are
-    lth_fast.integrations.levels.IMPLevels's."""
+    lth_fast.integrations.levels.IMPLevels's (levels, epochs_per_level, rate, scope,
+    per_layer, nm, rewind_step, selection, include, exclude, monitor, mode)."""
 
-    def __init__(self, *, levels: int, epochs_per_level: int, rate: float = 0.2,
-                 scope: str = "global", per_layer: Optional[Mapping[str, float]] = None,
-                 rewind_step: int = 0, selection: str = "default", include=None,
-                 exclude=None, monitor: Optional[str] = None, mode: str = "min") -> None:
-        self.imp = IMPLevels(levels=levels, epochs_per_level=epochs_per_level, rate=rate,
-                             scope=scope, per_layer=per_layer, rewind_step=rewind_step,
-                             selection=selection, include=include, exclude=exclude,
-                             monitor=monitor, mode=mode)
+    def __init__(self, *, levels: int, epochs_per_level: int, **options) -> None:
+        self.imp = IMPLevels(levels=levels, epochs_per_level=epochs_per_level,
+                             **{"selection": "default", **options})
 
     @property
     def max_epochs(self) -> int:

@@ -17,7 +17,6 @@ from ..ops import PruneStats
 from ..ops.dtensors import local
 from .attach import unwrap_optimizer
 from .pruner import Pruner
-from .schedule import SchedulePoint
 
 
 def model_tensors(model: nn.Module) -> Dict[str, Tensor]:

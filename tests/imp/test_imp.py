@@ -118,7 +118,7 @@ def test_rerun_redoes_nothing_refuses_another_config_and_extends(data_dir, tmp_p
     whole = run_imp(tiny(data_dir, levels=2), tmp_path / "whole", progress=False,
                     log=lambda s: None)
     assert without_times(longer) == without_times(whole)
-    assert json.loads((run / "config.json").read_text())["levels"] == 2
+    assert json.loads((run / "config.json").read_text())["pruning"]["levels"] == 2
 
 
 def test_missing_summary_is_rewritten_on_rerun(data_dir, tmp_path):
@@ -143,7 +143,7 @@ def test_a_run_that_fails_to_start_leaves_no_config(data_dir, tmp_path, bad):
         run_imp(tiny(data_dir, levels=0, **bad), run, progress=False, log=lambda s: None)
     assert not (run / "config.json").exists()
     run_imp(tiny(data_dir, levels=0), run, progress=False, log=lambda s: None)
-    assert json.loads((run / "config.json").read_text())["levels"] == 0
+    assert json.loads((run / "config.json").read_text())["pruning"]["levels"] == 0
 
 
 def _starts(monkeypatch):
@@ -327,23 +327,24 @@ def test_every_preset_builds_its_model_and_rates(name):
     from lth_fast.models import build_model, output_layer
 
     cfg = preset(name)
-    if cfg.model == "gpt":
+    m, p = cfg.model, cfg.pruning
+    if m.name == "gpt":
         from lth_fast.models import GPT, GPTConfig
-        model = GPT(GPTConfig(vocab_size=50, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                              n_head=cfg.n_head, n_embd=cfg.n_embd))
+        model = GPT(GPTConfig(vocab_size=50, block_size=m.block_size, n_layer=m.n_layer,
+                              n_head=m.n_head, n_embd=m.n_embd))
     else:
-        model = build_model(cfg.model)
+        model = build_model(m.name)
     pruner = new_pruner(model, cfg)
     rates = level_rates(cfg, model, pruner)
-    assert not set(cfg.ignore) & set(pruner.names)
-    if cfg.model == "gpt":  # the blocks' four matrices each, nothing else
-        assert rates is None and len(pruner.names) == 4 * cfg.n_layer
+    assert not set(p.ignore) & set(pruner.names)
+    if m.name == "gpt":  # the blocks' four matrices each, nothing else
+        assert rates is None and len(pruner.names) == 4 * m.n_layer
         assert all(n.startswith("blocks.") for n in pruner.names)
-    elif cfg.scope == "layer":
-        assert rates[output_layer(model)] == cfg.output_rate
-        assert all(rates[n] == r for n, r in cfg.layer_rates.items())
+    elif p.scope == "layer":
+        assert rates[output_layer(model)] == p.output_rate
+        assert all(rates[n] == r for n, r in p.layer_rates.items())
     else:
-        assert rates is None and output_layer(model) in cfg.ignore
+        assert rates is None and output_layer(model) in p.ignore
 
 
 def test_resnet20_on_cifar_files_sgd_late_rewind(tmp_path):

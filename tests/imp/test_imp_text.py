@@ -49,7 +49,8 @@ def test_two_levels_both_arms_both_controls(tmp_path, monkeypatch):
                / sum(m.numel() for m in saved.masks.values()) - 0.64) < 1e-3
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     corpus = driver.load_task(cfg).corpus
-    assert config["text_sha256"] == corpus.sha256 and config["text_python"] == corpus.python
+    assert config["data"]["text_sha256"] == corpus.sha256
+    assert config["data"]["text_python"] == corpus.python
     with open(tmp_path / "run" / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert [float(rows[2][f"left:{n}"]) for n in BLOCK_MATRICES] == [

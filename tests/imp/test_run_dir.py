@@ -160,7 +160,7 @@ def test_a_smaller_levels_is_refused_and_changes_nothing(data_dir, run):
     os.remove(run / "level_02" / "metrics.json")
     got = run_imp(tiny(data_dir, **{**SETTINGS, "levels": 1}), run, **QUIET)
     assert [m["level"] for m in got] == [0, 1]
-    assert json.loads((run / "config.json").read_text())["levels"] == 1
+    assert json.loads((run / "config.json").read_text())["pruning"]["levels"] == 1
     assert (run / "summary.csv").read_text().count("\n") == 3  # header + 2 levels
 
 
@@ -174,7 +174,7 @@ def test_overwrite_starts_afresh_only_once_the_experiment_starts(data_dir, run):
     got = run_imp(tiny(data_dir, levels=0, lr=0.01, iterations=20), run, overwrite=True,
                   **QUIET)
     assert [m["level"] for m in got] == [0]
-    assert json.loads((run / "config.json").read_text())["lr"] == 0.01
+    assert json.loads((run / "config.json").read_text())["training"]["lr"] == 0.01
     assert not (run / "level_01").exists() and not (run / "level_02").exists()
     assert (run / "notes.txt").read_text() == "mine"
     assert (run / "summary.csv").read_text().count("\n") == 2

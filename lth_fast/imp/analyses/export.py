@@ -118,29 +118,28 @@ def _check_checkpoint(where: str, model, state, saved) -> None:
                              f"the ticket of its masks)")
 
 
-@ANALYSES.register
-class Export(Analysis):
-    name = "export"
-    help = ("write one finished level of an imp run as one compact safetensors file (masks at "
-            "1 bit per weight, only the kept weights), loadable with lth_fast.load_exported")
-
-    @staticmethod
-    def add_arguments(p: argparse.ArgumentParser) -> None:
-        p.add_argument("run_dir", metavar="RUN_DIR", help="the directory of an lth-fast imp run")
-        p.add_argument("--level", type=int, required=True,
-                       help="the finished level whose ticket (trained weights and masks) to export")
-        p.add_argument("--dtype", default="float32", choices=list(DTYPES),
-                       help="dtype of the kept weights and the other floating parameters "
-                            "(default float32: loads back bit for bit)")
-        p.add_argument("--out", help="the file to write (default RUN_DIR/level_LL/"
-                                     "exported-DTYPE.safetensors); its directory must exist")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the directory of an lth-fast imp run")
+    p.add_argument("--level", type=int, required=True,
+                   help="the finished level whose ticket (trained weights and masks) to export")
+    p.add_argument("--dtype", default="float32", choices=list(DTYPES),
+                   help="dtype of the kept weights and the other floating parameters "
+                        "(default float32: loads back bit for bit)")
+    p.add_argument("--out", help="the file to write (default RUN_DIR/level_LL/"
+                                 "exported-DTYPE.safetensors); its directory must exist")
 
 
-    @staticmethod
-    def run(args: argparse.Namespace) -> int:
-        try:
-            export_run(args.run_dir, args.level, args.dtype, args.out, log=print)
-        except ExportUsageError as e:  # a wrong argument: one line, status 2 (as a bad flag)
-            print(f"lth-fast export: {e}", file=sys.stderr)
-            return 2
-        return 0
+def run(args: argparse.Namespace) -> int:
+    try:
+        export_run(args.run_dir, args.level, args.dtype, args.out, log=print)
+    except ExportUsageError as e:  # a wrong argument: one line, status 2 (as a bad flag)
+        print(f"lth-fast export: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+ANALYSES.register(Analysis(
+    "export", help="write one finished level of an imp run as one compact safetensors file "
+                   "(masks at 1 bit per weight, only the kept weights), loadable with "
+                   "lth_fast.load_exported",
+    add_arguments=add_arguments, run=run))

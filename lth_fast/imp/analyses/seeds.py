@@ -14,7 +14,7 @@ from ... import atomic
 from ..branches import BRANCHES
 from ..report import LAYER_PREFIX, TEXT_FIELDS, fields_of, remaining_axis, write_layer_plot
 from ..run_dir import read_summary
-from .base import ANALYSES, Analysis
+from .base import ANALYSES, Analysis, add_run_dirs
 
 
 def combine(run_dirs: Sequence) -> List[Dict[str, tuple]]:
@@ -111,26 +111,24 @@ def write_plots(prefix: str, rows: List[Dict[str, tuple]], title: str) -> List[s
     return paths
 
 
-@ANALYSES.register
-class Seeds(Analysis):
-    name = "seeds"
-    help = ("combine the summary.csv of several imp runs (seeds): mean and spread per level, "
-            "as a markdown table and plots")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_run_dirs(p, "run directories of one experiment (e.g. runs/gpt_pydoc-s0 "
+                    "runs/gpt_pydoc-s1)")
+    p.add_argument("--plot", metavar="PREFIX", default=None,
+                   help="write PREFIX.png and PREFIX-layers.png (default: none)")
+    p.add_argument("--title", default="IMP over seeds", help="the plots' title")
 
-    @staticmethod
-    def add_arguments(p: argparse.ArgumentParser) -> None:
-        p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                       help="run directories of one experiment (e.g. runs/gpt_pydoc-s0 "
-                            "runs/gpt_pydoc-s1)")
-        p.add_argument("--plot", metavar="PREFIX", default=None,
-                       help="write PREFIX.png and PREFIX-layers.png (default: none)")
-        p.add_argument("--title", default="IMP over seeds", help="the plots' title")
 
-    @staticmethod
-    def run(args: argparse.Namespace) -> int:
-        rows = combine(args.run_dirs)
-        print(format_markdown(rows))
-        if args.plot:
-            for path in write_plots(args.plot, rows, args.title):
-                print(f"wrote {path}")
-        return 0
+def run(args: argparse.Namespace) -> int:
+    rows = combine(args.run_dirs)
+    print(format_markdown(rows))
+    if args.plot:
+        for path in write_plots(args.plot, rows, args.title):
+            print(f"wrote {path}")
+    return 0
+
+
+ANALYSES.register(Analysis(
+    "seeds", help="combine the summary.csv of several imp runs (seeds): mean and spread per "
+                  "level, as a markdown table and plots",
+    add_arguments=add_arguments, run=run))

@@ -13,7 +13,7 @@ from typing import List, Optional
 from ... import atomic
 from ..matching import WITHIN, describe, level_results, sparsest_matching
 from ..run_dir import CHECKPOINT, MASKS, METRICS, REWIND_POINT, RunDir, read_summary
-from .base import ANALYSES, Analysis
+from .base import ANALYSES, Analysis, add_run_dirs
 
 
 def _test_examples(run_dir: str) -> Optional[int]:
@@ -45,29 +45,27 @@ def ticket_lines(run_dirs: List[str], delta: float) -> List[str]:
     return lines
 
 
-@ANALYSES.register
-class Ticket(Analysis):
-    name = "ticket"
-    help = ("name the sparsest ticket of finished imp runs that still matches the dense "
-            "network (within DELTA, and at or above dense), with its files")
-
-    @staticmethod
-    def add_arguments(p: argparse.ArgumentParser) -> None:
-        p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                       help="a finished lth-fast imp run directory, or several: seeds of one "
-                            "experiment")
-        p.add_argument("--delta", type=float, default=1.0, metavar="DELTA",
-                       help="a ticket within DELTA points of the dense accuracy matches (a "
-                            "language model: within DELTA%% of the dense loss); default 1")
-
-    @staticmethod
-    def run(args: argparse.Namespace) -> int:
-        lines = ticket_lines(args.run_dirs, args.delta)
-        for line in lines:
-            print(line)
-        out = os.path.join(RunDir(args.run_dirs[0]).analysis_dir("ticket"), "ticket.txt")
-        atomic.write_text(out, "\n".join(lines) + "\n")
-        return 0
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_run_dirs(p, "a finished lth-fast imp run directory, or several: seeds of one "
+                    "experiment")
+    p.add_argument("--delta", type=float, default=1.0, metavar="DELTA",
+                   help="a ticket within DELTA points of the dense accuracy matches (a "
+                        "language model: within DELTA%% of the dense loss); default 1")
 
 
-__all__ = ["Ticket", "ticket_lines"]
+def run(args: argparse.Namespace) -> int:
+    lines = ticket_lines(args.run_dirs, args.delta)
+    for line in lines:
+        print(line)
+    out = os.path.join(RunDir(args.run_dirs[0]).analysis_dir("ticket"), "ticket.txt")
+    atomic.write_text(out, "\n".join(lines) + "\n")
+    return 0
+
+
+ANALYSES.register(Analysis(
+    "ticket", help="name the sparsest ticket of finished imp runs that still matches the dense "
+                   "network (within DELTA, and at or above dense), with its files",
+    add_arguments=add_arguments, run=run))
+
+
+__all__ = ["ticket_lines"]

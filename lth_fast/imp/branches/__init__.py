@@ -3,11 +3,11 @@ branch (it runs first and carries the run on to the next level); the controls (r
 init) are branches too, each a small file registered in BRANCHES. `pruning.controls` names the
 branches a run trains beside the ticket, in that order.
 
-A branch has a `name`, a `tag` (its own random stream, lth_fast.imp.streams.branch), a `label`
-(plots) and a `short` name (tables), `control` (False for the ticket), `check(pruning)` (a
-ConfigError if it does not apply to a run's pruning settings), `iterations(cfg)` (what it trains
-per level, for the progress bar) and `train(run, level, secs) -> RunResult`, where `run` is the
-IMPRun (lth_fast.imp.driver; what a branch may use of it is listed there)."""
+A branch is a Branch record (base.py): its `name`, a `tag` (its own random stream,
+lth_fast.imp.streams.branch), a `label` (plots and tables) and `train(run, level, secs) ->
+RunResult`, where `run` is the IMPRun (lth_fast.imp.driver lists what a branch may use of it);
+optionally a `style`, `check(pruning)` (a ConfigError where it does not apply to a run's
+pruning settings) and `iterations(cfg)` (what it trains per level, for the progress bar)."""
 from __future__ import annotations
 
 from .base import BRANCHES, Branch

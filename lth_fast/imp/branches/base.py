@@ -1,31 +1,41 @@
-"""The branch interface and its registry (lth_fast.imp.branches)."""
+"""The branch record and its registry (lth_fast.imp.branches)."""
 from __future__ import annotations
 
-from typing import Dict
+from dataclasses import dataclass
+from typing import Callable, Tuple
 
 from ..registry import Registry
 
 
+def after_rewind(cfg) -> int:
+    """What a branch trains per pruned level when it starts at the rewind iteration."""
+    return cfg.training.iterations - cfg.pruning.rewind_iteration
+
+
+def applies(pruning) -> None:
+    """A branch that applies to every run's settings."""
+
+
+@dataclass(frozen=True)
 class Branch:
-    name = ""
-    tag = 0              # its stream: lth_fast.imp.streams.branch(seed, tag, level)
-    label = ""           # in plots
-    short = ""           # in tables over seeds
-    style = ("k", "-", "o")   # in plots: matplotlib color, line style, marker
-    control = True       # False for the ticket, which every pruned level trains
+    """name; tag: its own stream, lth_fast.imp.streams.branch(seed, tag, level); label: in
+    plots and tables; train(run, level, secs) -> RunResult; style: matplotlib color, line
+    style and marker; control: False for the ticket; check(pruning): raises ConfigError
+    (lth_fast.pruning.rule.need) where it does not apply; iterations(cfg): what it trains per
+    pruned level (the progress bar); short: its name in tables over seeds (default: label)."""
+    name: str
+    tag: int
+    label: str
+    train: Callable[..., object]
+    style: Tuple[str, str, str] = ("k", "-", "o")
+    control: bool = True
+    check: Callable[[object], None] = applies
+    iterations: Callable[[object], int] = after_rewind
+    short: str = ""
 
-    @staticmethod
-    def check(pruning) -> None:
-        """Raises ConfigError (lth_fast.pruning.rule) if the branch does not apply."""
-
-    @staticmethod
-    def iterations(cfg) -> int:
-        """The iterations it trains per pruned level (for the progress bar)."""
-        return cfg.training.iterations - cfg.pruning.rewind_iteration
-
-    @staticmethod
-    def train(run, level: int, secs: Dict[str, float]):
-        raise NotImplementedError
+    def __post_init__(self) -> None:
+        if not self.short:
+            object.__setattr__(self, "short", self.label)
 
 
 BRANCHES: Registry[Branch] = Registry("branch", unique=("tag",))

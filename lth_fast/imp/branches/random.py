@@ -11,25 +11,22 @@ from .. import streams
 from ..criteria import CRITERIA, Scoring
 from .base import BRANCHES, Branch
 
+TAG = 2
 
-@BRANCHES.register
-class Random(Branch):
-    name = "random"
-    tag = 2
-    label = "random pruning"
-    short = "random pruning"
-    style = ("C2", ":", "^")   # matplotlib color, line style, marker
 
-    @classmethod
-    def train(cls, run, level, secs):
-        model, pruner = run.new_model(streams.init(run.cfg.seed))
-        t0 = time.perf_counter()
-        scores = CRITERIA["random"].scores(Scoring(
-            pruner, streams.branch(run.cfg.seed, cls.tag, level), run.task, run.device))
-        pruner.prune(**run.same_sparsity(), scores=scores)
-        secs["prune"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        restore_dense(run.par.inner(model), run.rewind_state)
-        pruner.apply()
-        secs["rewind"] += time.perf_counter() - t0
-        return run.train(model, pruner, run.cfg.pruning.rewind_iteration, level, cls.name)
+def train(run, level, secs):
+    model, pruner = run.new_model(streams.init(run.cfg.seed))
+    t0 = time.perf_counter()
+    scores = CRITERIA["random"].scores(Scoring(pruner, streams.branch(run.cfg.seed, TAG, level),
+                                               run.task, run.device))
+    pruner.prune(**run.same_sparsity(), scores=scores)
+    secs["prune"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    restore_dense(run.par.inner(model), run.rewind_state)
+    pruner.apply()
+    secs["rewind"] += time.perf_counter() - t0
+    return run.train(model, pruner, run.cfg.pruning.rewind_iteration, level, "random")
+
+
+BRANCHES.register(Branch("random", tag=TAG, label="random pruning", train=train,
+                         style=("C2", ":", "^")))

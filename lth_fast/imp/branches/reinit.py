@@ -5,17 +5,13 @@ from __future__ import annotations
 from .. import streams
 from .base import BRANCHES, Branch
 
+TAG = 1
 
-@BRANCHES.register
-class Reinit(Branch):
-    name = "reinit"
-    tag = 1
-    label = "random reinit"
-    short = "random reinit"
-    style = ("C1", "--", "s")   # matplotlib color, line style, marker
 
-    @classmethod
-    def train(cls, run, level, secs):
-        seed = streams.branch(run.cfg.seed, cls.tag, level)
-        model, pruner = run.masked_copy(streams.init(seed), secs)
-        return run.train(model, pruner, run.cfg.pruning.rewind_iteration, level, cls.name)
+def train(run, level, secs):
+    model, pruner = run.masked_copy(streams.branch(run.cfg.seed, TAG, level), secs)
+    return run.train(model, pruner, run.cfg.pruning.rewind_iteration, level, "reinit")
+
+
+BRANCHES.register(Branch("reinit", tag=TAG, label="random reinit", train=train,
+                         style=("C1", "--", "s")))

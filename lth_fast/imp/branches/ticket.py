@@ -7,17 +7,10 @@ from __future__ import annotations
 from .base import BRANCHES, Branch
 
 
-@BRANCHES.register
-class Ticket(Branch):
-    name = "ticket"
-    tag = 0
-    label = "winning ticket"
-    short = "ticket"
-    style = ("C0", "-", "o")   # matplotlib color, line style, marker
-    control = False
+def train(run, level, secs):
+    run.step_level(level, secs)
+    return run.train(run.model, run.pruner, run.cfg.pruning.rewind_iteration, level, "ticket")
 
-    @staticmethod
-    def train(run, level, secs):
-        run.step_level(level, secs)
-        return run.train(run.model, run.pruner, run.cfg.pruning.rewind_iteration, level,
-                         "ticket")
+
+BRANCHES.register(Branch("ticket", tag=0, label="winning ticket", short="ticket", train=train,
+                         style=("C0", "-", "o"), control=False))

@@ -1,8 +1,8 @@
-"""The criterion interface and its registry (lth_fast.imp.criteria)."""
+"""The criterion record and its registry (lth_fast.imp.criteria)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from torch import Tensor
 
@@ -20,11 +20,12 @@ class Scoring:
     device: Any = "cpu"
 
 
+@dataclass(frozen=True)
 class Criterion:
-    name = ""
-
-    def scores(self, ctx: Scoring) -> Optional[Dict[str, Tensor]]:
-        raise NotImplementedError
+    """name; scores(ctx: Scoring) -> {pruned tensor name: scores of its whole shape}, or None
+    to rank the weights themselves."""
+    name: str
+    scores: Callable[[Scoring], Optional[Dict[str, Tensor]]]
 
 
 CRITERIA: Registry[Criterion] = Registry("criterion")

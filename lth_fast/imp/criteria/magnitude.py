@@ -4,11 +4,4 @@ from __future__ import annotations
 
 from .base import CRITERIA, Criterion
 
-
-@CRITERIA.register
-class Magnitude(Criterion):
-    name = "magnitude"
-
-    @staticmethod
-    def scores(ctx):
-        return None
+CRITERIA.register(Criterion("magnitude", scores=lambda ctx: None))

@@ -8,13 +8,11 @@ import torch
 from .base import CRITERIA, Criterion
 
 
-@CRITERIA.register
-class Random(Criterion):
-    name = "random"
+def scores(ctx):
+    gen = torch.Generator().manual_seed(ctx.seed)
+    model = ctx.pruner.model
+    return {n: torch.rand(model.get_parameter(n).shape, generator=gen).to(ctx.device)
+            for n in ctx.pruner.names}
 
-    @staticmethod
-    def scores(ctx):
-        gen = torch.Generator().manual_seed(ctx.seed)
-        model = ctx.pruner.model
-        return {n: torch.rand(model.get_parameter(n).shape, generator=gen).to(ctx.device)
-                for n in ctx.pruner.names}
+
+CRITERIA.register(Criterion("random", scores=scores))
