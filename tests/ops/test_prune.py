@@ -1,5 +1,7 @@
 """prune_ fast == reference on fresh random data: every device, ISA, dtype, scope and amount kind,
-including the sampled-band path (> 2^17 elements) and the tie fallback (> 16K tied entries)."""
+including multi-million-entry sampled bands, samples that miss (the counting engine takes
+over), and the tie fallback (> 16K tied entries). The fast path's size boundaries (4,096
+entries, the 512Ki/8Mi block clamps) are aimed at in test_prune_boundaries.py."""
 from __future__ import annotations
 
 import pytest
@@ -13,7 +15,7 @@ from tests.helpers.targets import DTYPES
 SCOPES = ["global", "layer"]
 AMOUNT_KINDS = ["fraction", "count", "per_tensor_fraction", "per_tensor_count",
                 "one_in_list"]
-SAMPLED = 3_000_000  # above 2^17 total elements: the CPU path estimates a band from a sample
+SAMPLED = 3_000_000  # a sampled band (from 4,096 entries) of ~367 blocks, between the clamps
 
 
 def random_shapes(gen, n_max=6, numel_max=5000):
@@ -124,8 +126,11 @@ def test_sampled_band_path(target, dtype, scope, amount, gen):
 @pytest.mark.parametrize("pattern", ["sample_sees_large", "sample_sees_small", "sample_dead"])
 def test_sampled_band_misses(target, dtype, pattern, gen):
     """Data periodic with the stride of a regular sample (period 160, 16 entries a period) so a
-    strided sample sees unrepresentative values or no alive entry: the band must be widened."""
-    n = 1024 * 160  # above 2^17: the sampled path
+    strided sample sees unrepresentative values or no alive entry: the band must be widened.
+    The one-pass engine's 64 blocks lie 16 periods apart; after its miss, the counting engine
+    (csrc/cpu/select/counting.cpp) samples too, as n is above its kRecountFrom = 2^17, with
+    1,024 blocks one period apart: both samples alias."""
+    n = 1024 * 160
     pos = torch.arange(n)
     hit = (pos % 160) < 16
     w = torch.rand(n, generator=gen, dtype=torch.float64) + 1.0

@@ -161,7 +161,8 @@ def test_empty_lists(target):
         assert (fast.alive_before, fast.pruned, fast.threshold) == (0, 0, None)
 
 
-BIG = (1 << 17) + (1 << 15) + 3  # above 2^17 (sampled band), not a multiple of any vector
+BIG = (1 << 17) + (1 << 15) + 3  # a sampled band (from 4,096 entries; after a miss, above the
+                                 # counting engine's 2^17 too), not a multiple of any vector
 
 
 def big_case(kind, dtype, gen):

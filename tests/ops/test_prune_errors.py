@@ -76,7 +76,8 @@ def test_nan_rejected(target, dtype, index, how, scope, amount, gen):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("pos", [0, (1 << 18) + 4, (1 << 18) + 6], ids=["head", "mid", "last"])
 def test_nan_in_sampled_path(target, dtype, pos, gen):
-    """Above 2^17 entries the band comes from a sample; the NaN must still be found."""
+    """From 4,096 entries a ranking's band comes from a sample (kSampleFrom,
+    csrc/cpu/select/one_pass.h), which need not see the NaN; the marking pass must find it."""
     weights, masks = make(gen, sizes=(100, (1 << 18) + 7, 9), dtype=dtype)
     weights[1][pos] = float("nan")
     masks[1][pos] = False

@@ -76,8 +76,11 @@ def test_fast_equals_reference_small(where, problem):
        dtype=st.sampled_from(DTYPES),
        amount=st.one_of(st.floats(0.0, 1.0), st.integers(0, 1000)))
 def test_fast_equals_reference_tiled(where, pattern, alive, n, dtype, amount):
-    """Short value and mask patterns tiled over ~2^17 entries (around the sampling cut-over):
-    huge tie groups whose layout aliases with any regular sample."""
+    """Short value and mask patterns tiled over ~2^17 entries: huge tie groups whose layout
+    aliases with any regular sample, so the one-pass band (sampled from 4,096 entries) may
+    miss; n straddles 2^17, where the counting engine that then takes over starts sampling
+    (kRecountFrom, csrc/cpu/select/counting.cpp). The fast path's own boundaries are aimed at
+    in test_prune_boundaries.py."""
     device, isa = where
     reps = n // len(pattern) + 1
     w = torch.tensor(pattern, dtype=torch.float64).repeat(reps)[:n].to(dtype)
