@@ -230,7 +230,8 @@ class Pruner:
         """The masks prune(...) with the same arguments would leave now, with neither this
         pruner's masks nor the weights changed: the masks are copied into `into` ({name: bool
         tensor like the mask}, reused from call to call, e.g. by an early-bird monitor; default
-        new tensors) and the selection runs there. No weight is copied."""
+        new tensors) and the selection runs there. No weight is copied. Bad arguments raise
+        before `into` is written, except a NaN score, which the op finds after the copy."""
         rule = read_scope("Pruner.draw", amount, scope, deprecated)
         items = self._resolved()
         if into is None:

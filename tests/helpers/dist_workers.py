@@ -217,6 +217,38 @@ def fsdp_load_ticket(rank, world, case):
     return {n: p.full_tensor().detach() for n, p in model.named_parameters()}
 
 
+def fsdp_scores(rank, world, case):
+    """A fully_shard model's Pruner ranking seeded scores (the same full tensors on every rank)
+    given three ways: full-shaped, as this rank's local shards, and as DTensors placed like the
+    weights. Returns the full scores, each form's drawn local masks, the local masks prune()
+    leaves, whether the pruned weights are 0, and the error of a wrong-shaped score."""
+    from torch.distributed.tensor import distribute_tensor
+
+    from lth_fast import Pruner
+    model, mesh = _fsdp_model(case, world)
+    pruner = Pruner(model)
+    params = {n: model.get_parameter(n) for n in pruner.names}
+    g = torch.Generator().manual_seed(case["seed"] + 1)
+    full = {n: torch.rand(p.shape, generator=g) for n, p in params.items()}
+    forms = {"full": full,
+             "local": [ltd.shard_of(full[n], params[n]) for n in pruner.names],
+             "dtensor": {n: distribute_tensor(s, mesh, params[n].placements)
+                         for n, s in full.items()}}
+    drawn = {}
+    for form, scores in forms.items():
+        masks = pruner.draw(case["amount"], case["scope"], scores=scores)
+        drawn[form] = [masks[n].clone() for n in pruner.names]
+    try:
+        pruner.draw(case["amount"], case["scope"], scores=[s[:1] for s in full.values()])
+        error = None
+    except ValueError as e:
+        error = str(e)
+    pruner.prune(case["amount"], case["scope"], scores=full)
+    zero = all(bool((params[n].to_local()[~pruner.masks[n]] == 0).all()) for n in pruner.names)
+    return ([full[n] for n in pruner.names], drawn,
+            [pruner.masks[n].clone() for n in pruner.names], zero, error)
+
+
 def bad_placements(rank, world, case):
     """DTensors of placements sharded selection refuses: every rank gets the error."""
     from torch.distributed.device_mesh import init_device_mesh

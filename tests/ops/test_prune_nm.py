@@ -1,17 +1,19 @@
-"""prune_(scope="nm") fast == reference (docs/semantics.md, "N:M selection"): every device, ISA
-and dtype; Linear-, conv- and 1-D-shaped tensors; ties, ±0.0 and inf; partly pruned masks;
+"""prune_(scope=NM(n, m)) fast == reference (docs/semantics.md, "N:M selection"): every device,
+ISA and dtype; Linear-, conv- and 1-D-shaped tensors; ties, ±0.0 and inf; partly pruned masks;
 the vector paths' tails; many tensors; views inside poisoned buffers; every bad input raising
-the same error with nothing written; the reference itself against a literal reading of the
-rule; the Pruner and the distributed front door."""
+the same error with nothing written; the reference (which keeps the op's scope="nm", n=, m=)
+itself against a literal reading of the rule; the Pruner and the distributed front door. NM
+itself and the deprecated spelling: test_nm.py."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import torch
 
 import lth_fast
-from lth_fast import reference
+from lth_fast import NM, reference
 
 from tests.helpers.ops import bits
 from tests.helpers.targets import DTYPES, ISA_ENV, needs_cuda
@@ -80,7 +82,7 @@ def run_and_compare(weights, masks, n, m, device="cpu"):
     ref = reference.prune_(weights, ref_masks, scope="nm", n=n, m=m)
     dev_w = [w.to(device) for w in weights]
     dev_m = [mk.clone().to(device) for mk in masks]
-    stats = lth_fast.prune_(dev_w, dev_m, scope="nm", n=n, m=m)
+    stats = lth_fast.prune_(dev_w, dev_m, scope=NM(n, m))
     got = [mk.cpu() for mk in dev_m]
     for i, (w, w0) in enumerate(zip(dev_w, w_before)):
         assert torch.equal(bits(w.cpu()), w0), f"weights[{i}] was modified"
@@ -158,13 +160,13 @@ def test_groups_run_along_input_channels():
     channels at one (o, kh, kw), kh * kw apart in memory."""
     lin = torch.tensor([[1.0, 4.0, 3.0, 2.0, -8.0, 5.0, 6.0, 7.0]])
     mask = torch.ones_like(lin, dtype=torch.bool)
-    lth_fast.prune_([lin], [mask], scope="nm")
+    lth_fast.prune_([lin], [mask], scope=NM(2, 4))
     assert mask.tolist() == [[False, True, True, False, True, False, False, True]]
     conv = torch.zeros(1, 4, 2, 1)
     conv[0, :, 0, 0] = torch.tensor([1.0, 4.0, 3.0, 2.0])  # channels at kh = 0
     conv[0, :, 1, 0] = torch.tensor([9.0, 1.0, 1.0, 9.0])  # channels at kh = 1
     mask = torch.ones_like(conv, dtype=torch.bool)
-    lth_fast.prune_([conv], [mask], scope="nm")
+    lth_fast.prune_([conv], [mask], scope=NM(2, 4))
     assert mask[0, :, 0, 0].tolist() == [False, True, True, False]
     assert mask[0, :, 1, 0].tolist() == [True, False, False, True]
 
@@ -173,7 +175,7 @@ def test_ties_go_to_the_earlier_position(target):
     w = torch.tensor([[2.0, -2.0, 2.0, 0.0, -0.0, 0.0, 0.0, 1.0,
                        float("inf"), 5.0, -float("inf"), 5.0]]).to(target)
     mask = torch.ones(w.shape, dtype=torch.bool, device=target)
-    lth_fast.prune_([w], [mask], scope="nm")
+    lth_fast.prune_([w], [mask], scope=NM(2, 4))
     assert mask.cpu().tolist() == [[True, True, False, False,
                                     True, False, False, True,
                                     True, False, True, False]]
@@ -185,7 +187,7 @@ def test_groups_with_few_alive_keep_them_all(target):
                           False, True, False, True,    # 2 alive: kept
                           True, True, False, True]],   # 3 alive: the smallest goes
                         device=target)
-    stats = lth_fast.prune_([w], [mask], scope="nm")
+    stats = lth_fast.prune_([w], [mask], scope=NM(2, 4))
     assert mask.cpu().tolist() == [[True, False, False, False, False, True, False, True,
                                     False, True, False, True]]
     assert (stats.alive_before, stats.pruned) == (6, 1)
@@ -217,8 +219,8 @@ def test_zero_size_and_empty(target, gen):
     masks = [torch.ones(s, dtype=torch.bool) for s in shapes]
     _, stats = run_and_compare(weights, masks, 2, 4, target)
     assert [(r.alive_before, r.pruned) for r in stats.layers] == [(0, 0)] * 5 + [(12, 6)]
-    for impl in (lth_fast.prune_, reference.prune_):
-        empty = impl([], [], scope="nm", n=1, m=8)
+    for empty in (lth_fast.prune_([], [], scope=NM(1, 8)),
+                  reference.prune_([], [], scope="nm", n=1, m=8)):
         assert (empty.alive_before, empty.pruned, empty.layers) == (0, 0, ())
 
 
@@ -250,7 +252,7 @@ def test_views_in_poisoned_buffers(isa, dtype, offset, gen):
         masks.append(mk)
         guards.append(mbuf)
     run_and_compare(weights, [mk.clone() for mk in masks], 2, 4)
-    lth_fast.prune_(weights, masks, scope="nm")
+    lth_fast.prune_(weights, masks, scope=NM(2, 4))
     for i, (mbuf, s) in enumerate(zip(guards, shapes)):
         n = torch.Size(s).numel()
         assert mbuf[:offset].all() and mbuf[offset + n:].all(), f"guard of masks[{i}] written"
@@ -265,7 +267,7 @@ def test_threads_agree(gen):
         for threads in (1, 2):
             torch.set_num_threads(threads)
             mine = [mk.clone() for mk in masks]
-            results.append((lth_fast.prune_(weights, mine, scope="nm"), mine))
+            results.append((lth_fast.prune_(weights, mine, scope=NM(2, 4)), mine))
     finally:
         torch.set_num_threads(before)
     assert results[0][0] == results[1][0]
@@ -278,8 +280,8 @@ def test_cuda_matches_cpu(gen):
     masks = [torch.rand(w.shape, generator=gen) < 0.8 for w in weights]
     cpu = [mk.clone() for mk in masks]
     cuda = [mk.cuda() for mk in masks]
-    assert (lth_fast.prune_([w.cuda() for w in weights], cuda, scope="nm")
-            == lth_fast.prune_(weights, cpu, scope="nm"))
+    assert (lth_fast.prune_([w.cuda() for w in weights], cuda, scope=NM(2, 4))
+            == lth_fast.prune_(weights, cpu, scope=NM(2, 4)))
     assert all(torch.equal(a.cpu(), b) for a, b in zip(cuda, cpu))
 
 
@@ -289,20 +291,25 @@ def good(gen):
     return weights, [torch.rand(w.shape, generator=gen) < 0.8 for w in weights]
 
 
-def raises_same(weights, masks, exc, needles, **kwargs):
-    for impl in (lth_fast.prune_, reference.prune_):
+def raises_same(weights, masks, exc, needles, rule=(2, 4), **kwargs):
+    """The front door with scope=NM(*rule) and the reference with scope="nm", n=, m= raise the
+    same one-line error, naming the list and index, with nothing written."""
+    calls = {"lth_fast.prune_": lambda w, mk: lth_fast.prune_(w, mk, scope=NM(*rule), **kwargs),
+             "reference.prune_": lambda w, mk: reference.prune_(
+                 w, mk, scope="nm", n=rule[0], m=rule[1], **kwargs)}
+    for where, impl in calls.items():
         w_bits = [bits(w).clone() for w in weights if isinstance(w, torch.Tensor)]
         copies = {}  # one copy per distinct tensor: a mask given twice stays one tensor
         mine = [copies.setdefault(id(mk), mk.clone()) if isinstance(mk, torch.Tensor) else mk
                 for mk in masks]
         with pytest.raises(exc) as info:
-            impl(weights, mine, **kwargs)
+            impl(weights, mine)
         message = str(info.value)
         assert "\n" not in message.strip(), f"not one line: {message!r}"
         for needle in needles:
-            assert needle in message, f"{impl.__module__}: {needle!r} not in {message!r}"
+            assert needle in message, f"{where}: {needle!r} not in {message!r}"
         for i, (a, b) in enumerate(zip(mine, masks)):
-            assert torch.equal(a, b), f"{impl.__module__}: masks[{i}] written before raising"
+            assert torch.equal(a, b), f"{where}: masks[{i}] written before raising"
         assert all(torch.equal(bits(w), b) for w, b in
                    zip([w for w in weights if isinstance(w, torch.Tensor)], w_bits))
 
@@ -319,7 +326,7 @@ def test_nan_rejected_with_nothing_written(target, dtype, where, gen):
     flat[pos] = float("nan")
     weights = [w.to(target) for w in weights]
     masks = [mk.to(target) for mk in masks]
-    raises_same(weights, masks, ValueError, [f"weights[{i}] contains NaN"], scope="nm")
+    raises_same(weights, masks, ValueError, [f"weights[{i}] contains NaN"])
 
 
 def test_input_dimension_not_a_multiple_of_m(target):
@@ -328,46 +335,63 @@ def test_input_dimension_not_a_multiple_of_m(target):
     weights = [w.to(target) for w in weights]
     masks = [mk.to(target) for mk in masks]
     raises_same(weights, masks, ValueError,
-                ["weights[1] has shape [2, 6, 3, 3]", "(6 entries)", "m = 4"], scope="nm")
+                ["weights[1] has shape [2, 6, 3, 3]", "(6 entries)", "m = 4"])
     raises_same(weights[2:], masks[2:], ValueError, ["weights[0] has shape [4]", "m = 8"],
-                scope="nm", n=2, m=8)
+                rule=(2, 8))
 
 
 @pytest.mark.parametrize("n,m", [(0, 4), (5, 4), (-1, 4), (2, 65), (65, 65), (0, 0)])
 def test_bad_n_or_m(target, n, m, gen):
+    """NM refuses them when it is made; the op and the reference, which take n and m as they
+    are, refuse them too, with nothing written."""
+    with pytest.raises(ValueError, match=rf"NM\(n, m\) needs 1 <= n <= m <= 64, got n={n}, m={m}$"):
+        NM(n, m)
     weights, masks = good(gen)
-    raises_same([w.to(target) for w in weights], [mk.to(target) for mk in masks], ValueError,
-                ["1 <= n <= m <= 64", f"n={n}, m={m}"], scope="nm", n=n, m=m)
+    weights = [w.to(target) for w in weights]
+    for where, impl in {"op": torch.ops.lth_fast.prune_nm_.default,
+                        "reference": lambda w, mk, n, m: reference.prune_(w, mk, scope="nm",
+                                                                          n=n, m=m)}.items():
+        mine = [mk.clone().to(target) for mk in masks]
+        with pytest.raises(ValueError, match=rf"1 <= n <= m <= 64, got n={n}, m={m}"):
+            impl(weights, mine, n, m)
+        assert all(torch.equal(a.cpu(), b) for a, b in zip(mine, masks)), where
 
 
 def test_argument_errors(gen):
+    """The list checks are the op's (front door and reference alike); how the front door reads
+    its arguments (NM with an amount, a bad scope, n= and m=) is in test_nm.py."""
     weights, masks = good(gen)
-    raises_same(weights, masks, ValueError, ["an N:M rule takes n and m, not an amount"],
-                amount=0.5, scope="nm")
-    raises_same(weights, masks, ValueError, ["an N:M rule takes n and m, not an amount"],
-                amount=0, scope="nm")
-    raises_same(weights, masks, TypeError, ["scope='global' needs an amount"])
-    raises_same(weights, masks, TypeError, ["scope='layer' needs an amount"], scope="layer")
-    raises_same(weights, masks, ValueError, ["n and m are for scope='nm'"], amount=0.5, n=1,
-                m=4)
-    raises_same(weights, masks, ValueError, ["scope must be 'global', 'layer' or 'nm'"],
-                amount=0.5, scope="rows")
-    raises_same(weights, masks, TypeError, ["n must be an int"], scope="nm", n=2.0)
-    raises_same(weights, masks, TypeError, ["m must be an int"], scope="nm", m=True)
-    raises_same(weights, masks[:2], ValueError, ["masks has 2 tensors but weights has 3"],
-                scope="nm")
+    raises_same(weights, masks[:2], ValueError, ["masks has 2 tensors but weights has 3"])
     raises_same(weights, [masks[0], masks[1].float(), masks[2]], TypeError,
-                ["masks[1] must be"], scope="nm")
+                ["masks[1] must be"])
     raises_same(weights, [masks[0], masks[1], masks[2][:8]], ValueError,
-                ["masks[2] has shape [8]"], scope="nm")
+                ["masks[2] has shape [8]"])
     raises_same([weights[0], weights[1].double(), weights[2]], masks, TypeError,
-                ["weights[1] has dtype"], scope="nm")
-    raises_same([weights[0].int()], masks[:1], TypeError, ["weights[0] must be float32"],
-                scope="nm")
+                ["weights[1] has dtype"])
+    raises_same([weights[0].int()], masks[:1], TypeError, ["weights[0] must be float32"])
     raises_same([weights[0].t()], [masks[0].t().contiguous()], ValueError,
-                ["weights[0] must be contiguous"], scope="nm")
+                ["weights[0] must be contiguous"])
     raises_same([weights[0], weights[0]], [masks[0], masks[0]], ValueError,
-                ["masks[0] and masks[1] overlap in memory"], scope="nm")
+                ["masks[0] and masks[1] overlap in memory"])
+
+
+def test_reference_reads_its_own_arguments(gen):
+    """The reference keeps the op's spelling, scope="nm", n=, m=, and its checks of it."""
+    weights, masks = good(gen)
+    for kwargs, exc, needle in [
+            (dict(amount=0.5, scope="nm"), ValueError, "an N:M rule takes n and m, not an amount"),
+            (dict(amount=0, scope="nm"), ValueError, "an N:M rule takes n and m, not an amount"),
+            (dict(), TypeError, "scope='global' needs an amount"),
+            (dict(scope="layer"), TypeError, "scope='layer' needs an amount"),
+            (dict(amount=0.5, n=1, m=4), ValueError, "n and m are for scope='nm'"),
+            (dict(amount=0.5, scope="rows"), ValueError,
+             "scope must be 'global', 'layer' or 'nm'"),
+            (dict(scope="nm", n=2.0), TypeError, "n must be an int"),
+            (dict(scope="nm", m=True), TypeError, "m must be an int")]:
+        mine = [mk.clone() for mk in masks]
+        with pytest.raises(exc, match=re.escape(needle)):
+            reference.prune_(weights, mine, **kwargs)
+        assert all(torch.equal(a, b) for a, b in zip(mine, masks))
 
 
 def test_op_and_fake_kernel(gen):
@@ -387,7 +411,7 @@ def test_op_and_fake_kernel(gen):
 def test_compiled_call(gen):
     weights, masks = good(gen)
     want = [mk.clone() for mk in masks]
-    lth_fast.prune_(weights, want, scope="nm")
+    lth_fast.prune_(weights, want, scope=NM(2, 4))
 
     @torch.compile(fullgraph=True, backend="eager")
     def step(ws, ms):
@@ -408,7 +432,7 @@ def mlp():
 def test_pruner_two_of_four_halves_every_tensor():
     model = mlp()
     pruner = lth_fast.Pruner(model)
-    stats = pruner.prune(scope="nm", n=2, m=4)
+    stats = pruner.prune(scope=NM(2, 4))
     assert stats.pruned * 2 == stats.alive_before == sum(p.numel() for p in pruner.masks.values())
     for name, mask in pruner.masks.items():
         assert int(mask.sum()) * 2 == mask.numel(), name
@@ -417,7 +441,7 @@ def test_pruner_two_of_four_halves_every_tensor():
         weight = model.get_parameter(name)
         assert (weight[~mask] == 0).all(), f"{name}: pruned weights are not 0"
         assert (weight[mask] != 0).all()
-    again = pruner.prune(scope="nm")
+    again = pruner.prune(scope=NM(2, 4))
     assert again.pruned == 0
 
 
@@ -429,21 +453,21 @@ def test_pruner_conv_and_per_layer_refused():
     weights = [model.get_parameter(n).detach().clone() for n in pruner.names]
     masks = [torch.ones(w.shape, dtype=torch.bool) for w in weights]
     reference.prune_(weights, masks, scope="nm", n=1, m=4)
-    pruner.prune(scope="nm", n=1, m=4)
+    pruner.prune(scope=NM(1, 4))
     assert all(torch.equal(pruner.masks[n], mk) for n, mk in zip(pruner.names, masks))
     with pytest.raises(ValueError, match="per_layer"):
-        pruner.prune(scope="nm", per_layer={pruner.names[0]: 0.5})
+        pruner.prune(scope=NM(2, 4), per_layer={pruner.names[0]: 0.5})
 
 
 def test_distributed_front_door_single_process(gen):
     weights, masks = good(gen)
     want = [mk.clone() for mk in masks]
-    lth_fast.prune_(weights, want, scope="nm", n=1, m=2)
+    lth_fast.prune_(weights, want, scope=NM(1, 2))
     got = [mk.clone() for mk in masks]
-    lth_fast.distributed.prune_(weights, got, scope="nm", n=1, m=2)
+    lth_fast.distributed.prune_(weights, got, scope=NM(1, 2))
     assert all(torch.equal(a, b) for a, b in zip(got, want))
-    with pytest.raises(ValueError, match="not an amount"):
-        lth_fast.distributed.prune_(weights, got, 0.5, scope="nm")
+    with pytest.raises(ValueError, match=r"an N:M rule \(scope=NM\(2, 4\)\) takes no amount"):
+        lth_fast.distributed.prune_(weights, got, 0.5, scope=NM(2, 4))
 
 
 def test_fully_sharded_rows_match_one_process():
@@ -451,7 +475,7 @@ def test_fully_sharded_rows_match_one_process():
     from tests.helpers.dist import run_ranks
     from tests.helpers import dist_workers
 
-    case = dict(dims=[(8, 12), (12, 5), (4, 3)], seed=7, amount=None, scope="nm")
+    case = dict(dims=[(8, 12), (12, 5), (4, 3)], seed=7, amount=None, scope=NM(2, 4))
     results = run_ranks(2, dist_workers.fsdp, case)
     full = results[0][2]
     want = [torch.ones(w.shape, dtype=torch.bool) for w in full]
