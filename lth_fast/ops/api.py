@@ -10,7 +10,7 @@ import torch
 
 from . import library, reference  # noqa: F401  (library: the ops complete before any call)
 from .amounts import Amount, parse_amount
-from .checks import check_tensors
+from .checks import as_list, check_tensors
 from .distance import MaskDistance, Masks, Numels, read_inputs
 from .dtensors import local_list, refuse_sharded
 from .nm import NM, read_scope
@@ -53,7 +53,7 @@ def prune_(weights: Tensors, masks: Tensors,
     Weights are not touched. Raises ValueError/TypeError naming the bad list and index, with
     every mask unchanged.
     """
-    weights, masks = list(weights), list(masks)
+    weights, masks = as_list("prune_", "weights", weights), as_list("prune_", "masks", masks)
     rule = read_scope("prune_", amount, scope, deprecated)
     if rule is not None:
         return prune_nm(weights, masks, rule.n, rule.m)
@@ -83,6 +83,15 @@ def prune_nm(weights: Tensors, masks: Tensors, n: int, m: int) -> PruneStats:
     return PruneStats.from_rows(rows, True)
 
 
+def _check_lists(op: str, **lists) -> None:
+    """After the dispatcher refused a call: a list that is not one, or an item that is not a
+    tensor, as the one-line TypeError prune_ gives (docs/semantics.md, "Errors and
+    aliasing"); the caller re-raises the dispatcher's error when these pass. Run only on
+    failure, so the optimizer step's hot path pays nothing."""
+    for name, items in lists.items():
+        check_tensors(op, name, items)
+
+
 def masked_sgd_(params: Tensors, grads: Tensors, masks: Tensors, momentum_buffers: Tensors, *,
                 lr: float, momentum: float = 0.0, dampening: float = 0.0,
                 weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False,
@@ -91,11 +100,15 @@ def masked_sgd_(params: Tensors, grads: Tensors, masks: Tensors, momentum_buffer
     params and of their momentum buffers end exactly 0. momentum_buffers: one per param when
     momentum != 0 (with init_buffers=True on the first step: buffer = gradient), else empty.
     DTensors (FSDP2 shards) are updated through their local shards."""
-    _MASKED_SGD(
-        local_list(params), local_list(grads), local_list(masks), local_list(momentum_buffers),
-        float(lr),
-        float(momentum), float(dampening), float(weight_decay), bool(nesterov), bool(maximize),
-        bool(init_buffers))
+    try:
+        _MASKED_SGD(
+            local_list(params), local_list(grads), local_list(masks),
+            local_list(momentum_buffers), float(lr), float(momentum), float(dampening),
+            float(weight_decay), bool(nesterov), bool(maximize), bool(init_buffers))
+    except (TypeError, RuntimeError):
+        _check_lists("masked_sgd_", params=params, grads=grads, masks=masks,
+                     momentum_buffers=momentum_buffers)
+        raise
 
 
 def masked_adam_(params: Tensors, grads: Tensors, masks: Tensors, exp_avgs: Tensors,
@@ -109,18 +122,27 @@ def masked_adam_(params: Tensors, grads: Tensors, masks: Tensors, exp_avgs: Tens
     amsgrad, None without. decoupled_weight_decay: AdamW's decay of the weight (w *= 1 - lr *
     weight_decay) instead of Adam's L2 term in the gradient."""
     amsgrad = max_exp_avg_sqs is not None
-    _MASKED_ADAM(
-        local_list(params), local_list(grads), local_list(masks), local_list(exp_avgs),
-        local_list(exp_avg_sqs), local_list(max_exp_avg_sqs) if amsgrad else [], float(lr),
-        float(beta1), float(beta2),
-        float(eps), float(weight_decay), float(step), amsgrad, bool(maximize),
-        bool(decoupled_weight_decay))
+    try:
+        _MASKED_ADAM(
+            local_list(params), local_list(grads), local_list(masks), local_list(exp_avgs),
+            local_list(exp_avg_sqs), local_list(max_exp_avg_sqs) if amsgrad else [],
+            float(lr), float(beta1), float(beta2), float(eps), float(weight_decay),
+            float(step), amsgrad, bool(maximize), bool(decoupled_weight_decay))
+    except (TypeError, RuntimeError):
+        _check_lists("masked_adam_", params=params, grads=grads, masks=masks,
+                     exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs,
+                     **({"max_exp_avg_sqs": max_exp_avg_sqs} if amsgrad else {}))
+        raise
 
 
 def rewind_(params: Tensors, snapshot: Tensors, masks: Tensors) -> None:
     """params = snapshot where masks else 0, fused in one pass. rewind_(params, params, masks)
     zeroes the pruned entries in place. DTensors are rewound through their local shards."""
-    _REWIND(local_list(params), local_list(snapshot), local_list(masks))
+    try:
+        _REWIND(local_list(params), local_list(snapshot), local_list(masks))
+    except (TypeError, RuntimeError):
+        _check_lists("rewind_", params=params, snapshot=snapshot, masks=masks)
+        raise
 
 
 def zero_pruned(params: Tensors, masks: Tensors):
@@ -128,6 +150,7 @@ def zero_pruned(params: Tensors, masks: Tensors):
     after every optimizer step, where the per-call Python work would otherwise cost more than
     the pass itself. The lists are checked by running the pass once now, so later calls
     cannot fail on them."""
+    _check_lists("rewind_", params=params, masks=masks)
     params, masks = local_list(params), local_list(masks)
     _REWIND(params, params, masks)
     return lambda: _REWIND(params, params, masks)
@@ -141,6 +164,9 @@ def mask_distance(masks_a: Masks, masks_b: Masks, *, numels: Numels = None) -> M
     (lth_fast.pruning.ticket.pack_bits), which need numels, each mask's element count; or two
     dicts {name: mask} with the same keys in the same order (e.g. two Pruners' .masks), and
     then .per_layer is a dict. Padding bits of packed masks are not entries."""
+    for name, given in (("masks_a", masks_a), ("masks_b", masks_b)):
+        if not isinstance(given, dict):
+            as_list("mask_distance", name, given)
     names, a, b, counts, totals = read_inputs(masks_a, masks_b, numels)
     differ = _MASK_DISTANCE(local_list(a), local_list(b), counts).tolist()
     return MaskDistance.from_counts(differ, totals, names)

@@ -12,8 +12,21 @@ FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
 # -- lists of tensors --------------------------------------------------------------------------
+def as_list(op: str, name: str, items) -> list:
+    """`items` (a list, tuple or other iterable of tensors, but not a tensor: iterating one
+    would give its rows) as a list; anything else is the one-line TypeError check_tensors
+    gives."""
+    if items is None or isinstance(items, (torch.Tensor, str, bytes, dict)) or \
+            not hasattr(items, "__iter__"):
+        raise TypeError(f"{op}: {name} must be a list of tensors, got {type(items).__name__}")
+    return list(items)
+
+
 def check_tensors(op: str, name: str, items: Sequence[object]) -> None:
-    """Every item is a tensor (the op's schema cannot name the index of one that is not)."""
+    """`items` is a list (or tuple) and every item a tensor: the op's schema cannot name the
+    list, or the index of an item that is not a tensor."""
+    if not isinstance(items, (list, tuple)):
+        raise TypeError(f"{op}: {name} must be a list of tensors, got {type(items).__name__}")
     for i, t in enumerate(items):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{op}: {name}[{i}] must be a tensor, got {type(t).__name__}")
