@@ -89,11 +89,19 @@ class MaskedOptimizer:
                                  f"not a parameter of this optimizer")
 
     def _masks_now(self) -> Mapping[Tensor, Tensor]:
+        """The masks of this optimizer's parameters. A Pruner's masks of parameters outside
+        it (frozen weights, another optimizer's share) are skipped, as attach skips them: those
+        weights stay as prune() and rewind() leave them. A Pruner with no mask for any of them
+        is a mistake, and an error."""
         if self._mask_source is None:
             return self._mask_dict
         masks = self._mask_source.param_masks()
-        self._check_known(masks)
-        return masks
+        ours = {id(p) for g in self.param_groups for p in g["params"]}
+        kept = {p: m for p, m in masks.items() if id(p) in ours}
+        if masks and not kept:
+            raise ValueError(f"{type(self).__name__}: none of the Pruner's {len(masks)} masks "
+                             f"is for a parameter of this optimizer (another model's Pruner?)")
+        return kept
 
     # -- the step ------------------------------------------------------------------------------
     @torch.no_grad()

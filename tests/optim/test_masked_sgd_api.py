@@ -88,9 +88,37 @@ def test_mask_errors():
     with pytest.raises(ValueError, match="not a parameter of this optimizer"):
         MaskedSGD(model.parameters(), lr=0.1,
                   masks={other[0].weight: torch.ones_like(w, dtype=torch.bool)})
-    with pytest.raises(ValueError, match="not a parameter of this optimizer"):
-        MaskedSGD(model[0].parameters(), lr=0.1, masks=Pruner(model))
+    with pytest.raises(ValueError, match="none of the Pruner's 3 masks is for a parameter of "
+                                         "this optimizer"):
+        MaskedSGD(model.parameters(), lr=0.1, masks=Pruner(other))
     with pytest.raises(TypeError, match="masks must be None, a Pruner or a dict"):
         MaskedSGD(model.parameters(), lr=0.1, masks=[torch.ones_like(w, dtype=torch.bool)])
     with pytest.raises(ValueError, match="differentiable"):
         MaskedSGD(model.parameters(), lr=0.1, differentiable=True)
+
+
+@pytest.mark.parametrize("path", ["masked", "attach"])
+def test_a_pruner_over_frozen_weights_masks_the_optimizer_of_the_rest(path):
+    """A Pruner covers a requires_grad=False weight too; the optimizer of the trainable ones
+    skips its mask (as attach does), so it stays as prune() left it: masked, untrained."""
+    from lth_fast import MaskedAdamW
+    torch.manual_seed(0)
+    model = mlp()
+    model[0].weight.requires_grad_(False)
+    pruner = Pruner(model)
+    assert "0.weight" in pruner.names
+    pruner.prune(0.5)
+    frozen = model[0].weight.detach().clone()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if path == "masked":
+        opt = MaskedAdamW(trainable, lr=0.1, masks=pruner)
+    else:
+        opt = torch.optim.AdamW(trainable, lr=0.1)
+        pruner.attach(opt)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(5, model[0].in_features)).square().sum().backward()
+        opt.step()
+    assert torch.equal(model[0].weight, frozen)
+    w, m = model.get_parameter(pruner.names[-1]), pruner.masks[pruner.names[-1]]
+    assert not w[~m].any() and w[m].ne(0).any()
