@@ -70,6 +70,11 @@ class LotteryTicket(TrainerCallback):
     # -- the Trainer's events -------------------------------------------------------------------
     def on_train_begin(self, args, state, control, model=None, optimizer=None,
                        lr_scheduler=None, **kwargs):
+        if args.max_steps is not None and args.max_steps > 0:
+            raise ValueError(f"{self.imp.where}: TrainingArguments(max_steps={args.max_steps}) "
+                             f"ends training by steps; IMP's levels are epochs: give "
+                             f"num_train_epochs={self.imp.epochs} and no max_steps")
+        self.imp.check_budget(args.num_train_epochs, "TrainingArguments(num_train_epochs)")
         self.imp.setup(model)
         if state.global_step > 0 and not self.imp.has_rewind_point:
             self._resume(args, state)

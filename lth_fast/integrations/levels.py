@@ -87,6 +87,15 @@ class IMPLevels:
         """The epochs of the whole search: the dense level and every pruned one."""
         return self.epochs_per_level * (self.levels + 1)
 
+    def check_budget(self, epochs, setting: str) -> None:
+        """The framework's epoch budget (`setting`, e.g. "Trainer(max_epochs)") must be the
+        search's: fewer would stop IMP inside a level, more would train on at the last density."""
+        if epochs != self.epochs:
+            raise ValueError(f"{self.where}: {setting} is {epochs}, but levels={self.levels} of "
+                             f"epochs_per_level={self.epochs_per_level} take {self.epochs} "
+                             f"epochs (the dense level and {self.levels} pruned); give "
+                             f"{setting} = {self.epochs}")
+
     def level_after(self, epochs_done: int) -> int:
         """The level training is in once `epochs_done` epochs are finished."""
         return min(epochs_done // self.epochs_per_level, self.levels)

@@ -58,6 +58,9 @@ class LotteryTicket(Callback):
     def setup(self, trainer, pl_module, stage: str) -> None:
         self.imp.setup(pl_module)
 
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.imp.check_budget(trainer.max_epochs, "Trainer(max_epochs)")
+
     def on_train_start(self, trainer, pl_module) -> None:
         self.imp.setup(pl_module)
         self.imp.attach(trainer.optimizers)
