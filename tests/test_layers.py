@@ -24,7 +24,7 @@ ALLOWED = {
             "tracking", "shipping", "_version"},
     "integrations": {"ops", "pruning", "optim", "atomic", "tracking"},
     "bench": {"ops", "reference", "atomic", "devices", "distributed"},
-    "shipping": {"pruning", "models", "atomic"},
+    "shipping": {"pruning", "models", "atomic", "devices"},
     "cli": {"imp", "bench"},
     "__main__": {"cli"},
     "__init__": {"ops", "reference", "optim", "pruning", "shipping"},

@@ -157,7 +157,8 @@ def load_mnist5k(val_size: int = 1000, test_size: int = 1000, split_seed: int = 
     point of accuracy is ten images."""
     path = mnist5k_path() if path is None else path
     images, labels = read_mnist_csv(path)
-    test_idx, val_idx, train_idx = split_indices(labels, [test_size, val_size], split_seed)
+    test_idx, val_idx, train_idx = split_indices(labels, [test_size, val_size], split_seed,
+                                                  ["test_size", "val_size"])
 
     def part(idx: np.ndarray) -> Split:
         return make_split(images[idx], labels[idx], MEAN, STD)

@@ -68,14 +68,16 @@ def stratified_order(labels: np.ndarray, split_seed: int) -> np.ndarray:
 
 
 def split_indices(labels: np.ndarray, holdout_sizes: Sequence[int],
-                  split_seed: int) -> List[np.ndarray]:
+                  split_seed: int, names: Sequence[str] = ()) -> List[np.ndarray]:
     """Deterministic stratified partition of range(len(labels)): one index array per entry of
     `holdout_sizes` (in that order), then the remainder (the training set, never empty). Each
-    array is sorted, so a split keeps the file's order; the training loop does the shuffling."""
+    array is sorted, so a split keeps the file's order; the training loop does the shuffling.
+    names: what each size is called (e.g. "val_size"), for the error."""
     n = len(labels)
     sizes = [int(s) for s in holdout_sizes]
     if any(s < 0 for s in sizes) or sum(sizes) >= n:
-        raise ValueError(f"cannot hold out {' + '.join(map(str, sizes))} of {n} examples: the "
+        shown = [f"{name} {s}" for name, s in zip(names, sizes)] or [str(s) for s in sizes]
+        raise ValueError(f"cannot hold out {' + '.join(shown)} of {n} examples: the "
                          f"held-out sizes must be >= 0 and leave at least one for training")
     order = stratified_order(labels, split_seed)
     bounds = np.cumsum([0] + sizes + [n - sum(sizes)])
@@ -102,7 +104,7 @@ def make_dataset(name: str, train_images: np.ndarray, train_labels: np.ndarray,
                  std: Sequence[float]) -> Dataset:
     """A Dataset whose val split is `val_size` examples held out of the training files and whose
     test split is the test files as they are (the usual protocol for MNIST and CIFAR)."""
-    val_idx, train_idx = split_indices(train_labels, [val_size], split_seed)
+    val_idx, train_idx = split_indices(train_labels, [val_size], split_seed, ["val_size"])
     return Dataset(
         name=name,
         train=make_split(train_images[train_idx], train_labels[train_idx], mean, std),

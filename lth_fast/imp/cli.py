@@ -12,6 +12,7 @@ from .config import FLAT, OPTIMIZERS, REWINDS, SCHEDULES
 from .criteria import CRITERIA
 from .presets import DEFAULT_PRESET, PRESETS, preset
 from .report import format_table, summary_rows, time_share
+from .same_experiment import check_against
 
 
 # --stop-below without --levels: at most this many levels (0.8^30: 0.12% of the weights left)
@@ -165,63 +166,100 @@ def add_imp(p: argparse.ArgumentParser) -> None:
                         "experiment has started: the data loads, the device exists)")
 
 
-def run_imp_command(args: argparse.Namespace) -> int:
-    from .driver import run_imp
-    from .lockstep import run_lockstep
+def flags_not_applying(args: argparse.Namespace, cfg) -> Optional[str]:
+    """Why a flag given on the command line does not apply to the experiment, when its value
+    alone cannot tell (the config refuses a value that differs from the default)."""
+    scope = cfg.pruning.scope
+    if args.nm is not None and scope != "nm":
+        return f"--nm applies to --scope nm, not --scope {scope}"
+    for flag, given in (("--rate", args.rate), ("--output-rate", args.output_rate)):
+        if given is not None and scope == "nm":
+            return f"{flag} applies to the ranking scopes (layer, global); --scope nm keeps " \
+                   f"{cfg.pruning.nm_n} of every {cfg.pruning.nm_m} by its own rule"
+    return None
 
+
+class UsageError(Exception):
+    """A flag or setting that cannot run: one line, status 2."""
+
+
+def _refuse(message: str) -> int:
+    """A usage or config error: one line on stderr (under torchrun, by rank 0 alone), 2."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"lth-fast imp: {message}", file=sys.stderr)
+    return 2
+
+
+def checked_config(args: argparse.Namespace):
+    """The experiment the flags describe, checked before anything loads or trains; a
+    UsageError or ConfigError says what does not go."""
     fields = ["data_dir", "device", "seed", "augment", "early_bird"] + \
         [f for _, f, _ in _OVERRIDES]
     overrides = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     if args.nm is not None:
         overrides.update(nm_n=args.nm[0], nm_m=args.nm[1])
-    if args.stop_below is not None and args.levels is None:  # the rule ends the run, not a count
-        overrides["levels"] = STOP_BELOW_LEVELS
     if args.seeds < 1:
-        print(f"lth-fast imp: --seeds must be >= 1, got {args.seeds}", file=sys.stderr)
-        return 2
-    if args.stop_below is not None and not args.stop_below >= 0:
-        print(f"lth-fast imp: --stop-below must be >= 0 (points below dense), got "
-              f"{args.stop_below}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.stop_below is not None:
+        if not args.stop_below >= 0:
+            raise UsageError(f"--stop-below must be >= 0 (points below dense), got "
+                             f"{args.stop_below}")
+        if (args.scope or PRESETS[args.preset].get("scope")) == "nm":
+            raise UsageError("--stop-below stops IMP between levels; --scope nm reaches its "
+                             "pattern in one level")
+        if args.levels is None:  # the rule ends the run, not a count
+            overrides["levels"] = STOP_BELOW_LEVELS
     try:
         cfg = preset(args.preset, **overrides)
-    except ConfigError as e:  # a config error: one line naming flags, status 2
-        print(f"lth-fast imp: {config_error(e)}", file=sys.stderr)
-        return 2
+    except ConfigError:
+        raise
     except ValueError as e:
-        print(f"lth-fast imp: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(str(e)) from None
+    unused = flags_not_applying(args, cfg)
+    if unused:
+        raise UsageError(unused)
     if args.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
-        print("lth-fast imp: --fsdp shards the model over the ranks torchrun starts; run it "
-              "under torchrun --nproc-per-node N (N >= 2)", file=sys.stderr)
-        return 2
+        raise UsageError("--fsdp shards the model over the ranks torchrun starts; run it under "
+                         "torchrun --nproc-per-node N (N >= 2)")
     if args.seeds > 1 and (args.fsdp or args.tensorboard):
-        print("lth-fast imp: --seeds runs in one process; give --fsdp and --tensorboard to "
-              "single-seed runs", file=sys.stderr)
-        return 2
-    if args.against is not None and not os.path.isdir(args.against):
-        print(f"lth-fast imp: --against {args.against}: no such run directory", file=sys.stderr)
-        return 2
-    seeds = [cfg.seed + i for i in range(args.seeds)]
-    if args.seeds == 1:
-        dirs = [args.run_dir or os.path.join("runs", f"{args.preset}-s{cfg.seed}")]
-    else:
-        prefix = args.run_dir or os.path.join("runs", args.preset)
-        dirs = [f"{prefix}-s{s}" for s in seeds]
+        raise UsageError("--seeds runs in one process; give --fsdp and --tensorboard to "
+                         "single-seed runs")
+    if args.against is not None:
+        if not os.path.isdir(args.against):
+            raise UsageError(f"--against {args.against}: no such run directory")
+        try:  # before any training: the same experiment, or nothing to compare
+            check_against(cfg, args.against)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    return cfg
+
+
+def run_imp_command(args: argparse.Namespace) -> int:
+    from .driver import run_imp
+    from .lockstep import run_lockstep
+
     try:
+        cfg = checked_config(args)
+        seeds = [cfg.seed + i for i in range(args.seeds)]
         if args.seeds == 1:
+            dirs = [args.run_dir or os.path.join("runs", f"{args.preset}-s{cfg.seed}")]
             runs = [run_imp(cfg, dirs[0], progress=not args.no_progress,
                             overwrite=args.overwrite, fsdp=args.fsdp,
                             tensorboard=args.tensorboard, stop_below=args.stop_below)]
         else:
+            prefix = args.run_dir or os.path.join("runs", args.preset)
+            dirs = [f"{prefix}-s{s}" for s in seeds]
             runs = run_lockstep([(cfg.replace(seed=s), d) for s, d in zip(seeds, dirs)],
                                 stop_below=args.stop_below, progress=not args.no_progress,
                                 overwrite=args.overwrite)
+    except UsageError as e:
+        return _refuse(str(e))
+    except ConfigError as e:  # from the flags, or found once the model is built (--ignore)
+        return _refuse(config_error(e))
     except ModuleNotFoundError as e:  # an optional package the asked-for output needs
         if e.name not in ("tensorboard", "mlxtend"):
             raise
-        print(f"lth-fast imp: {e}", file=sys.stderr)
-        return 2
+        return _refuse(str(e))
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports
         return 0
     print_summary(runs, dirs, args.stop_below, args.against)

@@ -41,6 +41,14 @@ class DataConfig:
     data_seed: Optional[int] = None
 
     def check(self) -> None:
+        files = self.dataset not in ("mnist5k",) + TEXT_DATASETS   # read from --data-dir
+        need(self.data_dir is None or files, f"{{0}} applies to the data sets read from files "
+             f"(mnist, cifar10); {self.dataset!r} has its own", "data_dir")
+        need(self.val_size is None or self.dataset not in TEXT_DATASETS,
+             f"{{0}} applies to the image data sets; the text {self.dataset!r} has a fixed "
+             f"split", "val_size")
+        need(not self.augment or self.dataset == "cifar10",
+             f"{{0}} (random crop + flip) applies to cifar10, not {self.dataset!r}", "augment")
         need(self.test_size is None or self.dataset == "mnist5k",
              f"{{0}} applies to mnist5k only ({self.dataset} has its own test set)", "test_size")
         need((self.dataset == "text") == (self.text_file is not None),
@@ -107,6 +115,19 @@ class TrainingConfig:
              f"{{0}} must be > 0 (or None), got {self.grad_clip}", "grad_clip")
         need(self.schedule == "step" or not self.milestones,
              "{0} apply to {1}='step'", "milestones", "schedule")
+        # a setting the chosen optimizer or schedule does not read is refused, not ignored
+        sgd = self.optimizer == "sgd"
+        for name, unused in (("momentum", self.momentum != 0.0), ("nesterov", self.nesterov)):
+            need(sgd or not unused, f"{{0}} applies to {{1}}='sgd', not {self.optimizer!r}",
+                 name, "optimizer")
+        need(not sgd or self.beta2 == 0.999, "{0} applies to {1} 'adam' and 'adamw', not "
+             "'sgd'", "beta2", "optimizer")
+        need(self.schedule == "cosine" or self.min_lr == 0.0,
+             f"{{0}} is where {{1}}='cosine' ends; {self.schedule!r} does not read it",
+             "min_lr", "schedule")
+        need(self.schedule == "step" or self.gamma == 0.1,
+             "{0} multiplies the rate at {1}='step' milestones; 'cosine' does not read it",
+             "gamma", "schedule")
 
 
 @dataclass
@@ -152,6 +173,12 @@ class PruningConfig:
              f"{{0}}:{{1}} ({self.nm_n}:{self.nm_m}) applies to {{2}}='nm', not "
              f"{{2}}={self.scope!r}", "nm_n", "nm_m", "scope")
         # the N:M rule is reached in one step: a second level would prune nothing more
+        need(self.scope != "nm" or self.nm_n < self.nm_m, f"{{0}}:{{1}} = {self.nm_n}:"
+             f"{self.nm_m} keeps every weight: an N:M rule prunes with n < m", "nm_n", "nm_m")
+        need(self.scope != "nm" or not self.layer_rates, "{0} apply to {1}='layer', not 'nm'",
+             "layer_rates", "scope")
+        need(self.early_bird is not None or self.early_bird_window == 5,
+             "{0} sizes the {1} monitor, which is off", "early_bird_window", "early_bird")
         need(self.scope != "nm" or self.levels <= 1, f"{{0}} 'nm' reaches its {self.nm_n}:"
              f"{self.nm_m} pattern in one level; give {{1}}=1, not {self.levels}",
              "scope", "levels")
@@ -242,6 +269,10 @@ class IMPConfig:
              f"{{0}} ({p.rewind_iteration}) must be < {{1}} ({t.iterations})",
              "pruning.rewind_iteration", "training.iterations")
         text = d.dataset in TEXT_DATASETS
+        default = ModelConfig()
+        for name in ("n_layer", "n_head", "n_embd", "block_size"):
+            need(m.name == "gpt" or getattr(m, name) == getattr(default, name),
+                 f"{{0}} shapes the gpt model, not {m.name!r}", f"model.{name}")
         need(text == (m.name == "gpt"), f"{{0}} {m.name!r} does not fit {{1}} {d.dataset!r}: "
              f"the gpt model trains on the text datasets {TEXT_DATASETS}, the image models on "
              f"the others", "model.name", "data.dataset")

@@ -38,7 +38,7 @@ from ..pruning import Pruner, ticket
 from ..pruning.early_bird import EarlyBird
 from ..pruning.level import next_level
 from ..pruning.rule import ConfigError
-from ..pruning.selection import transformer_weights
+from ..pruning.selection import UnmatchedItem, transformer_weights
 from ..pruning.mask_set import MaskSet
 from . import streams
 from .branches import BRANCHES
@@ -65,7 +65,12 @@ def new_pruner(model: nn.Module, cfg: IMPConfig) -> Pruner:
     include = None
     if getattr(type(model), "SELECTION", None) == "transformer":
         include = transformer_weights(model)
-    return Pruner(model, include=include, exclude=list(cfg.pruning.ignore) or None)
+    try:
+        return Pruner(model, include=include, exclude=list(cfg.pruning.ignore) or None)
+    except UnmatchedItem as e:  # a name in pruning.ignore that is not a pruned weight
+        raise ConfigError(f"{{0}} names {e.item!r}, which is not a weight {cfg.model.name} "
+                          f"prunes; they are {e.eligible}", "pruning.ignore",
+                          prefix="IMPConfig: ") from None
 
 
 def level_rates(cfg: IMPConfig, model: nn.Module, pruner: Pruner) -> Optional[Dict[str, float]]:
@@ -167,6 +172,11 @@ class IMPRun:
 
         cfg = self.cfg
         check_device(cfg.run.device)
+        self.files.check_folders()   # before the data loads: a file in the way is an error now
+        if self.tensorboard is not None and os.path.exists(self.tensorboard) and \
+                not os.path.isdir(self.tensorboard):
+            raise ValueError(f"tensorboard directory {self.tensorboard} is a file: give "
+                             f"another path")
         self.par = par = Parallel.from_env(self.fsdp, cfg.run.device)
         par.check_batch(cfg.training.batch_size)
         self.device = par.device(cfg.run.device)

@@ -101,10 +101,13 @@ def describe(results: Sequence[LevelResult], delta: float) -> List[str]:
     if not results or results[0].level != 0:
         return ["no dense level: nothing to match"]
     dense = results[0]
-    unit = (f"{delta:g}% of the dense loss" if dense.text else
-            f"{delta:g} point{'' if delta == 1 else 's'}")
+    if dense.text:  # a loss: lower is better
+        labels = (f"loss within {delta:g}% of dense", "loss at or below dense")
+    else:
+        labels = (f"within {delta:g} point{'' if delta == 1 else 's'} of dense",
+                  "at or above dense")
     lines = [f"dense network: {dense.shown()}"]
-    for how, label in ((WITHIN, f"within {unit} of dense"), (AT_DENSE, "at or above dense")):
+    for how, label in zip((WITHIN, AT_DENSE), labels):
         r = sparsest_matching(results, how, delta)
         lines.append(f"sparsest matching ticket ({label}): " + (
             "none" if r is None else

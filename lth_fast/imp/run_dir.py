@@ -98,6 +98,21 @@ class RunDir:
         return (f"delete {self.shown(self.level_rel(level))} to train level {level} again "
                 f"(the levels after it are retrained too)")
 
+    def check_folders(self) -> None:
+        """The run directory, and every folder a run writes in it, is a folder where it exists:
+        checked before anything loads or trains, so a file in the way is one line naming it."""
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise RunFileError(f"run directory {self.path} is a file: give another path, or "
+                               f"move the file away")
+        if not os.path.isdir(self.path):
+            return
+        for name in sorted(os.listdir(self.path)):
+            full = os.path.join(self.path, name)
+            if (LEVEL_DIR.match(name) or name in ("points", "analyses")) and \
+                    not os.path.isdir(full):
+                raise RunFileError(f"{full} is a file where the run keeps a folder: move it "
+                                   f"away")
+
     # -- config.json -------------------------------------------------------------------------
     def read_config(self) -> Optional[IMPConfig]:
         """The experiment recorded here, or None in a new directory."""

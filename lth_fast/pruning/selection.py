@@ -87,6 +87,15 @@ def eligible_parameters(model: nn.Module, types: Sequence[type],
     return {k: v for k, v in out.items() if k not in shared_out}
 
 
+class UnmatchedItem(ValueError):
+    """An include or exclude item that matches no eligible parameter: `what` ("include" or
+    "exclude"), the `item`, and the `eligible` names, for a caller that names its own flag."""
+
+    def __init__(self, what: str, item, eligible, message: str) -> None:
+        super().__init__(message)
+        self.what, self.item, self.eligible = what, item, eligible
+
+
 def select_parameters(model: nn.Module, *, include=None, exclude=None,
                       types: Union[type, Sequence[type]] = DEFAULT_TYPES,
                       parameter_names: Union[str, Sequence[str]] = ("weight",)) -> List[str]:
@@ -112,9 +121,11 @@ def select_parameters(model: nn.Module, *, include=None, exclude=None,
             if what == "exclude" and not isinstance(item, str):
                 continue  # excluding a type absent from the model is harmless
             if not any(matches(item, uses) for uses in eligible.values()):
-                raise ValueError(f"Pruner: {what} item {item!r} matches no eligible parameter; "
-                                 f"{hint} (a weight tied to a module of another type, such as "
-                                 f"an embedding, is eligible only with that type too)")
+                raise UnmatchedItem(what, item, list(eligible),
+                                    f"Pruner: {what} item {item!r} matches no eligible "
+                                    f"parameter; {hint} (a weight tied to a module of another "
+                                    f"type, such as an embedding, is eligible only with that "
+                                    f"type too)")
     chosen = [name for name, uses in eligible.items()
               if (not inc or any(matches(i, uses) for i in inc))
               and not any(matches(i, uses) for i in exc)]

@@ -6,6 +6,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..devices import check_device
 from .architecture import build, tied_aliases
 from .format import Exported, name_diff, read_exported
 
@@ -26,7 +27,9 @@ def load_exported(path, device="cpu", dtype: Optional[torch.dtype] = None, *,
     devices of compute capability 8.0+ only, float16/bfloat16 weights.
 
     Every part of the file is checked first (format, version, names, shapes, dtypes, counts,
-    padding bits): a bad file is a one-line ValueError naming the file and the tensor."""
+    padding bits): a bad file is a one-line ValueError naming the file and the tensor; a
+    device that cannot hold a tensor here is one too, before the file is read."""
+    check_device(str(torch.device(device)) if isinstance(device, torch.device) else device)
     ex = read_exported(path)
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"load_exported: dtype must be a floating torch.dtype or None, "

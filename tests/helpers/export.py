@@ -37,12 +37,12 @@ def ticket_model(run_dir, level: int):
     level's checkpoint.safetensors loaded."""
     cfg = json.loads(open(f"{run_dir}/config.json").read())
     state = load_file(f"{run_dir}/level_{level:02d}/checkpoint.safetensors")
-    if cfg["model"] == "gpt":
+    if cfg["model"]["name"] == "gpt":
         model = GPT(GPTConfig(vocab_size=state["wte.weight"].shape[0], block_size=16,
                               n_layer=2, n_head=2, n_embd=8))
         state["head.weight"] = state["wte.weight"]
     else:
-        model = build_model(cfg["model"], input_shape=(1, 28, 28), num_classes=10)
+        model = build_model(cfg["model"]["name"], input_shape=(1, 28, 28), num_classes=10)
     model.load_state_dict(state, strict=True)
     return model.eval()
 

@@ -219,7 +219,8 @@ def test_data_order_fast_forwards_and_lr_schedule():
 @pytest.mark.parametrize("bad, message", [
     (dict(optimizer="rmsprop"), "training.optimizer must be one of"),
     (dict(rate=1.0), r"pruning.rate must be in \[0, 1\)"),
-    (dict(scope="global"), r"\(pruning.output_rate, pruning.layer_rates\) need scope='layer'"),
+    (dict(scope="global"), r"per-layer rates \(pruning.output_rate, pruning.layer_rates\) "
+                           r"need scope='layer'"),
     (dict(rewind_iteration=5), "pruning.rewind_iteration=5 needs pruning.rewind='iteration'"),
     (dict(rewind="iteration", rewind_iteration=5000),
      r"pruning.rewind_iteration \(5000\) must be < training.iterations"),

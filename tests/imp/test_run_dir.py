@@ -201,7 +201,7 @@ def one_line_error(capsys, status, code):
     (["--device", "cuda:99"], 1, "device 'cuda:99'"),
     (["--data-dir", "/nonexistent/mnist"], 1, "MNIST file train-images-idx3-ubyte[.gz] not "
                                               "found; looked for /nonexistent/mnist/"),
-    (["--lr", "0.5"], 1, "holds a different experiment (lr: 0.0012 != 0.5)"),
+    (["--lr", "0.5"], 1, "holds a different experiment (training.lr: 0.0012 != 0.5)"),
     (["--levels", "1"], 1, "has levels 0..2 finished"),
 ], ids=["bad-flag", "config", "device-name", "device", "data", "other-experiment", "levels"])
 def test_cli_errors_are_one_line(data_dir, run, tmp_path, capsys, extra, code, says):

@@ -114,7 +114,8 @@ def test_cli_seeds_stop_below_and_ticket(data_dir, tmp_path, capsys):
     assert "1 seed" in capsys.readouterr().out
     assert main(["ticket", str(tmp_path / "nothing")]) == 1
     err = capsys.readouterr().err
-    assert "summary.csv" in err and err.count("\n") == 1
+    assert "is not an lth-fast imp run directory (it has no config.json)" in err
+    assert err.count("\n") == 1
     assert main(base + ["--seeds", "0"]) == 2
     assert main(base + ["--against", str(tmp_path / "nothing")]) == 2
     assert "no such run directory" in capsys.readouterr().err
@@ -129,9 +130,11 @@ def test_imp_with_nm_scope_keeps_n_of_every_m_and_so_does_its_random_control(dat
     for name, m in masks.items():
         assert (m.reshape(m.shape[0], -1, 4).sum(-1) == 2).all(), name
     assert set(levels[1]["branches"]) == {"ticket", "random", "reinit"}
-    with pytest.raises(ValueError, match="scope 'nm' reaches its 2:4 pattern in one level"):
+    with pytest.raises(ValueError, match="pruning.scope 'nm' reaches its 2:4 pattern in one "
+                                         "level"):
         tiny(data_dir, scope="nm", levels=2)
-    with pytest.raises(ValueError, match=r"nm_n:nm_m \(1:4\) applies to scope='nm'"):
+    with pytest.raises(ValueError, match=r"pruning.nm_n:pruning.nm_m \(1:4\) applies to "
+                                         r"pruning.scope='nm'"):
         tiny(data_dir, nm_n=1)
     with pytest.raises(SystemExit) as e:
         main(["imp", "--scope", "nm", "--nm", "2:x", "--levels", "1"])

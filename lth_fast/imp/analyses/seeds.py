@@ -14,14 +14,15 @@ from ... import atomic
 from ..branches import BRANCHES
 from ..report import LAYER_PREFIX, TEXT_FIELDS, fields_of, remaining_axis, write_layer_plot
 from ..run_dir import read_summary
+from ..same_experiment import check_seeds
 from .base import ANALYSES, Analysis, add_run_dirs
 
 
 def combine(run_dirs: Sequence) -> List[Dict[str, tuple]]:
-    """Per level present in every run: {column: (mean, std, n)} over the runs (std 0 for one
-    run; None where a branch did not run)."""
-    if not run_dirs:
-        raise ValueError("give at least one run directory")
+    """Per level present in every run: {column: (mean, std, n)} over the runs that have a
+    value (std None for one value; the whole entry None where a branch did not run). The runs
+    are checked to be seeds of one experiment first (lth_fast.imp.same_experiment)."""
+    check_seeds(run_dirs)
     runs = [read_summary(d) for d in run_dirs]
     columns = list(runs[0][0])
     for d, r in zip(run_dirs, runs):
@@ -36,7 +37,7 @@ def combine(run_dirs: Sequence) -> List[Dict[str, tuple]]:
             if not vals:
                 row[c] = None
                 continue
-            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            sd = statistics.stdev(vals) if len(vals) > 1 else None
             row[c] = (statistics.fmean(vals), sd, len(vals))
         out.append(row)
     return out
@@ -59,10 +60,13 @@ def format_markdown(rows: List[Dict[str, tuple]]) -> str:
             v = r.get(f"{b}_{fields[0]}")
             if v is None:
                 cells.append("–")
-            elif text:
-                cells.append(f"{v[0]:.3f} ± {v[1]:.3f} ({v[0] / math.log(2):.3f})")
-            else:
-                cells.append(f"{100 * v[0]:.1f} ± {100 * v[1]:.1f}")
+                continue
+            mean, sd, count = v
+            scale, digits = (1, 3) if text else (100, 1)
+            spread = (f" ± {scale * sd:.{digits}f}" if sd is not None and count == n else
+                      f" (n={count})")   # a value of fewer runs has no spread over them all
+            cells.append(f"{scale * mean:.{digits}f}{spread}"
+                         + (f" ({mean / math.log(2):.3f})" if text else ""))
         lines.append(f"| {' | '.join(cells)} |")
     lines.append(f"\n{what}; std: the sample standard deviation over {n} runs")
     return "\n".join(lines)
@@ -88,7 +92,7 @@ def write_plots(prefix: str, rows: List[Dict[str, tuple]], title: str) -> List[s
         if pts:
             scale = 1 if text else 100
             ax.errorbar([p[0] for p in pts], [p[1][0] * scale for p in pts],
-                        yerr=[p[1][1] * scale for p in pts], color=color,
+                        yerr=[(p[1][1] or 0.0) * scale for p in pts], color=color,
                         marker=marker, markersize=4, capsize=3, label=BRANCHES[b].label)
     dense = rows[0][f"ticket_{fields[0]}"]
     ax.axhline(dense[0] * (1 if text else 100), color="gray", linewidth=0.8, label="dense")

@@ -12,6 +12,7 @@ from typing import List, Optional
 
 from ... import atomic
 from ..matching import WITHIN, describe, level_results, sparsest_matching
+from ..same_experiment import check_seeds
 from ..run_dir import CHECKPOINT, MASKS, METRICS, REWIND_POINT, RunDir, read_summary
 from .base import ANALYSES, Analysis, add_run_dirs
 
@@ -26,6 +27,7 @@ def _test_examples(run_dir: str) -> Optional[int]:
 
 
 def ticket_lines(run_dirs: List[str], delta: float) -> List[str]:
+    check_seeds(run_dirs)
     runs = [read_summary(d) for d in run_dirs]
     results = level_results(runs, _test_examples(run_dirs[0]))
     lines = describe(results, delta)
