@@ -39,9 +39,68 @@ def write_json(path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def save_tensors(path, tensors, metadata=None) -> None:
-    """safetensors.torch.save_file, atomically (contiguous CPU copies of the tensors)."""
-    from safetensors.torch import save_file
+CHECKSUM_KEY = "sha256"   # the metadata entry that holds a file's content_sha256
+
+
+def content_sha256(tensors, metadata=None) -> str:
+    """SHA-256 of a safetensors file's contents, not its bytes: its metadata (sorted, without
+    CHECKSUM_KEY) and each tensor (name, dtype, shape, bytes) in name order. So a file whose
+    header safetensors wrote in another order has the same sum, and a changed byte of any
+    value or tensor does not."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    meta = {k: v for k, v in (metadata or {}).items() if k != CHECKSUM_KEY}
+    h.update(json.dumps(sorted(meta.items())).encode())
+    for name in sorted(tensors):
+        t = tensors[name]
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
+                 .tobytes())
+    return h.hexdigest()
+
+
+def check_sha256(tensors, metadata, where: str) -> bool:
+    """Whether the file's contents match the CHECKSUM_KEY it carries (False: it carries none,
+    a file written before checksums); a mismatch is a one-line ValueError naming `where`."""
+    want = (metadata or {}).get(CHECKSUM_KEY)
+    if want is None:
+        return False
+    if content_sha256(tensors, metadata) != want:
+        raise ValueError(f"{where} does not match its own checksum: the file was changed or "
+                         f"damaged after it was written")
+    return True
+
+
+def tensor_bytes(tensors, metadata=None, checksum: bool = False) -> bytes:
+    """A safetensors file's bytes (contiguous CPU copies of the tensors), the same bytes for the
+    same tensors and metadata: safetensors writes its JSON header in no fixed order (its
+    metadata is a hash map), so the header is written again with sorted keys, padded with
+    spaces to 8 bytes as safetensors pads it. The data section is left as it is. checksum=True
+    adds the contents' content_sha256 to the metadata (check_sha256 verifies it)."""
+    from safetensors.torch import save
 
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    write_atomic(path, lambda tmp: save_file(cpu, tmp, metadata=metadata))
+    if checksum:
+        metadata = {**(metadata or {}), CHECKSUM_KEY: content_sha256(cpu, metadata)}
+    raw = save(cpu, metadata=metadata)
+    size = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8:8 + size]), sort_keys=True,
+                        separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + raw[8 + size:]
+
+
+def save_tensors(path, tensors, metadata=None, checksum: bool = False) -> None:
+    """A safetensors file of `tensors` (tensor_bytes: the same bytes for the same contents,
+    with its own checksum if asked), written atomically."""
+    data = tensor_bytes(tensors, metadata, checksum)
+    write_atomic(path, lambda tmp: write_bytes(tmp, data))
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Writes `data` to `path` (not atomically: write_atomic's temporary file)."""
+    with open(path, "wb") as f:
+        f.write(data)

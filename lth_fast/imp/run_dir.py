@@ -23,7 +23,6 @@ nothing reads them back."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re
@@ -35,6 +34,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from .. import atomic
+from ..atomic import content_sha256
 from ..pruning import ticket
 from ..pruning.mask_set import MaskSet
 from .config import IMPConfig
@@ -52,16 +52,12 @@ class RunFileError(ValueError):
 
 
 def checksum(path) -> str:
-    """SHA-256 of a safetensors file's sorted metadata and of each tensor (name, dtype, shape,
-    bytes) in name order. Raises what safetensors raises for a truncated or foreign file."""
-    h = hashlib.sha256()
+    """lth_fast.atomic.content_sha256 of a safetensors file: its sorted metadata and each
+    tensor (name, dtype, shape, bytes) in name order. Raises what safetensors raises for a
+    truncated or foreign file."""
     with safe_open(os.fspath(path), framework="pt") as f:
-        h.update(json.dumps(sorted((f.metadata() or {}).items())).encode())
-        for name in sorted(f.keys()):
-            t = f.get_tensor(name)
-            h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+        return content_sha256({name: f.get_tensor(name) for name in f.keys()},
+                              f.metadata() or {})
 
 
 class RunDir:

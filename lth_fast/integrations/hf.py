@@ -161,13 +161,12 @@ def _write_state(path: str, state: dict) -> None:
     """IMPLevels' state as one safetensors file: its two byte blobs as uint8 tensors, the rest
     as JSON metadata."""
     import torch
-    from safetensors.torch import save_file
 
     tensors = {k: torch.frombuffer(bytearray(state[k]), dtype=torch.uint8)
                for k in ("ticket", "dense") if state.get(k) is not None}
     meta = {"format": "lth_fast.imp_levels", "level": str(state["level"]),
             "best": json.dumps(state["best"]), "schedules": json.dumps(state["schedules"])}
-    atomic.write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    atomic.save_tensors(path, tensors, meta, checksum=True)
 
 
 def _read_state(path: str) -> dict:
@@ -180,8 +179,10 @@ def _read_state(path: str) -> dict:
                 raise ValueError("its metadata names no lth_fast IMP state")
             state = {"level": int(meta["level"]), "best": json.loads(meta.get("best", "null")),
                      "schedules": json.loads(meta["schedules"])}
+            blobs = {k: f.get_tensor(k) for k in f.keys()}
+            atomic.check_sha256(blobs, meta, "the file")
             for k in ("ticket", "dense"):
-                state[k] = f.get_tensor(k).numpy().tobytes() if k in f.keys() else None
+                state[k] = blobs[k].numpy().tobytes() if k in blobs else None
     except Exception as e:  # safetensors raises its own type for a damaged file
         raise ValueError(f"LotteryTicket: {path} is not a readable lth_fast IMP state file "
                          f"({e}): resume from another checkpoint") from None

@@ -2,7 +2,9 @@
   "<name>.mask"      uint8 [ceil(numel / 8)]: the bool mask bit-packed, 1 bit per weight, in
                      numpy.packbits' order (first element in the most significant bit, zero pad)
   "<name>.snapshot"  the rewind-point weights, in their own dtype and shape,
-with metadata {"format": "lth_fast.ticket", "version", "names" (JSON list), "shapes" (JSON)}.
+with metadata {"format": "lth_fast.ticket", "version", "names" (JSON list), "shapes" (JSON),
+"sha256" (lth_fast.atomic.content_sha256 of everything else: checked on load; a file written
+before it has none and loads unchecked)}. The same contents give the same bytes.
 Files are written atomically (a temporary file in the same directory, then os.replace), so a
 crash leaves the old ticket or the new one, never half of one."""
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Mapping, Optional, Sequence
 
 import torch
 
-from ..atomic import write_atomic
+from ..atomic import check_sha256, save_tensors, tensor_bytes
 from .mask_set import MaskSet
 
 FORMAT = "lth_fast.ticket"
@@ -62,19 +64,16 @@ def _contents(fmt: str, names: Sequence[str], masks: Mapping[str, torch.Tensor],
 
 def _write(path, fmt: str, names: Sequence[str], masks: Mapping[str, torch.Tensor],
            snapshot: Optional[Mapping[str, torch.Tensor]]) -> None:
-    from safetensors.torch import save_file
-
-    tensors, metadata = _contents(fmt, names, masks, snapshot)
-    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    save_tensors(path, *_contents(fmt, names, masks, snapshot), checksum=True)
 
 
 def to_bytes(masks: MaskSet) -> bytes:
     """The ticket file's bytes (the masks file's, when there is no snapshot): for a framework's
-    checkpoint, which then holds bytes, never a pickled tensor."""
-    from safetensors.torch import save
-
+    checkpoint, which then holds bytes, never a pickled tensor. The same masks give the same
+    bytes (lth_fast.atomic.tensor_bytes)."""
     fmt = MASKS_FORMAT if masks.snapshot is None else FORMAT
-    return save(*_contents(fmt, masks.names, masks.masks, masks.snapshot))
+    return tensor_bytes(*_contents(fmt, masks.names, masks.masks, masks.snapshot),
+                        checksum=True)
 
 
 def from_bytes(data: bytes, what: str = "checkpoint") -> MaskSet:
@@ -147,6 +146,8 @@ def _decode(meta, have, get_tensor, fmt: str, parts: Sequence[str], where: str):
     if want != have:
         raise ValueError(f"{kind}: {where}: missing tensors {sorted(want - have)}, "
                          f"unexpected tensors {sorted(have - want)}")
+    # a file written with its checksum is checked whole before anything is decoded
+    check_sha256({k: get_tensor(k) for k in have}, meta, f"{kind}: {where}")
     masks, snapshot = {}, {}
     for n in names:
         masks[n] = unpack_bits(get_tensor(f"{n}.mask"), shapes[n], f"{n}.mask")

@@ -31,6 +31,7 @@ from typing import Dict, List, Tuple
 import torch
 from torch import Tensor
 
+from ..atomic import check_sha256
 from ..pruning.ticket import unpack_bits
 
 FORMAT, VERSION = "lth_fast.exported", "1"
@@ -107,6 +108,7 @@ def read_exported(path) -> Exported:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as e:
             raise _not_safetensors(path, e) from None
+    check_sha256(tensors, meta, path)   # files written with their checksum, checked whole
     return _decode(path, meta, tensors)
 
 

@@ -70,8 +70,7 @@ def export_run(run_dir, level: int, dtype: str = "float32", out: Optional[str] =
             "dataset": cfg.data.dataset}
     tensors, meta = encode(arch, dtype, masks, state, dense, info, __version__)
     path = out if out is not None else default_out(run_dir, level, dtype)
-    from safetensors.torch import save_file
-    atomic.write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    atomic.save_tensors(path, tensors, meta, checksum=True)
     if log is not None:
         log(f"{path}: level {level}, {100 * kept / max(total, 1):.2f}% of the pruned weights "
             f"kept, {dtype}, {os.path.getsize(path):,} bytes")
