@@ -150,9 +150,16 @@ class RunDir:
             if stale:
                 log(f"{self.shown(self.level_rel(level))} was computed from another "
                     f"{stale}; training level {level} again")
-                break
+                return out
             out.append(metrics)
             level += 1
+        # a level whose files are all there but its record (metrics.json, written last) was
+        # lost: retraining it would overwrite what may be a good level without a word
+        if all(os.path.exists(self.file(self.level_rel(level, name)))
+               for name in (MASKS, CHECKPOINT)):
+            raise RunFileError(f"{self.shown(self.level_rel(level, METRICS))} is missing, but "
+                               f"the level's masks and checkpoint are there: restore it, or "
+                               f"{self.redo(level)}")
         return out
 
     def _level_metrics(self, level: int) -> dict:

@@ -156,8 +156,10 @@ def test_a_smaller_levels_is_refused_and_changes_nothing(data_dir, run):
                                          r"later ones: give --levels 2 or more, or --overwrite"):
         run_imp(tiny(data_dir, **{**SETTINGS, "levels": 1}), run, **QUIET)
     assert contents(run) == before
-    # a level that never finished is not dropped: levels=1 then fits, and every derived file
+    # a level that never finished (its save cut short) is not dropped: levels=1 then fits,
+    # and every derived file
     os.remove(run / "level_02" / "metrics.json")
+    os.remove(run / "level_02" / "checkpoint.safetensors")
     got = run_imp(tiny(data_dir, **{**SETTINGS, "levels": 1}), run, **QUIET)
     assert [m["level"] for m in got] == [0, 1]
     assert json.loads((run / "config.json").read_text())["pruning"]["levels"] == 1

@@ -121,3 +121,15 @@ def test_a_flipped_byte_of_an_exported_ticket_is_an_error(tmp_path):
         _flip(out, offset)
         with pytest.raises(ValueError, match="does not match its own checksum"):
             load_exported(out)
+
+
+def test_a_missing_record_of_a_level_with_its_files_is_named_not_retrained(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(GPT_RUN, run)
+    os.remove(run / "level_02" / "metrics.json")
+    with pytest.raises(ValueError, match=r"level_02/metrics.json is missing, but the level's "
+                                         r"masks and checkpoint are there: restore it, or "
+                                         r"delete .*level_02/ to train level 2 again"):
+        RunDir(run).finished_levels(log=lambda s: None)
+    os.remove(run / "level_02" / "checkpoint.safetensors")   # a save cut short: retrained
+    assert len(RunDir(run).finished_levels(log=lambda s: None)) == 2
