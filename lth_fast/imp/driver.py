@@ -93,7 +93,7 @@ class IMPRun:
     the plots). run() is all four; lth_fast.imp.lockstep runs several seeds level by level.
 
     What a branch (lth_fast.imp.branches) uses: cfg, par, device, task, model and pruner (the
-    ticket's lineage), rewind_state (this rank's part of every tensor at the rewind point),
+    ticket's lineage, whose snapshot is the whole network at the rewind point), rewind_state,
     new_model(seed), masked_copy(seed, secs), same_sparsity(), step_level(level, secs) and
     train(model, pruner, start, level, label)."""
 
@@ -113,8 +113,12 @@ class IMPRun:
         self.pruner: Optional[Pruner] = None
         self.rates: Optional[Dict[str, float]] = None
         self.bar = None
-        # set at the rewind point (level 0) or on resume
-        self.rewind_state: Optional[Dict[str, torch.Tensor]] = None
+
+    @property
+    def rewind_state(self) -> Dict[str, torch.Tensor]:
+        """This rank's part of every tensor at the rewind point (the ticket's Pruner's whole
+        snapshot, taken at level 0 or on resume)."""
+        return self.pruner.rewind_state
 
     @property
     def late(self) -> bool:
@@ -297,9 +301,7 @@ class IMPRun:
             self.device))
         secs["prune"] += time.perf_counter() - t0
         rewind = cfg.pruning.rewind != "lr"  # learning-rate rewinding keeps the trained weights
-        pruned = set(self.pruner.names)
-        dense = {n: t for n, t in self.rewind_state.items() if n not in pruned}
-        next_level(self.pruner, cfg.pruning.rule.args(self.rates), dense=dense, rewind=rewind,
+        next_level(self.pruner, cfg.pruning.rule.args(self.rates), rewind=rewind,
                    verify=self.par.mode == "ddp", scores=scores, seconds=secs)
 
     def train(self, model, pruner, start: int, level: int, label: str, on_iteration=None,
@@ -314,7 +316,7 @@ class IMPRun:
     def _resume(self, level: int) -> None:
         """The state after `level`: the rewind point (as the pruner's snapshot), the level's
         masks, and its ticket's trained weights (what the next level prunes)."""
-        self.rewind_state = self._load_state(REWIND_POINT, 0)
+        self._load_state(REWIND_POINT, 0)
         self.pruner.snapshot()
         saved = self.files.load_masks(level)
         if list(saved.names) != list(self.pruner.names):
@@ -328,12 +330,11 @@ class IMPRun:
                                        else full)
         self._load_state(RunDir.level_rel(level, CHECKPOINT), level)
 
-    def _load_state(self, rel: str, level: int) -> Dict[str, torch.Tensor]:
-        """Loads a state file (unsharded tensors) into the model, checked against it; returns
-        this rank's part of every tensor."""
+    def _load_state(self, rel: str, level: int) -> None:
+        """Loads a state file (unsharded tensors) into the model, checked against it."""
         state = self.files.load_state(rel, level, self.device)
         try:
-            return self.par.load_full_state(self.model, state)
+            self.par.load_full_state(self.model, state)
         except RuntimeError as e:
             raise RunFileError(f"{self.files.shown(rel)} does not fit {self.cfg.model.name} "
                                f"({str(e).splitlines()[0]}): {self.files.redo(level)}") from None
@@ -346,8 +347,7 @@ class IMPRun:
             atomic.save_tensors(self.files.file(rel), full)
 
     def _take_rewind_point(self) -> None:
-        self.rewind_state = self.par.local_state(self.model)
-        self.pruner.snapshot()
+        self.pruner.snapshot()   # the whole network
         self._save_state(REWIND_POINT)
 
     def _at_iteration(self, it: int) -> None:

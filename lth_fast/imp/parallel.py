@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..distributed import shard_of, unsharded
 from ..ops.dtensors import is_dtensor, is_sharded, local
-from ..pruning.level import dense_state, model_tensors
+from ..pruning.state import model_tensors
 
 
 @dataclass
@@ -106,13 +106,8 @@ class Parallel:
         return {k: unsharded(local(v), v) if is_sharded(v) else local(v).detach()
                 for k, v in self.state(model).items()}
 
-    def local_state(self, model: nn.Module) -> Dict[str, Tensor]:
-        """A copy of this rank's part of every tensor of the state."""
-        return dense_state(self.inner(model), skip=())
-
-    def load_full_state(self, model: nn.Module, full: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        """Loads unsharded tensors into the model (each rank its own shards); returns the
-        local state, as local_state would."""
+    def load_full_state(self, model: nn.Module, full: Dict[str, Tensor]) -> None:
+        """Loads unsharded tensors into the model (each rank its own shards)."""
         target = self.state(model)
         if set(full) != set(target):
             raise RuntimeError(f"missing keys {sorted(set(target) - set(full))}, unexpected "
@@ -124,7 +119,6 @@ class Parallel:
                     raise RuntimeError(f"size mismatch for {k}: the file holds "
                                        f"{list(full[k].shape)}, the model {list(v.shape)}")
                 local(v).copy_(part)
-        return self.local_state(model)
 
     def barrier(self) -> None:
         if self.mode != "single":

@@ -17,7 +17,7 @@ from torch import nn
 from ..optim.masked import MaskedOptimizer
 from ..pruning import Pruner, ticket
 from ..pruning.attach import unwrap_optimizer
-from ..pruning.level import dense_state, model_tensors, next_level
+from ..pruning.level import next_level
 from ..pruning.rule import ConfigError, PruneRule
 from ..pruning.schedule import SchedulePoint
 from ..pruning.selection import transformer_weights
@@ -77,7 +77,6 @@ class IMPLevels:
         self.level = 0
         self.ended = -1   # the last level whose end was reported (end_level)
         self.pruner: Optional[Pruner] = None
-        self.dense: Optional[Dict[str, torch.Tensor]] = None   # the unpruned tensors, rewound too
         self.schedules: List[SchedulePoint] = []
         self._pending: Optional[dict] = None
         self._handles: list = []
@@ -144,9 +143,8 @@ class IMPLevels:
 
     @torch.no_grad()
     def take_rewind_point(self, schedulers: Sequence = ()) -> None:
-        """The weights (every parameter and buffer) and the schedules, now."""
+        """The network (every parameter and buffer: Pruner.snapshot) and the schedules, now."""
         self.pruner.snapshot()
-        self.dense = dense_state(self.pruner.model, self.pruner.names)
         self.schedules = [SchedulePoint(s) for s in schedulers]
 
     @torch.no_grad()
@@ -160,8 +158,7 @@ class IMPLevels:
             raise RuntimeError(f"{self.where}: {len(schedulers)} learning-rate schedulers now, "
                                f"{len(self.schedules)} at the rewind point")
         self.best = None
-        stats = next_level(self.pruner, self.rule.args(self.rates), dense=self.dense,
-                           optimizers=optimizers, schedules=list(zip(self.schedules, schedulers)),
+        stats = next_level(self.pruner, self.rule.args(self.rates), optimizers=optimizers, schedules=list(zip(self.schedules, schedulers)),
                            verify=_distributed(), where=self.where)
         self.level += 1
         return stats
@@ -205,10 +202,12 @@ class IMPLevels:
 
         if self.pruner is None:
             return {} if self._pending is None else dict(self._pending)
+        pruned = set(self.pruner.names)
+        dense = {n: t.detach().cpu().contiguous() for n, t in self.pruner.rewind_state.items()
+                 if n not in pruned}
         return {"level": self.level, "best": None if self.best is None else list(self.best),
                 "ticket": ticket.to_bytes(self.pruner.mask_set),
-                "dense": None if self.dense is None else save(
-                    {n: t.detach().cpu().contiguous() for n, t in self.dense.items()}),
+                "dense": save(dense) if self.has_rewind_point else None,
                 "schedules": [{"state": copy.deepcopy(p.state), "lrs": list(p.lrs)}
                               for p in self.schedules]}
 
@@ -226,9 +225,8 @@ class IMPLevels:
             raise ValueError(f"{self.where}: the checkpoint's masks are for "
                              f"{list(loaded.names)}, not for {list(self.pruner.names)}")
         self.pruner.load_state_dict(loaded.state_dict())
-        device = {n: p.device for n, p in model_tensors(self.pruner.model).items()}
-        self.dense = None if state.get("dense") is None else {
-            n: t.to(device.get(n, "cpu")) for n, t in load(state["dense"]).items()}
+        if state.get("dense") is not None:
+            self.pruner.load_rewind_state(load(state["dense"]))
         self.schedules = [SchedulePoint.from_state(saved["state"], saved["lrs"])
                           for saved in state.get("schedules", [])]
         self.level = int(state["level"])

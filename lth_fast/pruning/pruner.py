@@ -1,12 +1,16 @@
 """Pruner: lottery-ticket pruning for any training loop, without reparametrizing the model.
 
 It keeps one torch.bool mask per pruned parameter (the model's parameters and state_dict keys
-stay as they are) and a snapshot of the weights at the rewind point. A round of IMP:
+stay as they are) and a snapshot of the whole network at the rewind point: the pruned weights,
+and every other parameter and buffer (biases, norms, running statistics, embeddings). A round
+of IMP:
 
     pruner = Pruner(model); pruner.snapshot()            # iteration 0 (or k, for late rewinding)
     opt = MaskedSGD(model.parameters(), lr=0.1, momentum=0.9, masks=pruner)
     train(model, opt)                                     # pruned weights stay exactly 0
-    pruner.prune(0.2); pruner.rewind(opt)                 # weights = snapshot * mask, fresh opt
+    pruner.prune(0.2); pruner.rewind(opt)                 # the network at the rewind point:
+                                                          # weights = snapshot * mask, the rest
+                                                          # as they were; a fresh optimizer
 
 With any other optimizer, pruner.attach(opt) keeps the pruned entries of the weights, the
 gradients and the optimizer's state at 0 through the optimizer's step hooks. Masks follow their weights: when
@@ -34,6 +38,7 @@ from . import rank, sharded, ticket, torch_prune
 from .attach import AttachedMasks, unwrap_optimizer
 from .mask_set import MaskSet, PruneReport
 from .schedule import SchedulePoint
+from .state import dense_state, model_tensors, restore_dense
 from .selection import DEFAULT_TYPES, select_parameters
 
 
@@ -73,6 +78,8 @@ class Pruner:
         self.model = model = plain_module(model)
         self.mask_set = MaskSet.all_alive(names, [local(p) for p in self._lookup(names)])
         self._schedule: Optional[SchedulePoint] = None  # recorded by snapshot(scheduler=...)
+        # the other tensors at the rewind point (snapshot(scope="all")): this rank's part of each
+        self._dense: Optional[Dict[str, Tensor]] = None
 
     @classmethod
     def _for_names(cls, model: nn.Module, names: Sequence[str]) -> "Pruner":
@@ -141,6 +148,8 @@ class Pruner:
         ms = self.mask_set
         if ms.snapshot is not None and ms.snapshot_device is None:
             ms.snapshot = {n: s.to(device) for n, s in ms.snapshot.items()}
+            if self._dense is not None:
+                self._dense = {n: t.to(device) for n, t in self._dense.items()}
         return self
 
     # -- the kernels ------------------------------------------------------------------------------
@@ -165,11 +174,17 @@ class Pruner:
 
     # -- the LTH operations -----------------------------------------------------------------------
     @torch.no_grad()
-    def snapshot(self, device=None, scheduler=None) -> None:
-        """Copies the current weights as the rewind point (iteration 0, or k for late rewinding),
-        on `device` (default: beside each weight; e.g. "cpu" to save accelerator memory).
-        With a learning-rate scheduler, also records its state and its optimizer's lrs, which
-        rewind(scheduler=...) restores; a snapshot without one forgets any recorded before."""
+    def snapshot(self, device=None, scheduler=None, scope: str = "all") -> None:
+        """Copies the network as the rewind point (iteration 0, or k for late rewinding), on
+        `device` (default: beside each tensor; e.g. "cpu" to save accelerator memory):
+        scope="all" (the default) every parameter and buffer of the model, which rewind()
+        restores whole; scope="pruned" the pruned weights alone, for a caller that keeps the
+        rest itself (e.g. to save memory at scale), whose other tensors rewind() then leaves
+        as they are. With a learning-rate scheduler, also records its state and its optimizer's
+        lrs, which rewind(scheduler=...) restores; a snapshot without one forgets any recorded
+        before."""
+        if scope not in ("all", "pruned"):
+            raise ValueError(f"Pruner.snapshot: scope must be 'all' or 'pruned', got {scope!r}")
         device = None if device is None else torch.device(device)
         schedule = None if scheduler is None else SchedulePoint(scheduler)
         params = [p.detach() for p in self._params()]
@@ -190,7 +205,33 @@ class Pruner:
         torch._foreach_copy_(dst, [local(p) for p in params])
         self.mask_set.snapshot = kept
         self.mask_set.snapshot_device = device
+        self._dense = dense_state(self.model, self.names, device) if scope == "all" else None
         self._schedule = schedule
+
+    @property
+    def rewind_state(self) -> Dict[str, Tensor]:
+        """{state_dict name: this rank's part at the rewind point} of every tensor snapshot()
+        recorded (the pruned weights unmasked); empty before a snapshot. No copy."""
+        out = dict(self._dense or {})
+        out.update(self.mask_set.snapshot or {})
+        return out
+
+    def load_rewind_state(self, tensors: Mapping[str, Tensor]) -> None:
+        """Sets the recorded tensors that are not pruned (a checkpoint's, e.g. the callbacks'
+        state): every one of the model's, each of its part's shape, checked before anything
+        changes."""
+        want = dense_state(self.model, self.names, torch.device("meta"))
+        if set(tensors) != set(want):
+            raise ValueError(f"Pruner.load_rewind_state: missing tensors "
+                             f"{sorted(set(want) - set(tensors))}, unexpected tensors "
+                             f"{sorted(set(tensors) - set(want))}")
+        for n, t in tensors.items():
+            if not isinstance(t, Tensor) or t.shape != want[n].shape:
+                raise ValueError(f"Pruner.load_rewind_state: {n} must be a tensor of shape "
+                                 f"{list(want[n].shape)}")
+        current = model_tensors(self.model)
+        self._dense = {n: t.detach().to(local(current[n]).device, copy=True)
+                       for n, t in tensors.items()}
 
     def prune(self, amount=None, scope: Union[str, NM] = "global",
               per_layer: Optional[Mapping[str, Union[float, int]]] = None, *,
@@ -298,8 +339,9 @@ class Pruner:
 
     def rewind(self, optimizer: Optional[torch.optim.Optimizer] = None,
                scheduler=None) -> None:
-        """weights = snapshot where mask else 0 (the snapshot is copied to the weights' device
-        if it lives elsewhere). With an optimizer, its state (momentum buffers, Adam moments
+        """The network at the rewind point: pruned weights = snapshot where mask else 0 (the
+        snapshot is copied to the weights' device if it lives elsewhere), and every other
+        parameter and buffer as snapshot(scope="all") recorded it. With an optimizer, its state (momentum buffers, Adam moments
         and steps) is cleared, as for a fresh optimizer; its param_groups are kept. With a
         scheduler, the schedule goes back to the state snapshot(scheduler=...) recorded, and
         its optimizer's lrs with it (so training replays the schedule from the rewind point);
@@ -317,6 +359,8 @@ class Pruner:
         items = self._resolved()
         self._write([p.detach() for _, p, _ in items], [snapshot[n] for n, _, _ in items],
                     [m for _, _, m in items])
+        if self._dense is not None:
+            restore_dense(self.model, self._dense)
         if optimizer is not None:
             optimizer.state.clear()
         if scheduler is not None:
@@ -344,6 +388,7 @@ class Pruner:
         (or none, if the state_dict has none); everything is checked before anything changes."""
         self.mask_set.load_state_dict(
             state_dict, {n: local(p) for n, p in zip(self.names, self._lookup(self.names))})
+        self._dense = None  # a state_dict holds the pruned tensors' snapshot alone
 
     def save_ticket(self, path) -> None:
         """Writes masks (bit-packed) and snapshot to a safetensors file, atomically.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from ...pruning.level import restore_dense
+from ...pruning.state import restore_dense
 from .. import streams
 from ..criteria import CRITERIA, Scoring
 from .base import BRANCHES, Branch
