@@ -28,8 +28,12 @@ class PruneReport(list):
 
 class MaskSet:
     def __init__(self, names: Sequence[str], masks: Mapping[str, Tensor],
-                 snapshot: Optional[Mapping[str, Tensor]] = None) -> None:
+                 snapshot: Optional[Mapping[str, Tensor]] = None,
+                 dense: Optional[Mapping[str, Tensor]] = None) -> None:
         self.names = tuple(names)
+        # the other tensors of the network at the rewind point, as a ticket file carries them
+        # (None: a file written before tickets held them, or masks alone)
+        self.dense: Optional[Dict[str, Tensor]] = None if dense is None else dict(dense)
         self.masks: Dict[str, Tensor] = {n: masks[n] for n in self.names}
         self.snapshot: Optional[Dict[str, Tensor]] = (
             None if snapshot is None else {n: snapshot[n] for n in self.names})

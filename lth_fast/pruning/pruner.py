@@ -25,11 +25,13 @@ A model built on the meta device can be given to Pruner before it is materialise
 name. Snapshot, prune, apply and rewind need the weights' values, so they come after that."""
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
+from .. import distributed
 from ..ops import NM, PruneStats
 from ..ops.api import rewind_, zero_pruned
 from ..ops.dtensors import is_dtensor, is_sharded, local
@@ -216,10 +218,7 @@ class Pruner:
         out.update(self.mask_set.snapshot or {})
         return out
 
-    def load_rewind_state(self, tensors: Mapping[str, Tensor]) -> None:
-        """Sets the recorded tensors that are not pruned (a checkpoint's, e.g. the callbacks'
-        state): every one of the model's, each of its part's shape, checked before anything
-        changes."""
+    def _check_rewind_state(self, tensors: Mapping[str, Tensor]) -> None:
         want = dense_state(self.model, self.names, torch.device("meta"))
         if set(tensors) != set(want):
             raise ValueError(f"Pruner.load_rewind_state: missing tensors "
@@ -229,9 +228,16 @@ class Pruner:
             if not isinstance(t, Tensor) or t.shape != want[n].shape:
                 raise ValueError(f"Pruner.load_rewind_state: {n} must be a tensor of shape "
                                  f"{list(want[n].shape)}")
-        current = model_tensors(self.model)
-        self._dense = {n: t.detach().to(local(current[n]).device, copy=True)
-                       for n, t in tensors.items()}
+
+    def load_rewind_state(self, tensors: Mapping[str, Tensor]) -> None:
+        """Sets the recorded tensors that are not pruned (a checkpoint's, e.g. the callbacks'
+        state): every one of the model's, each of its part's shape, checked before anything
+        changes."""
+        self._check_rewind_state(tensors)
+        current = {n: local(t) for n, t in model_tensors(self.model).items()}
+        # beside each tensor; on the CPU for a model still on meta, until it is materialised
+        self._dense = {n: t.detach().to("cpu" if current[n].is_meta else current[n].device,
+                                        copy=True) for n, t in tensors.items()}
 
     def prune(self, amount=None, scope: Union[str, NM] = "global",
               per_layer: Optional[Mapping[str, Union[float, int]]] = None, *,
@@ -391,38 +397,61 @@ class Pruner:
         self._dense = None  # a state_dict holds the pruned tensors' snapshot alone
 
     def save_ticket(self, path) -> None:
-        """Writes masks (bit-packed) and snapshot to a safetensors file, atomically.
+        """Writes the ticket atomically: the masks (bit-packed), the pruned weights' snapshot,
+        and the other tensors of the network at the rewind point (after snapshot(scope="all")),
+        with a checksum of the whole (lth_fast.pruning.ticket).
 
         With sharded parameters (FSDP2) every rank calls it: the shards are gathered one
         tensor at a time and rank 0 writes one unsharded ticket, the same file a single
         process writes, so it loads at any world size (restore_ticket takes each rank's part).
         """
         params = self._lookup(self.names)
+        ms = self.mask_set
         if any(is_sharded(p) for p in params):
-            sharded.save_ticket(path, self.mask_set, params)
+            sharded.save_ticket(path, ms, params, self._dense, model_tensors(self.model))
         else:
-            ticket.save(path, self.mask_set)
+            ticket.save(path, MaskSet(ms.names, ms.masks, ms.snapshot, self._dense))
 
-    def restore_ticket(self, path) -> "Pruner":
-        """Loads a ticket's masks and snapshot into this pruner (checked first). The weights are
-        not touched: call rewind() to start training the ticket. With sharded parameters,
-        every rank reads the file and keeps its own shard of each tensor."""
+    def restore_ticket(self, path, rewind: bool = True) -> "Pruner":
+        """Loads a ticket into this pruner (every part checked first): its masks, its snapshot
+        and the other tensors of the network at the rewind point; then, with rewind=True (the
+        default), rewinds the model to it, so the model is the ticket ready to train (pruned
+        weights = snapshot x mask, everything else as the file holds it). A ticket file written
+        before tickets held the other tensors loads with a warning saying so: rewind() then
+        sets the pruned weights alone. A model still on the meta device is rewound by rewind()
+        once it is materialised. With sharded parameters, every rank reads the file and keeps
+        its own part of each tensor."""
         loaded = ticket.load(path)
         if set(loaded.names) != set(self.names):
             raise ValueError(f"ticket {path}: tensors {sorted(set(self.names) - set(loaded.names))}"
                              f" are missing and {sorted(set(loaded.names) - set(self.names))} are "
                              f"not pruned by this pruner")
         params = self._lookup(self.names)
+        tensors = model_tensors(self.model)
+        dense = None if loaded.dense is None else {
+            n: (distributed.shard_of(t, tensors[n]) if is_sharded(tensors.get(n)) else t)
+            for n, t in loaded.dense.items()}
+        if dense is not None:   # checked before anything changes
+            self._check_rewind_state(dense)
         if not any(is_sharded(p) for p in params):
             self.load_state_dict(loaded.state_dict())
-            return self
-        self.load_state_dict(sharded.shard_state(path, loaded, params))
-        sharded.place_snapshot(self.mask_set, params)
+        else:
+            self.load_state_dict(sharded.shard_state(path, loaded, params))
+            sharded.place_snapshot(self.mask_set, params)
+        if dense is None:
+            warnings.warn(f"ticket {path} carries no dense tensors (it was written before "
+                          f"tickets held them): biases, norms and other unpruned tensors keep "
+                          f"their values", stacklevel=2)
+        else:
+            self.load_rewind_state(dense)
+        if rewind and not any(local(p).is_meta for p in params):
+            self.rewind()
         return self
 
     @classmethod
     def load_ticket(cls, path, model: nn.Module) -> "Pruner":
-        """A Pruner over `model` for the tensors of a ticket file, with its masks and snapshot."""
+        """A Pruner over `model` for the tensors of a ticket file, with its masks and snapshot,
+        and `model` rewound to the ticket (restore_ticket): ready to train."""
         model = plain_module(model)
         names = ticket.load(path).names
         missing = [n for n in names if n not in dict(model.named_parameters())]

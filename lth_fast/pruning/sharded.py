@@ -4,27 +4,33 @@ one tensor at a time, so a ticket found on N ranks loads on any number, or in on
 on loading, each rank keeps its own shard of every tensor."""
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import torch.distributed as dist
 from torch import Tensor
 
 from .. import distributed
-from ..ops.dtensors import is_dtensor, local
+from ..ops.dtensors import is_dtensor, is_sharded, local
 from . import ticket
 from .mask_set import MaskSet
 
 
-def save_ticket(path, ms: MaskSet, params: Sequence[Tensor]) -> None:
-    """Every rank calls it; rank 0 writes. The others wait until the file is there."""
+def save_ticket(path, ms: MaskSet, params: Sequence[Tensor],
+                dense: Optional[Mapping[str, Tensor]], tensors: Mapping[str, Tensor]) -> None:
+    """Every rank calls it; rank 0 writes. The others wait until the file is there. dense:
+    this rank's part of the other tensors at the rewind point (or None); tensors: the
+    model's tensors by name, which say how each is sharded."""
     if ms.snapshot is None:
         ticket.save(path, ms)  # raises: a ticket needs a snapshot
     masks = {n: distributed.unsharded(ms.masks[n], p) for n, p in zip(ms.names, params)}
     snapshot = {n: distributed.unsharded(local(ms.snapshot[n]), p)
                 for n, p in zip(ms.names, params)}
+    whole = None if dense is None else {
+        n: (distributed.unsharded(t.to(local(tensors[n]).device), tensors[n])
+            if is_sharded(tensors[n]) else t) for n, t in dense.items()}
     try:
         if dist.get_rank() == 0:
-            ticket.save(path, MaskSet(ms.names, masks, snapshot))
+            ticket.save(path, MaskSet(ms.names, masks, snapshot, whole))
     finally:
         dist.barrier()
 

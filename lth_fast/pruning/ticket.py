@@ -2,7 +2,11 @@
   "<name>.mask"      uint8 [ceil(numel / 8)]: the bool mask bit-packed, 1 bit per weight, in
                      numpy.packbits' order (first element in the most significant bit, zero pad)
   "<name>.snapshot"  the rewind-point weights, in their own dtype and shape,
+and, per other tensor of the network (biases, norms, running statistics, embeddings),
+  "<name>.rewind"    its value at the rewind point, in its own dtype and shape,
 with metadata {"format": "lth_fast.ticket", "version", "names" (JSON list), "shapes" (JSON),
+"dense" (JSON list of the other tensors' names; absent in files written before tickets held
+them),
 "sha256" (lth_fast.atomic.content_sha256 of everything else: checked on load; a file written
 before it has none and loads unchecked)}. The same contents give the same bytes.
 Files are written atomically (a temporary file in the same directory, then os.replace), so a
@@ -50,7 +54,8 @@ def unpack_bits(packed: torch.Tensor, shape: Sequence[int], what: str) -> torch.
 
 
 def _contents(fmt: str, names: Sequence[str], masks: Mapping[str, torch.Tensor],
-              snapshot: Optional[Mapping[str, torch.Tensor]]):
+              snapshot: Optional[Mapping[str, torch.Tensor]],
+              dense: Optional[Mapping[str, torch.Tensor]] = None):
     """The tensors and metadata of a ticket (or masks) file, on the CPU."""
     tensors = {}
     for n in names:
@@ -59,6 +64,10 @@ def _contents(fmt: str, names: Sequence[str], masks: Mapping[str, torch.Tensor],
             tensors[f"{n}.snapshot"] = snapshot[n].detach().to("cpu", copy=True).contiguous()
     metadata = {"format": fmt, "version": VERSION, "names": json.dumps(list(names)),
                 "shapes": json.dumps({n: list(masks[n].shape) for n in names})}
+    if dense is not None:
+        for n, t in dense.items():
+            tensors[f"{n}.rewind"] = t.detach().to("cpu", copy=True).contiguous()
+        metadata["dense"] = json.dumps(list(dense))
     return tensors, metadata
 
 
@@ -90,18 +99,20 @@ def from_bytes(data: bytes, what: str = "checkpoint") -> MaskSet:
         raise ValueError(f"ticket: the {what}'s ticket bytes are not safetensors: {e}") from e
     fmt = meta.get("format")
     parts = ("mask", "snapshot") if fmt == FORMAT else ("mask",)
-    names, masks, snapshot = _decode(meta, set(tensors), tensors.__getitem__,
-                                     fmt if fmt == FORMAT else MASKS_FORMAT, parts,
-                                     f"the {what}")
-    return MaskSet(names, masks, snapshot if fmt == FORMAT else None)
+    names, masks, snapshot, dense = _decode(meta, set(tensors), tensors.__getitem__,
+                                            fmt if fmt == FORMAT else MASKS_FORMAT, parts,
+                                            f"the {what}")
+    return MaskSet(names, masks, snapshot if fmt == FORMAT else None, dense)
 
 
 def save(path, masks: MaskSet) -> None:
-    """Writes the ticket (the masks and their snapshot) atomically (see the module doc)."""
+    """Writes the ticket (the masks, their snapshot, and the other tensors of the network at
+    the rewind point when masks.dense holds them) atomically (see the module doc)."""
     if masks.snapshot is None:
         raise RuntimeError("Pruner.save_ticket: a ticket is masks plus the rewind-point "
                            "weights; call snapshot() first")
-    _write(path, FORMAT, masks.names, masks.masks, masks.snapshot)
+    save_tensors(path, *_contents(FORMAT, masks.names, masks.masks, masks.snapshot,
+                                  masks.dense), checksum=True)
 
 
 def save_masks(path, masks: MaskSet) -> None:
@@ -142,7 +153,15 @@ def _decode(meta, have, get_tensor, fmt: str, parts: Sequence[str], where: str):
     if (not isinstance(names, list) or set(names) != set(shapes)
             or len(set(names)) != len(names)):
         raise ValueError(f"{kind}: {where}: the names and shapes metadata disagree")
+    try:
+        dense_names = None if "dense" not in meta else json.loads(meta["dense"])
+    except ValueError as e:
+        raise ValueError(f"{kind}: {where} has unreadable dense metadata: {e}") from e
+    if dense_names is not None and (not isinstance(dense_names, list) or
+                                    set(dense_names) & set(names)):
+        raise ValueError(f"{kind}: {where}: the dense metadata names pruned tensors")
     want = {f"{n}.{part}" for n in names for part in parts}
+    want |= {f"{n}.rewind" for n in dense_names or ()}
     if want != have:
         raise ValueError(f"{kind}: {where}: missing tensors {sorted(want - have)}, "
                          f"unexpected tensors {sorted(have - want)}")
@@ -158,15 +177,17 @@ def _decode(meta, have, get_tensor, fmt: str, parts: Sequence[str], where: str):
             raise ValueError(f"{kind}: {n}.snapshot has shape {list(snap.shape)}, but the "
                              f"ticket's mask of {n} has shape {list(shapes[n])}")
         snapshot[n] = snap
-    return names, masks, snapshot
+    dense = None if dense_names is None else {n: get_tensor(f"{n}.rewind") for n in dense_names}
+    return names, masks, snapshot, dense
 
 
 def load(path) -> MaskSet:
-    """The masks and snapshot of a ticket, read on the CPU, every part validated."""
+    """The masks, snapshot and (.dense, in files that hold them) the other tensors of a
+    ticket, read on the CPU, every part validated."""
     return MaskSet(*_read(path, FORMAT, ("mask", "snapshot")))
 
 
 def load_masks(path) -> MaskSet:
     """The masks of a save_masks file (no snapshot), read on the CPU, every part validated."""
-    names, masks, _ = _read(path, MASKS_FORMAT, ("mask",))
+    names, masks, _, _ = _read(path, MASKS_FORMAT, ("mask",))
     return MaskSet(names, masks)

@@ -44,16 +44,20 @@ def test_ticket_round_trip(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["ticket.safetensors"], "no temporary file left behind"
 
     header, size = safetensors_header(path)
-    masks_bytes = snap_bytes = 0
+    masks_bytes = snap_bytes = dense_bytes = 0
     for n, m in pruner.masks.items():
         entry = header[f"{n}.mask"]
         assert entry["dtype"] == "U8" and entry["shape"] == [(m.numel() + 7) // 8]
         masks_bytes += entry["data_offsets"][1] - entry["data_offsets"][0]
         s = header[f"{n}.snapshot"]
         snap_bytes += s["data_offsets"][1] - s["data_offsets"][0]
+    for n in json.loads(header["__metadata__"]["dense"]):   # the rest of the network, whole
+        d = header[f"{n}.rewind"]
+        dense_bytes += d["data_offsets"][1] - d["data_offsets"][0]
+    assert dense_bytes > 0
     total = sum(m.numel() for m in pruner.masks.values())
     assert masks_bytes <= total / 8 + len(pruner.names), "masks take 1 bit per weight"
-    assert os.path.getsize(path) == 8 + size + masks_bytes + snap_bytes
+    assert os.path.getsize(path) == 8 + size + masks_bytes + snap_bytes + dense_bytes
 
     def no_pickle(*a, **k):
         raise AssertionError("a ticket must load without pickle")

@@ -102,3 +102,59 @@ def test_a_snapshot_elsewhere_and_a_loaded_rewind_state():
         pruner.load_rewind_state({k: v for k, v in dense.items() if k != "0.bias"})
     with pytest.raises(ValueError, match="1.running_mean must be a tensor of shape"):
         pruner.load_rewind_state({**dense, "1.running_mean": torch.zeros(3)})
+
+
+def test_a_ticket_rebuilds_the_network_and_its_training(tmp_path):
+    """save_ticket holds the whole rewind point; load_ticket on a fresh model (another init)
+    leaves it at the rewind point with the masks applied, and training it from the same data
+    order gives the original ticket's training bit for bit."""
+    model = bn_model()
+    pruner = Pruner(model)
+    pruner.snapshot()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    train(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    pruner.prune(0.4)
+    path = tmp_path / "t.safetensors"
+    pruner.save_ticket(path)
+    pruner.rewind()
+    train(model, lth_fast.MaskedSGD(model.parameters(), lr=0.1, momentum=0.9, masks=pruner))
+
+    torch.manual_seed(99)
+    fresh = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    loaded = Pruner.load_ticket(path, fresh)
+    at_rewind_point(fresh, start, loaded)
+    train(fresh, lth_fast.MaskedSGD(fresh.parameters(), lr=0.1, momentum=0.9, masks=loaded))
+    for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_a_ticket_written_before_dense_tensors_loads_with_a_warning(tmp_path):
+    from lth_fast.pruning import ticket
+    model = bn_model()
+    pruner = Pruner(model)
+    pruner.snapshot()
+    old = tmp_path / "old.safetensors"
+    ticket.save(old, pruner.mask_set)   # masks and the pruned weights' snapshot alone
+    fresh = bn_model()
+    with torch.no_grad():
+        fresh[0].bias.fill_(3.0)
+    with pytest.warns(UserWarning, match="carries no dense tensors"):
+        loaded = Pruner.load_ticket(old, fresh)
+    assert torch.equal(fresh[0].weight, model[0].weight)
+    assert torch.equal(fresh[0].bias, torch.full((16,), 3.0))   # left as it was
+    assert list(loaded.names) == list(pruner.names)
+
+
+def test_a_ticket_of_another_network_changes_nothing(tmp_path):
+    model = bn_model()
+    pruner = Pruner(model)
+    pruner.snapshot()
+    path = tmp_path / "t.safetensors"
+    pruner.save_ticket(path)
+    other = nn.Sequential(nn.Linear(8, 16), nn.LayerNorm(16), nn.ReLU(), nn.Linear(16, 4))
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    target = Pruner(other)
+    with pytest.raises(ValueError, match=r"missing tensors .*unexpected tensors"):
+        target.restore_ticket(path)
+    assert all(torch.equal(v, before[k]) for k, v in other.state_dict().items())
+    assert all(m.all() for m in target.masks.values())
