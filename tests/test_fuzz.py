@@ -188,3 +188,150 @@ def test_fuzz(op):
     run()
     print(f"\n{op}: {sum(tally.values())} cases: {tally.get('ok', 0)} ran, "
           f"{tally.get('error', 0)} raised the same error on both paths")
+
+
+# -- lists that are not lists of tensors -------------------------------------------------------
+WRONG = [None, 3, "x", torch.zeros(2)]   # a list that is not one; None, int, str items
+
+
+@st.composite
+def broken_calls(draw, op):
+    """A valid call of `op` with one list replaced by a wrong value, or one item of it."""
+    case = draw(calls(op))
+    buffers, lists, kw = case
+    if not any(lists.values()):
+        lists = {**lists, LISTS[op][0]: lists[LISTS[op][0]] or []}
+    name = draw(st.sampled_from([n for n in LISTS[op] if n != "maxes" and
+                                 (n != "bufs" or kw.get("momentum"))]))
+    what = draw(st.sampled_from(WRONG))
+    index = None if not lists[name] or draw(st.booleans()) else draw(
+        st.integers(0, len(lists[name]) - 1))
+    return buffers, lists, kw, name, index, what
+
+
+def _break(tensors, name, index, what, op):
+    broken = dict(tensors)
+    if index is None:
+        broken[name] = what
+    else:
+        broken[name] = list(tensors[name])
+        broken[name][index] = what
+    return broken
+
+
+def check_broken(op, case, tally):
+    """The fast front door gives a one-line error naming the op (the documented TypeError
+    naming the list, unless another argument of the call is wrong too and is named first), or,
+    where the wrong value is a tensor item (a legal item), its usual outcome; nothing is
+    written either way."""
+    buffers, lists, kw, name, index, what = case
+    store, tensors = _materialize(buffers, lists)
+    broken = _break(tensors, name, index, what, op)
+    try:
+        _run(lth_fast, op, broken, kw)
+        outcome = "ok"
+    except (TypeError, ValueError) as e:
+        text = str(e)
+        assert "\n" not in text, f"a multi-line error: {text}"
+        shown = {"bufs": "momentum_buffers", "maxes": "max_exp_avg_sqs"}.get(name, name)
+        assert text.startswith(f"{op}: "), text
+        if not isinstance(what, torch.Tensor) and isinstance(e, TypeError) and \
+                f"{op}: {shown}" not in text:
+            assert text.startswith(f"{op}: amount"), text   # a wrong amount is named first
+        outcome = "error"
+        assert _unchanged(store, buffers), "a failing call wrote"
+    tally[outcome] = tally.get(outcome, 0) + 1
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_fuzz_lists_that_are_not_lists_of_tensors(op):
+    tally = {}
+
+    @FUZZ
+    @given(broken_calls(op))
+    def run(case):
+        check_broken(op, case, tally)
+
+    run()
+    print(f"\n{op} with a broken list: {sum(tally.values())} cases, "
+          f"{tally.get('error', 0)} one-line errors")
+
+
+# -- the command line ----------------------------------------------------------------------------
+# flag -> values to draw (valid and not), and when the flag applies to an accepted config
+CLI_FLAGS = {
+    "--scope": (["layer", "global", "nm"], lambda c: True),
+    "--nm": (["2:4", "1:4", "4:4", "2:x", "0:4"], lambda c: c.pruning.scope == "nm"),
+    "--rate": (["0.2", "1.5", "-1", "x"], lambda c: c.pruning.scope != "nm"),
+    "--output-rate": (["0.1", "none", "2"], lambda c: c.pruning.scope != "nm"),
+    "--levels": (["0", "1", "3", "-1"], lambda c: True),
+    "--optimizer": (["sgd", "adam", "adamw", "rmsprop"], lambda c: True),
+    "--momentum": (["0", "0.9"], lambda c: c.training.momentum == 0 or
+                   c.training.optimizer == "sgd"),
+    "--beta2": (["0.999", "0.9"], lambda c: c.training.beta2 == 0.999 or
+                c.training.optimizer != "sgd"),
+    "--augment": ([None], lambda c: c.data.dataset == "cifar10"),
+    "--n-layer": (["2", "3"], lambda c: c.model.n_layer == 2 or c.model.name == "gpt"),
+    "--schedule": (["step", "cosine"], lambda c: True),
+    "--min-lr": (["0", "0.0001"], lambda c: c.training.min_lr == 0 or
+                 c.training.schedule == "cosine"),
+    "--rewind": (["init", "iteration", "lr"], lambda c: True),
+    "--rewind-iteration": (["0", "5", "5000"], lambda c: c.pruning.rewind_iteration == 0 or
+                           c.pruning.rewind != "init"),
+    "--controls": (["none", "reinit", "init", "random,reinit", "bogus"], lambda c: True),
+    "--criterion": (["magnitude", "random", "bogus"], lambda c: True),
+    "--early-bird-window": (["5", "3"], lambda c: c.pruning.early_bird_window == 5 or
+                            c.pruning.early_bird is not None),
+    "--early-bird": (["0.1", "2"], lambda c: True),
+    "--data-dir": (["/nonexistent"], lambda c: c.data.dataset not in ("mnist5k", "pydoc")),
+    "--keep-points": (["0,5", "5000"], lambda c: True),
+    "--stop-below": (["1", "-1"], lambda c: c.pruning.scope != "nm"),
+    "--preset": (["lenet_mnist5k", "gpt_pydoc", "conv2_cifar10"], lambda c: True),
+}
+
+
+@st.composite
+def command_lines(draw):
+    flags = draw(st.lists(st.sampled_from(sorted(CLI_FLAGS)), max_size=6, unique=True))
+    argv = []
+    for flag in flags:
+        value = draw(st.sampled_from(CLI_FLAGS[flag][0]))
+        argv += [flag] if value is None else [flag, value]
+    return flags, argv
+
+
+def test_fuzz_command_line(tmp_path, monkeypatch, capsys):
+    """Over random flag combinations `lth-fast imp` either refuses in one line on stderr
+    (status 2) before anything loads, or hands the driver a config in which every flag given
+    applies: never a crash, never a flag accepted and ignored."""
+    from lth_fast.cli import main
+    import lth_fast.imp.driver as driver
+
+    accepted = []
+    monkeypatch.setattr(driver, "run_imp", lambda cfg, *a, **k: accepted.append(cfg) or [])
+    tally = {}
+
+    @FUZZ
+    @given(command_lines())
+    def run(case):
+        flags, argv = case
+        accepted.clear()
+        try:
+            status = main(["imp", "--no-progress", "--run-dir", str(tmp_path / "r"), *argv])
+        except SystemExit as e:   # argparse's own usage errors
+            status = e.code
+        err = capsys.readouterr().err
+        if status == 2:
+            assert err.count("\n") == 1 and not accepted, (argv, err)
+            tally["refused"] = tally.get("refused", 0) + 1
+            return
+        assert status in (0, None) and len(accepted) == 1, (argv, status, err)
+        cfg = accepted[0]
+        for flag in flags:
+            assert CLI_FLAGS[flag][1](cfg), f"{flag} accepted but does not apply: {argv}"
+        tally["accepted"] = tally.get("accepted", 0) + 1
+
+    monkeypatch.setattr("lth_fast.imp.cli.print_summary", lambda *a, **k: None)
+    run()
+    print(f"\ncommand lines: {sum(tally.values())} cases, {tally.get('refused', 0)} refused "
+          f"in one line, {tally.get('accepted', 0)} accepted with every flag applying")
