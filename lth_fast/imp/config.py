@@ -273,9 +273,10 @@ class IMPConfig:
         for name in ("n_layer", "n_head", "n_embd", "block_size"):
             need(m.name == "gpt" or getattr(m, name) == getattr(default, name),
                  f"{{0}} shapes the gpt model, not {m.name!r}", f"model.{name}")
-        need(text == (m.name == "gpt"), f"{{0}} {m.name!r} does not fit {{1}} {d.dataset!r}: "
-             f"the gpt model trains on the text datasets {TEXT_DATASETS}, the image models on "
-             f"the others", "model.name", "data.dataset")
+        need(not text or m.name == "gpt", f"{{1}} {d.dataset!r} is text: it trains {{0}} 'gpt', "
+             f"not {m.name!r}", "model.name", "data.dataset")
+        need(text or m.name != "gpt", f"{{0}} 'gpt' trains on the text datasets "
+             f"{TEXT_DATASETS}, not {{1}} {d.dataset!r}", "model.name", "data.dataset")
         need(all(k <= t.iterations for k in self.run.keep_points),
              f"{{0}} must be <= {{1}} ({t.iterations}): {self.run.keep_points}",
              "run.keep_points", "training.iterations")

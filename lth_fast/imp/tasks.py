@@ -158,7 +158,16 @@ def load_task(cfg: IMPConfig):
         return TextTask(cfg, load_text(d.text_file))
     kw = {k: v for k, v in (("val_size", d.val_size), ("test_size", d.test_size))
           if v is not None}
-    return ClassifyTask(cfg, load_dataset(d.dataset, d.data_dir, **kw))
+    try:
+        return ClassifyTask(cfg, load_dataset(d.dataset, d.data_dir, **kw))
+    except ValueError as e:
+        defaults = [k for k in ("val_size", "test_size") if k not in kw and k in str(e)]
+        if not defaults or "cannot hold out" not in str(e):
+            raise
+        # a size the user never gave: say where it came from and how to set it
+        raise ValueError(f"{e} ({' and '.join(defaults)}: {d.dataset}'s default; set "
+                         f"{', '.join('data.' + k for k in defaults)} (--"
+                         f"{' --'.join(k.replace('_', '-') for k in defaults)}))") from None
 
 
 __all__ = ["ClassifyTask", "TextTask", "DataOrder", "load_task"]

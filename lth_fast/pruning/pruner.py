@@ -25,22 +25,20 @@ A model built on the meta device can be given to Pruner before it is materialise
 name. Snapshot, prune, apply and rewind need the weights' values, so they come after that."""
 from __future__ import annotations
 
-import warnings
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from .. import distributed
 from ..ops import NM, PruneStats
 from ..ops.api import rewind_, zero_pruned
-from ..ops.dtensors import is_dtensor, is_sharded, local
+from ..ops.dtensors import is_dtensor, local
 from ..ops.nm import read_scope
-from . import rank, sharded, ticket, torch_prune
+from . import rank, ticket, ticket_io, torch_prune
 from .attach import AttachedMasks, unwrap_optimizer
 from .mask_set import MaskSet, PruneReport
 from .schedule import SchedulePoint
-from .state import dense_state, model_tensors, restore_dense
+from .state import dense_state, placed, restore_dense
 from .selection import DEFAULT_TYPES, select_parameters
 
 
@@ -218,26 +216,11 @@ class Pruner:
         out.update(self.mask_set.snapshot or {})
         return out
 
-    def _check_rewind_state(self, tensors: Mapping[str, Tensor]) -> None:
-        want = dense_state(self.model, self.names, torch.device("meta"))
-        if set(tensors) != set(want):
-            raise ValueError(f"Pruner.load_rewind_state: missing tensors "
-                             f"{sorted(set(want) - set(tensors))}, unexpected tensors "
-                             f"{sorted(set(tensors) - set(want))}")
-        for n, t in tensors.items():
-            if not isinstance(t, Tensor) or t.shape != want[n].shape:
-                raise ValueError(f"Pruner.load_rewind_state: {n} must be a tensor of shape "
-                                 f"{list(want[n].shape)}")
-
     def load_rewind_state(self, tensors: Mapping[str, Tensor]) -> None:
         """Sets the recorded tensors that are not pruned (a checkpoint's, e.g. the callbacks'
         state): every one of the model's, each of its part's shape, checked before anything
-        changes."""
-        self._check_rewind_state(tensors)
-        current = {n: local(t) for n, t in model_tensors(self.model).items()}
-        # beside each tensor; on the CPU for a model still on meta, until it is materialised
-        self._dense = {n: t.detach().to("cpu" if current[n].is_meta else current[n].device,
-                                        copy=True) for n, t in tensors.items()}
+        changes (lth_fast.pruning.state.placed)."""
+        self._dense = placed(self.model, self.names, tensors)
 
     def prune(self, amount=None, scope: Union[str, NM] = "global",
               per_layer: Optional[Mapping[str, Union[float, int]]] = None, *,
@@ -405,12 +388,7 @@ class Pruner:
         tensor at a time and rank 0 writes one unsharded ticket, the same file a single
         process writes, so it loads at any world size (restore_ticket takes each rank's part).
         """
-        params = self._lookup(self.names)
-        ms = self.mask_set
-        if any(is_sharded(p) for p in params):
-            sharded.save_ticket(path, ms, params, self._dense, model_tensors(self.model))
-        else:
-            ticket.save(path, MaskSet(ms.names, ms.masks, ms.snapshot, self._dense))
+        ticket_io.save(self, path)
 
     def restore_ticket(self, path, rewind: bool = True) -> "Pruner":
         """Loads a ticket into this pruner (every part checked first): its masks, its snapshot
@@ -421,32 +399,7 @@ class Pruner:
         sets the pruned weights alone. A model still on the meta device is rewound by rewind()
         once it is materialised. With sharded parameters, every rank reads the file and keeps
         its own part of each tensor."""
-        loaded = ticket.load(path)
-        if set(loaded.names) != set(self.names):
-            raise ValueError(f"ticket {path}: tensors {sorted(set(self.names) - set(loaded.names))}"
-                             f" are missing and {sorted(set(loaded.names) - set(self.names))} are "
-                             f"not pruned by this pruner")
-        params = self._lookup(self.names)
-        tensors = model_tensors(self.model)
-        dense = None if loaded.dense is None else {
-            n: (distributed.shard_of(t, tensors[n]) if is_sharded(tensors.get(n)) else t)
-            for n, t in loaded.dense.items()}
-        if dense is not None:   # checked before anything changes
-            self._check_rewind_state(dense)
-        if not any(is_sharded(p) for p in params):
-            self.load_state_dict(loaded.state_dict())
-        else:
-            self.load_state_dict(sharded.shard_state(path, loaded, params))
-            sharded.place_snapshot(self.mask_set, params)
-        if dense is None:
-            warnings.warn(f"ticket {path} carries no dense tensors (it was written before "
-                          f"tickets held them): biases, norms and other unpruned tensors keep "
-                          f"their values", stacklevel=2)
-        else:
-            self.load_rewind_state(dense)
-        if rewind and not any(local(p).is_meta for p in params):
-            self.rewind()
-        return self
+        return ticket_io.restore(self, path, rewind)
 
     @classmethod
     def load_ticket(cls, path, model: nn.Module) -> "Pruner":

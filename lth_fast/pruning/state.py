@@ -42,4 +42,24 @@ def restore_dense(model: nn.Module, saved: Mapping[str, Tensor]) -> None:
         local(tensors[n]).copy_(local(t))
 
 
-__all__ = ["dense_state", "model_tensors", "restore_dense"]
+def placed(model: nn.Module, skip: Iterable[str],
+           tensors: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """Copies of `tensors` ({name: this rank's part}, e.g. read from a file), checked to be
+    every tensor of the model but those in `skip`, each of its part's shape, and placed beside
+    it (on the CPU while it is on the meta device, until it is materialised). Raises before
+    anything is copied."""
+    want = dense_state(model, skip, torch.device("meta"))
+    if set(tensors) != set(want):
+        raise ValueError(f"Pruner.load_rewind_state: missing tensors "
+                         f"{sorted(set(want) - set(tensors))}, unexpected tensors "
+                         f"{sorted(set(tensors) - set(want))}")
+    for n, t in tensors.items():
+        if not isinstance(t, Tensor) or t.shape != want[n].shape:
+            raise ValueError(f"Pruner.load_rewind_state: {n} must be a tensor of shape "
+                             f"{list(want[n].shape)}")
+    current = {n: local(t) for n, t in model_tensors(model).items()}
+    return {n: t.detach().to("cpu" if current[n].is_meta else current[n].device, copy=True)
+            for n, t in tensors.items()}
+
+
+__all__ = ["dense_state", "model_tensors", "placed", "restore_dense"]

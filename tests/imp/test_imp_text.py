@@ -144,7 +144,8 @@ def test_fsdp_refuses_the_tied_head_before_sharding():
     (["--dataset", "text", "--text-file", "/nonexistent/input.txt"], 1,
      "text file '/nonexistent/input.txt': cannot be read"),
     (["--dataset", "text"], 2, "dataset 'text' reads a text file, --text-file"),
-    (["--dataset", "mnist5k"], 2, "--model 'gpt' does not fit --dataset 'mnist5k'"),
+    (["--dataset", "mnist5k"], 2, "--model 'gpt' trains on the text datasets ('pydoc', "
+                                  "'text'), not --dataset 'mnist5k'"),
     (["--controls", "init", "--rewind", "init", "--rewind-iteration", "0"], 2,
      "'init' arm (rewinding to init) of --controls is the second arm of late rewinding")])
 def test_cli_errors_are_one_line_and_claim_no_run_dir(tmp_path, capsys, flags, status, message):

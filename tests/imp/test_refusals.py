@@ -59,6 +59,8 @@ def _refused(capsys, argv, message):
     (["--early-bird-window", "3"], "--early-bird-window sizes the --early-bird monitor"),
     (["--data-dir", "/tmp"], "--data-dir applies to the data sets read from files"),
     (["--scope", "nm", "--stop-below", "1"], "--stop-below stops IMP between levels; --scope nm"),
+    (["--dataset", "text", "--text-file", "/etc/hostname"],
+     "--dataset 'text' is text: it trains --model 'gpt', not 'lenet_300_100'"),
 ])
 def test_flags_that_do_not_apply_are_refused_before_the_data_loads(capsys, tmp_path, flags,
                                                                    message):
@@ -158,3 +160,11 @@ def test_an_unknown_flag_points_to_its_subcommand(capsys):
     err = capsys.readouterr().err
     assert "lth-fast export: error: unrecognized arguments: -o x (see lth-fast export --help)" \
         in err
+
+
+def test_a_default_size_says_where_it_came_from(mnist, tmp_path):
+    cfg = preset("lenet_mnist5k", dataset="mnist", data_dir=mnist, levels=0)
+    with pytest.raises(ValueError, match=r"cannot hold out val_size 5000 of 500 examples.*"
+                                         r"\(val_size: mnist's default; set data.val_size "
+                                         r"\(--val-size\)\)"):
+        run_imp(cfg, tmp_path / "run", progress=False, log=lambda s: None)

@@ -133,3 +133,15 @@ def test_a_missing_record_of_a_level_with_its_files_is_named_not_retrained(tmp_p
         RunDir(run).finished_levels(log=lambda s: None)
     os.remove(run / "level_02" / "checkpoint.safetensors")   # a save cut short: retrained
     assert len(RunDir(run).finished_levels(log=lambda s: None)) == 2
+
+
+def test_export_of_a_level_above_a_damaged_one_names_the_level_asked_for(tmp_path):
+    from lth_fast.imp import export_run
+    run = tmp_path / "run"
+    shutil.copytree(GPT_RUN, run)
+    _flip(run / "level_01" / "checkpoint.safetensors", 5)
+    with pytest.raises(ValueError, match=r"--level 2: level 2 of .* is not finished as its run "
+                                         r"left it, since level 1 below it is damaged: .*level_01"):
+        export_run(str(run), 2, out=str(tmp_path / "e.safetensors"))
+    with pytest.raises(ValueError, match=r"^.*level_01/checkpoint.safetensors does not match"):
+        export_run(str(run), 1, out=str(tmp_path / "e.safetensors"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import Optional
 
@@ -19,7 +20,7 @@ from ... import atomic
 from ..._version import __version__
 from ...shipping.architecture import architecture_of, build, saved_names, tied_aliases
 from ...shipping.format import DTYPES, encode, name_diff
-from ..run_dir import CHECKPOINT, RunDir
+from ..run_dir import CHECKPOINT, RunDir, RunFileError
 from .base import ANALYSES, Analysis
 
 
@@ -43,8 +44,18 @@ def export_run(run_dir, level: int, dtype: str = "float32", out: Optional[str] =
         raise ExportUsageError(f"{run_dir} is not an lth-fast imp run directory (it has no "
                                f"config.json)")
     # each finished level's files are checked; a stale one (computed from files changed since)
-    # ends the list, as it does for a restarted run
-    done = files.finished_levels(log=lambda _: None)
+    # ends the list, as it does for a restarted run, and a damaged one below `level` means
+    # `level` is not a finished level of this run either
+    try:
+        done = files.finished_levels(log=lambda _: None)
+    except RunFileError as e:
+        bad = int(re.search(r"level_(\d+)", str(e)).group(1)) if re.search(
+            r"level_(\d+)", str(e)) else 0
+        if bad >= level:
+            raise
+        raise RunFileError(f"--level {level}: level {level} of {run_dir} is not finished as "
+                           f"its run left it, since level {bad} below it is damaged: "
+                           f"{e}") from None
     if level >= len(done):
         have = f"levels 0..{len(done) - 1} are" if done else "no level is"
         raise ExportUsageError(f"--level {level}: level {level} of {run_dir} is not finished "
