@@ -176,18 +176,25 @@ def check(op, case, tally):
             assert_within_ulps(f, r, f"buffer {i}", ulps=4, scale=b.abs() + r.abs())
 
 
-@pytest.mark.parametrize("op", OPS)
-def test_fuzz(op):
-    tally = {}
+def run_fuzz(strategy, check_one, label: str) -> None:
+    """Runs check_one(case, tally) on every case `strategy` draws (FUZZ: a few hundred
+    derandomized, or 10,000 with LTH_FAST_FUZZ=long), then prints the outcomes counted."""
+    tally: dict = {}
 
     @FUZZ
-    @given(calls(op))
+    @given(strategy)
     def run(case):
-        check(op, case, tally)
+        check_one(case, tally)
 
     run()
-    print(f"\n{op}: {sum(tally.values())} cases: {tally.get('ok', 0)} ran, "
-          f"{tally.get('error', 0)} raised the same error on both paths")
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(tally.items()))
+    print(f"\n{label}: {sum(tally.values())} cases ({counts})")
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_fuzz(op):
+    """'ok': ran on both paths with the same result; 'error': the same error on both."""
+    run_fuzz(calls(op), lambda case, tally: check(op, case, tally), op)
 
 
 # -- lists that are not lists of tensors -------------------------------------------------------
@@ -245,16 +252,8 @@ def check_broken(op, case, tally):
 
 @pytest.mark.parametrize("op", OPS)
 def test_fuzz_lists_that_are_not_lists_of_tensors(op):
-    tally = {}
-
-    @FUZZ
-    @given(broken_calls(op))
-    def run(case):
-        check_broken(op, case, tally)
-
-    run()
-    print(f"\n{op} with a broken list: {sum(tally.values())} cases, "
-          f"{tally.get('error', 0)} one-line errors")
+    run_fuzz(broken_calls(op), lambda case, tally: check_broken(op, case, tally),
+             f"{op} with a broken list")
 
 
 # -- the command line ----------------------------------------------------------------------------
@@ -309,11 +308,9 @@ def test_fuzz_command_line(tmp_path, monkeypatch, capsys):
 
     accepted = []
     monkeypatch.setattr(driver, "run_imp", lambda cfg, *a, **k: accepted.append(cfg) or [])
-    tally = {}
+    monkeypatch.setattr("lth_fast.imp.cli.print_summary", lambda *a, **k: None)
 
-    @FUZZ
-    @given(command_lines())
-    def run(case):
+    def check_line(case, tally):
         flags, argv = case
         accepted.clear()
         try:
@@ -323,15 +320,13 @@ def test_fuzz_command_line(tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err
         if status == 2:
             assert err.count("\n") == 1 and not accepted, (argv, err)
-            tally["refused"] = tally.get("refused", 0) + 1
+            tally["refused in one line"] = tally.get("refused in one line", 0) + 1
             return
         assert status in (0, None) and len(accepted) == 1, (argv, status, err)
         cfg = accepted[0]
         for flag in flags:
             assert CLI_FLAGS[flag][1](cfg), f"{flag} accepted but does not apply: {argv}"
-        tally["accepted"] = tally.get("accepted", 0) + 1
+        tally["accepted, every flag applying"] = tally.get("accepted, every flag applying",
+                                                           0) + 1
 
-    monkeypatch.setattr("lth_fast.imp.cli.print_summary", lambda *a, **k: None)
-    run()
-    print(f"\ncommand lines: {sum(tally.values())} cases, {tally.get('refused', 0)} refused "
-          f"in one line, {tally.get('accepted', 0)} accepted with every flag applying")
+    run_fuzz(command_lines(), check_line, "command lines")

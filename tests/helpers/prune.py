@@ -53,6 +53,17 @@ def expected_k(amount, alive):
     return amount if isinstance(amount, int) else round(amount * alive)
 
 
+def assert_masks_equal(got, ref, context) -> None:
+    """Each mask equals the reference's, bit for bit; a difference fails naming the list
+    index, its first flat positions, context(i) and the CPU ISA."""
+    for i, (g, r) in enumerate(zip(got, ref)):
+        assert g.dtype == torch.bool and g.shape == r.shape
+        if not torch.equal(g, r):
+            diff = torch.nonzero((g != r).reshape(-1)).flatten()[:10].tolist()
+            pytest.fail(f"masks[{i}] differs from the reference at flat positions {diff} "
+                        f"({context(i)}, isa={os.environ.get(ISA_ENV)})")
+
+
 def run_and_compare(weights, masks, amount, scope="global", device="cpu"):
     """Runs fast (on `device`) and reference (on CPU) on clones; checks everything; returns
     (fast masks on CPU, stats)."""
@@ -69,13 +80,8 @@ def run_and_compare(weights, masks, amount, scope="global", device="cpu"):
 
     for i, (w, w0) in enumerate(zip(dev_w, w_before)):
         assert torch.equal(bits(w.cpu()), bits(w0)), f"weights[{i}] was modified"
-    for i, (m, r) in enumerate(zip(got, ref_masks)):
-        assert m.dtype == torch.bool and m.shape == r.shape
-        if not torch.equal(m, r):
-            diff = torch.nonzero((m != r).reshape(-1)).flatten()[:10].tolist()
-            pytest.fail(f"masks[{i}] differs from the reference at flat positions {diff} "
-                        f"(amount={amount!r}, scope={scope}, dtype={weights[i].dtype}, "
-                        f"device={device}, isa={os.environ.get(ISA_ENV)})")
+    assert_masks_equal(got, ref_masks, lambda i: f"amount={amount!r}, scope={scope}, "
+                                                 f"dtype={weights[i].dtype}, device={device}")
     assert stats == ref_stats, f"stats {stats} != reference {ref_stats}"
 
     # The stats must also describe what happened to the masks.

@@ -6,7 +6,6 @@ itself against a literal reading of the rule; the Pruner and the distributed fro
 itself and the deprecated spelling: test_nm.py."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -16,7 +15,8 @@ import lth_fast
 from lth_fast import NM, reference
 
 from tests.helpers.ops import bits
-from tests.helpers.targets import DTYPES, ISA_ENV, needs_cuda
+from tests.helpers.prune import assert_masks_equal
+from tests.helpers.targets import DTYPES, needs_cuda
 
 RULES = [(2, 4), (1, 4), (3, 4), (4, 4), (1, 2), (4, 8), (2, 8), (1, 1), (2, 3), (5, 16),
          (7, 64)]
@@ -86,12 +86,8 @@ def run_and_compare(weights, masks, n, m, device="cpu"):
     got = [mk.cpu() for mk in dev_m]
     for i, (w, w0) in enumerate(zip(dev_w, w_before)):
         assert torch.equal(bits(w.cpu()), w0), f"weights[{i}] was modified"
-    for i, (g, r) in enumerate(zip(got, ref_masks)):
-        if not torch.equal(g, r):
-            diff = torch.nonzero((g != r).reshape(-1)).flatten()[:10].tolist()
-            pytest.fail(f"masks[{i}] differs from the reference at {diff} ({n}:{m}, shape "
-                        f"{list(g.shape)}, {weights[i].dtype}, {device}, "
-                        f"isa={os.environ.get(ISA_ENV)})")
+    assert_masks_equal(got, ref_masks, lambda i: f"{n}:{m}, shape {list(got[i].shape)}, "
+                                                 f"{weights[i].dtype}, {device}")
     assert stats == ref, f"stats {stats} != reference {ref}"
     assert len(stats.layers) == len(masks) and stats.threshold is None
     for i, (before, after, row) in enumerate(zip(masks, got, stats.layers)):
