@@ -56,7 +56,16 @@ def _controls(text: str) -> List[str]:
     return items
 
 
-# (flag, IMPConfig field, argparse keywords); None means "keep the preset's value"
+class _Unset:
+    """The value of an override flag not given: None is a value one may give
+    ("--output-rate none")."""
+
+    def __repr__(self) -> str:
+        return "unset"
+
+
+UNSET = _Unset()
+# (flag, IMPConfig field, argparse keywords); UNSET means "keep the preset's value"
 _OVERRIDES = [
     ("--model", "model", dict(help="network (lenet_300_100, conv2/4/6, resnet20, vgg16; gpt "
                                    "for the text datasets)")),
@@ -133,7 +142,7 @@ def add_imp(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random crop + flip of CIFAR training images")
     for flag, field, kw in _OVERRIDES:
-        p.add_argument(flag, dest=field, default=None, **kw)
+        p.add_argument(flag, dest=field, default=UNSET, **kw)
     p.add_argument("--nm", type=_nm, default=None, metavar="N:M",
                    help="with --scope nm: keep N of every M consecutive input weights (2:4)")
     p.add_argument("--early-bird", dest="early_bird", type=float, nargs="?", const=0.1,
@@ -173,7 +182,7 @@ def flags_not_applying(args: argparse.Namespace, cfg) -> Optional[str]:
     if args.nm is not None and scope != "nm":
         return f"--nm applies to --scope nm, not --scope {scope}"
     for flag, given in (("--rate", args.rate), ("--output-rate", args.output_rate)):
-        if given is not None and scope == "nm":
+        if given is not UNSET and scope == "nm":
             return f"{flag} applies to the ranking scopes (layer, global); --scope nm keeps " \
                    f"{cfg.pruning.nm_n} of every {cfg.pruning.nm_m} by its own rule"
     return None
@@ -195,7 +204,9 @@ def checked_config(args: argparse.Namespace):
     UsageError or ConfigError says what does not go."""
     fields = ["data_dir", "device", "seed", "augment", "early_bird"] + \
         [f for _, f, _ in _OVERRIDES]
-    overrides = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+    overrides = {f: getattr(args, f) for f in fields if getattr(args, f) not in (None, UNSET)}
+    if args.output_rate is None:  # "--output-rate none": the classifier at the common rate
+        overrides["output_rate"] = None
     if args.nm is not None:
         overrides.update(nm_n=args.nm[0], nm_m=args.nm[1])
     if args.seeds < 1:
@@ -204,10 +215,10 @@ def checked_config(args: argparse.Namespace):
         if not args.stop_below >= 0:
             raise UsageError(f"--stop-below must be >= 0 (points below dense), got "
                              f"{args.stop_below}")
-        if (args.scope or PRESETS[args.preset].get("scope")) == "nm":
+        if overrides.get("scope", PRESETS[args.preset].get("scope")) == "nm":
             raise UsageError("--stop-below stops IMP between levels; --scope nm reaches its "
                              "pattern in one level")
-        if args.levels is None:  # the rule ends the run, not a count
+        if "levels" not in overrides:  # the rule ends the run, not a count
             overrides["levels"] = STOP_BELOW_LEVELS
     try:
         cfg = preset(args.preset, **overrides)

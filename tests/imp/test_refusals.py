@@ -168,3 +168,15 @@ def test_a_default_size_says_where_it_came_from(mnist, tmp_path):
                                          r"\(val_size: mnist's default; set data.val_size "
                                          r"\(--val-size\)\)"):
         run_imp(cfg, tmp_path / "run", progress=False, log=lambda s: None)
+
+
+def test_output_rate_none_is_a_value_not_an_absence(monkeypatch):
+    """--output-rate none sets the classifier to the common rate (it was taken for "not given"
+    and the preset's 0.1 kept), and is refused with --scope nm like any --output-rate."""
+    import lth_fast.imp.driver as driver
+    got = []
+    monkeypatch.setattr(driver, "run_imp", lambda cfg, *a, **k: got.append(cfg) or [])
+    monkeypatch.setattr("lth_fast.imp.cli.print_summary", lambda *a, **k: None)
+    assert main(["imp", "--output-rate", "none", "--no-progress"]) == 0
+    assert got[0].pruning.output_rate is None
+    assert main(["imp", "--scope", "nm", "--levels", "1", "--output-rate", "none"]) == 2
