@@ -74,12 +74,10 @@ def check_sha256(tensors, metadata, where: str) -> bool:
     return True
 
 
-def tensor_bytes(tensors, metadata=None, checksum: bool = False) -> bytes:
-    """A safetensors file's bytes (contiguous CPU copies of the tensors), the same bytes for the
-    same tensors and metadata: safetensors writes its JSON header in no fixed order (its
-    metadata is a hash map), so the header is written again with sorted keys, padded with
-    spaces to 8 bytes as safetensors pads it. The data section is left as it is. checksum=True
-    adds the contents' content_sha256 to the metadata (check_sha256 verifies it)."""
+def _canonical(tensors, metadata, checksum: bool):
+    """(header, raw, start): safetensors' bytes `raw` of the tensors, and its header written
+    again with sorted keys, padded with spaces to 8 bytes as safetensors pads it; the data
+    section is raw[start:], left as it is."""
     from safetensors.torch import save
 
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
@@ -90,17 +88,29 @@ def tensor_bytes(tensors, metadata=None, checksum: bool = False) -> bytes:
     header = json.dumps(json.loads(raw[8:8 + size]), sort_keys=True,
                         separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)
-    return len(header).to_bytes(8, "little") + header + raw[8 + size:]
+    return len(header).to_bytes(8, "little") + header, raw, 8 + size
+
+
+def tensor_bytes(tensors, metadata=None, checksum: bool = False) -> bytes:
+    """A safetensors file's bytes (contiguous CPU copies of the tensors), the same bytes for the
+    same tensors and metadata: safetensors writes its JSON header in no fixed order (its
+    metadata is a hash map), so the header is written again with sorted keys. checksum=True
+    adds the contents' content_sha256 to the metadata (check_sha256 verifies it)."""
+    header, raw, start = _canonical(tensors, metadata, checksum)
+    return header + raw[start:]
 
 
 def save_tensors(path, tensors, metadata=None, checksum: bool = False) -> None:
     """A safetensors file of `tensors` (tensor_bytes: the same bytes for the same contents,
-    with its own checksum if asked), written atomically."""
-    data = tensor_bytes(tensors, metadata, checksum)
-    write_atomic(path, lambda tmp: write_bytes(tmp, data))
+    with its own checksum if asked), written atomically; the data section goes to the file
+    from safetensors' own buffer, without another copy."""
+    header, raw, start = _canonical(tensors, metadata, checksum)
+    write_atomic(path, lambda tmp: write_bytes(tmp, header, memoryview(raw)[start:]))
 
 
-def write_bytes(path: str, data: bytes) -> None:
-    """Writes `data` to `path` (not atomically: write_atomic's temporary file)."""
+def write_bytes(path: str, *parts) -> None:
+    """Writes the byte strings `parts` to `path`, one after the other (not atomically:
+    write_atomic's temporary file)."""
     with open(path, "wb") as f:
-        f.write(data)
+        for part in parts:
+            f.write(part)

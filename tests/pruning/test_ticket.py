@@ -87,8 +87,9 @@ def test_ticket_overwrite_is_atomic(tmp_path, monkeypatch):
     pruner.prune(0.5)
     from lth_fast import atomic
 
-    def crash(filename, data):
+    def crash(filename, header, data):
         with open(filename, "wb") as f:
+            f.write(header)
             f.write(data[:len(data) // 2])
         raise OSError("disk full")
     monkeypatch.setattr(atomic, "write_bytes", crash)
