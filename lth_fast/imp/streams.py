@@ -16,6 +16,8 @@ date from the first run directories, and are kept so that every run written sinc
     data(data_seed, DATA_ORDER, epoch) the permutation of the training set in an epoch
     data(data_seed, AUGMENT, it)       the random crops and flips of iteration `it`
     data(data_seed, TEXT_WINDOWS, it)  the text windows of iteration `it`
+    child(data_seed, index)            the data seed of an instability child (two children of
+                                       one pair differ only in it; lth_fast.imp.instability)
 
 Every minibatch is thus a pure function of (data_seed, iteration): a run started at iteration k
 sees the batches an uninterrupted run sees from k on, and the weights at iteration k are
@@ -43,6 +45,20 @@ def branch(seed: int, tag: int, level: int) -> int:
     return (seed * BRANCH_RADIX + tag) * LEVEL_RADIX + level
 
 
+# instability children's data seeds: CHILD_BASE + data_seed * CHILDREN + index, above every
+# run's own data seed (< CHILD_BASE) and small enough that every data stream's seed fits the
+# 64 bits torch.Generator takes ((1.8e7 * DATA_RADIX + 3) * INDEX_RADIX < 2**64)
+CHILD_BASE, CHILDREN, CHILD_SEEDS = 10_000_000, 200, 40_000
+
+
+def child(data_seed: int, index: int) -> int:
+    """The data seed of instability child `index` of a run whose data seed is `data_seed`."""
+    if not 0 <= index < CHILDREN or not 0 <= data_seed < CHILD_SEEDS:
+        raise ValueError(f"child stream: data seed {data_seed} (< {CHILD_SEEDS}) or child "
+                         f"{index} (< {CHILDREN}) out of range")
+    return CHILD_BASE + data_seed * CHILDREN + index
+
+
 def data(data_seed: int, stream: int, index: int, device="cpu") -> torch.Generator:
     """A generator for data stream `stream` (DATA_ORDER, AUGMENT, TEXT_WINDOWS) at `index`."""
     g = torch.Generator(device=device)
@@ -50,4 +66,4 @@ def data(data_seed: int, stream: int, index: int, device="cpu") -> torch.Generat
     return g
 
 
-__all__ = ["AUGMENT", "DATA_ORDER", "TEXT_WINDOWS", "branch", "data", "init"]
+__all__ = ["AUGMENT", "DATA_ORDER", "TEXT_WINDOWS", "branch", "child", "data", "init"]

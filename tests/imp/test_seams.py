@@ -34,7 +34,7 @@ def test_registries_hold_todays_entries_in_table_order():
     assert list(BRANCHES) == ["ticket", "init", "reinit", "random"]
     assert BRANCHES.names(control=True) == ["init", "reinit", "random"]
     assert list(CRITERIA) == ["magnitude", "random"]
-    assert list(ANALYSES) == ["ticket", "seeds", "export"]
+    assert list(ANALYSES) == ["ticket", "seeds", "export", "instability"]
     assert len({BRANCHES[b].tag for b in BRANCHES}) == 4
 
 

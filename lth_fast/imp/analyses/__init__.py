@@ -9,6 +9,6 @@ directory's files are read through lth_fast.imp.run_dir, checked."""
 from __future__ import annotations
 
 from .base import ANALYSES, Analysis
-from . import ticket, seeds, export  # noqa: F401  (each registers itself)
+from . import ticket, seeds, export, instability  # noqa: F401  (each registers itself)
 
 __all__ = ["ANALYSES", "Analysis"]
