@@ -101,7 +101,14 @@ _OVERRIDES = [
     ("--output-rate", "output_rate", dict(type=_rate_or_none,
                                           help="the output layer's rate, or 'none'")),
     ("--ignore", "ignore", dict(type=_csv, help="parameter names never pruned, comma-separated")),
-    ("--rewind", "rewind", dict(choices=REWINDS, help="init, iteration (k) or lr rewinding")),
+    ("--rewind", "rewind", dict(choices=REWINDS, help="init, iteration (k) or lr rewinding, "
+                                                      "or auto: k chosen by an instability "
+                                                      "probe before level 1")),
+    ("--rewind-candidates", "rewind_candidates", dict(type=_ints, help="--rewind auto: the "
+                                                      "iterations k probed, e.g. 0,25,100,400")),
+    ("--stable-below", "stable_below", dict(type=float, help="--rewind auto: stable below this "
+                                            "test error barrier (0.02; a language model: this "
+                                            "share of its endpoint loss)")),
     ("--rewind-iteration", "rewind_iteration", dict(type=int, help="k, for late rewinding")),
     ("--early-bird-window", "early_bird_window", dict(type=int, help="masks the early-bird "
                                                                      "monitor compares (5)")),
@@ -229,6 +236,9 @@ def checked_config(args: argparse.Namespace):
     unused = flags_not_applying(args, cfg)
     if unused:
         raise UsageError(unused)
+    if cfg.pruning.rewind == "auto" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError("--rewind auto probes in one process: run it without torchrun, or "
+                         "give the k it chose with --rewind iteration --rewind-iteration K")
     if args.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
         raise UsageError("--fsdp shards the model over the ranks torchrun starts; run it under "
                          "torchrun --nproc-per-node N (N >= 2)")
@@ -284,6 +294,7 @@ def print_summary(runs: List[List[dict]], dirs: List[str], stop_below: Optional[
     from .early_bird_report import compare, early_bird_lines
     from .matching import describe, first_below, level_results
     from .analyses.seeds import combine, format_markdown
+    from .rewind_probe import probe_lines
 
     rows = [summary_rows(m) for m in runs]
     print(format_table(rows[0]) if len(runs) == 1 else format_markdown(combine(dirs)))
@@ -298,6 +309,11 @@ def print_summary(runs: List[List[dict]], dirs: List[str], stop_below: Optional[
             f"below dense, and IMP stopped there"))
     for line in describe(results, delta) + early_bird_lines(runs[0]):
         print(line)
+    for d, run in zip(dirs, runs):   # --rewind auto: each run's probe and its choice
+        if len(run) > 1 and "rewind_probe" in run[1]:
+            print(f"\n{d}:" if len(runs) > 1 else "")
+            for line in probe_lines(run[1]["rewind_probe"]):
+                print(line)
     t = time_share([m for run in runs for m in run])
     print(f"\npruning {t['prune']:.2f} s + rewinding {t['rewind']:.2f} s = "
           f"{100 * t['share']:.2f}% of {t['level']:.1f} s of IMP (training {t['train']:.1f} s, "

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 from ..pruning.rule import ConfigError, PruneRule, check_rule, need
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-REWINDS = ("init", "iteration", "lr")
+REWINDS = ("init", "iteration", "lr", "auto")
 SCHEDULES = ("step", "cosine")
 TEXT_DATASETS = ("pydoc", "text")   # character corpora (lth_fast.data.text), for model "gpt"
 
@@ -145,6 +145,11 @@ class PruningConfig:
     criterion: str = "magnitude"      # what ranks the entries (lth_fast.imp.criteria)
     rewind: str = "init"              # init | iteration (to rewind_iteration) | lr (Renda et al.)
     rewind_iteration: int = 0
+    # rewind "auto": the candidate iterations probed before level 1 (lth_fast.imp.rewind_probe)
+    # and the stability threshold (None: a 2% test error barrier, or a language model's loss
+    # barrier of 2% of its endpoint loss)
+    rewind_candidates: Tuple[int, ...] = ()
+    stable_below: Optional[float] = None
     # branches trained from each pruned level's masks beside the ticket (lth_fast.imp.branches)
     controls: Tuple[str, ...] = ("reinit", "random")
     # Early-Bird: level 0 stops once the masks level 1 would draw have settled (the largest
@@ -156,6 +161,7 @@ class PruningConfig:
     def __post_init__(self) -> None:
         self.ignore = tuple(self.ignore)
         self.controls = tuple(self.controls)
+        self.rewind_candidates = tuple(int(k) for k in self.rewind_candidates)
         self.layer_rates = dict(self.layer_rates)
 
     @property
@@ -189,6 +195,7 @@ class PruningConfig:
         need(self.rewind in ("iteration", "lr") or self.rewind_iteration == 0,
              f"{{0}}={self.rewind_iteration} needs {{1}}='iteration' or 'lr'",
              "rewind_iteration", "rewind")
+        self._check_auto()
         CRITERIA.check(self.criterion, "criterion")
         for name in self.controls:
             BRANCHES.check(name, "controls", control=True)
@@ -198,6 +205,21 @@ class PruningConfig:
              f"{{0}} (eps) must be a distance in (0, 1], got {self.early_bird}", "early_bird")
         need(self.early_bird_window >= 2, f"{{0}} must be >= 2, got {self.early_bird_window}",
              "early_bird_window")
+
+
+    def _check_auto(self) -> None:
+        auto, ks = self.rewind == "auto", self.rewind_candidates
+        need(auto or not ks, "{0} apply to {1}='auto'", "rewind_candidates", "rewind")
+        need(not auto or ks, "{0}='auto' chooses among {1}: give them", "rewind",
+             "rewind_candidates")
+        need(all(k >= 0 for k in ks) and len(set(ks)) == len(ks),
+             f"{{0}} must be distinct iterations >= 0, got {list(ks)}", "rewind_candidates")
+        need(auto or self.stable_below is None, "{0} is the threshold of {1}='auto'",
+             "stable_below", "rewind")
+        need(self.stable_below is None or self.stable_below > 0,
+             f"{{0}} must be > 0, got {self.stable_below}", "stable_below")
+        need(not auto or self.early_bird is None, "{0} may stop level 0 before {1}='auto' "
+             "has kept its candidate points", "early_bird", "rewind")
 
 
 @dataclass
@@ -277,6 +299,9 @@ class IMPConfig:
              f"not {m.name!r}", "model.name", "data.dataset")
         need(text or m.name != "gpt", f"{{0}} 'gpt' trains on the text datasets "
              f"{TEXT_DATASETS}, not {{1}} {d.dataset!r}", "model.name", "data.dataset")
+        need(all(k < t.iterations for k in p.rewind_candidates),
+             f"{{0}} must be < {{1}} ({t.iterations}): {list(p.rewind_candidates)}",
+             "pruning.rewind_candidates", "training.iterations")
         need(all(k <= t.iterations for k in self.run.keep_points),
              f"{{0}} must be <= {{1}} ({t.iterations}): {self.run.keep_points}",
              "run.keep_points", "training.iterations")

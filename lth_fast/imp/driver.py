@@ -40,7 +40,7 @@ from ..pruning.level import next_level
 from ..pruning.rule import ConfigError
 from ..pruning.selection import UnmatchedItem, transformer_weights
 from ..pruning.mask_set import MaskSet
-from . import streams
+from . import rewind_probe, streams
 from .branches import BRANCHES
 from .criteria import CRITERIA, Scoring
 from .matching import first_below, level_results
@@ -113,6 +113,10 @@ class IMPRun:
         self.pruner: Optional[Pruner] = None
         self.rates: Optional[Dict[str, float]] = None
         self.bar = None
+        # --rewind auto (lth_fast.imp.rewind_probe): the probe's record once it has chosen, and
+        # the file the pruned levels rewind to
+        self.probe: Optional[dict] = None
+        self.rewind_rel = REWIND_POINT
 
     @property
     def rewind_state(self) -> Dict[str, torch.Tensor]:
@@ -205,6 +209,8 @@ class IMPRun:
         self.rates = level_rates(cfg, par.inner(self.model), self.pruner)
         if done:
             self._resume(len(done) - 1)
+        if len(done) > 1:   # past level 1: rewind to the point the probe chose
+            rewind_probe.resolve(self)
         # only once the data loads, the device exists and the model builds
         if self.overwrite and par.main:
             self.files.clear()
@@ -220,7 +226,11 @@ class IMPRun:
 
     def run_level(self, level: int) -> dict:
         """Trains, saves and reports level `level` (the next one not finished)."""
+        if level >= 1:
+            rewind_probe.resolve(self)   # --rewind auto: choose k before level 1 (once)
         metrics = self._dense_level() if level == 0 else self._pruned_level(level)
+        if level == 1 and self.probe is not None:
+            metrics["rewind_probe"] = self.probe
         self._save_level(level, metrics)
         self._track(metrics)
         self.bar.set_postfix_str(f"level {level}: {metrics['remaining']:.1f}% left, "
@@ -352,7 +362,7 @@ class IMPRun:
 
     def _at_iteration(self, it: int) -> None:
         """Before step `it` of level 0: the kept points and the late rewind point."""
-        if it in self.cfg.run.keep_points:
+        if it in rewind_probe.kept_points(self.cfg):
             self._save_state(RunDir.point_rel(it))
         if self.late and it == self.cfg.pruning.rewind_iteration:
             self._take_rewind_point()
@@ -393,7 +403,7 @@ class IMPRun:
                 "iteration": bird.fired_at, "stopped_at": stopped,
                 "saved_iterations": cfg.training.iterations - stopped,
                 "distances": [list(h) for h in bird.history]}
-        kept = [k for k in cfg.run.keep_points if k < result.evals[-1][0]]  # those reached
+        kept = [k for k in rewind_probe.kept_points(cfg) if k < result.evals[-1][0]]  # reached
         if kept:
             metrics["points"] = kept
         return metrics
@@ -439,7 +449,8 @@ class IMPRun:
             ticket.save_masks(self.files.file(rel(level, MASKS)), masks)
             atomic.save_tensors(self.files.file(rel(level, CHECKPOINT)), state)
             metrics["files"] = self.files.level_files(
-                level, [RunDir.point_rel(k) for k in metrics.get("points", ())])
+                level, [RunDir.point_rel(k) for k in metrics.get("points", ())],
+                rewind=self.rewind_rel)
             atomic.write_json(self.files.file(rel(level, METRICS)), metrics)  # last: done
             write_summary_csv(self.files.file(SUMMARY), summary_rows(self.metrics + [metrics]))
         self.metrics.append(metrics)

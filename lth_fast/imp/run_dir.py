@@ -15,6 +15,8 @@ Besides the levels (the layout is in lth_fast.imp.driver):
     run_dir/points/iteration_KKKKKK.safetensors   the whole model at iteration K of level 0,
                                         for each K of run.keep_points (level 0's metrics.json
                                         lists them under "points" and checks them)
+    run_dir/rewind_probe/               --rewind auto: the probe's children and choice
+                                        (lth_fast.imp.rewind_probe)
     run_dir/analyses/NAME/              what analysis NAME (lth_fast.imp.analyses) wrote about
                                         the run: derived, never read back by the run
 
@@ -104,7 +106,7 @@ class RunDir:
             return
         for name in sorted(os.listdir(self.path)):
             full = os.path.join(self.path, name)
-            if (LEVEL_DIR.match(name) or name in ("points", "analyses")) and \
+            if (LEVEL_DIR.match(name) or name in ("points", "analyses", "rewind_probe")) and \
                     not os.path.isdir(full):
                 raise RunFileError(f"{full} is a file where the run keeps a folder: move it "
                                    f"away")
@@ -214,11 +216,13 @@ class RunDir:
                                    f"({_first_line(e)}): {self.redo(level)}") from None
         return self._sums[rel]
 
-    def level_files(self, level: int, points: Sequence[str] = ()) -> Dict[str, str]:
+    def level_files(self, level: int, points: Sequence[str] = (),
+                    rewind: str = REWIND_POINT) -> Dict[str, str]:
         """{rel: checksum} of what a just-written level wrote (level 0: also the kept
-        `points`) and was computed from."""
+        `points`) and was computed from; `rewind`: the rewind point it read (--rewind auto:
+        a kept point of level 0)."""
         wrote = [self.level_rel(level, MASKS), self.level_rel(level, CHECKPOINT), *points]
-        read = [REWIND_POINT]
+        read = [rewind]
         if level > 0:
             read += [self.level_rel(level - 1, MASKS), self.level_rel(level - 1, CHECKPOINT)]
         else:
@@ -256,7 +260,7 @@ class RunDir:
         for name in (SUMMARY, PLOT, LAYER_PLOT, REWIND_POINT, CONFIG):
             if os.path.exists(self.file(name)):
                 os.remove(self.file(name))
-        for folder in ("points", "analyses"):
+        for folder in ("points", "analyses", "rewind_probe"):
             if os.path.isdir(self.file(folder)):
                 shutil.rmtree(self.file(folder))
         self._sums.clear()
