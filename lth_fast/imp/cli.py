@@ -118,6 +118,17 @@ _OVERRIDES = [
                                     f"the ticket's masks rewound to init")),
     ("--criterion", "criterion", dict(choices=list(CRITERIA), help="what ranks the weights "
                                                                    "(default magnitude)")),
+    ("--pai-levels", "pai_levels", dict(type=_ints, help="the pruned levels the pruning-at-init "
+                                                        "controls (snip, grasp, ...) train at, "
+                                                        "e.g. 3,7,11,14 (default: every one)")),
+    ("--pai-examples", "pai_examples", dict(type=int, help="what snip and grasp score on: "
+                                                          "examples per class (a language "
+                                                          "model: training batches; 10)")),
+    ("--synflow-rounds", "synflow_rounds", dict(type=int, help="SynFlow's pruning rounds "
+                                                              "(100)")),
+    ("--synflow-float64", "synflow_float64", dict(action=argparse.BooleanOptionalAction,
+                                                  help="score SynFlow in float64 (its products "
+                                                       "of |w| underflow less)")),
     ("--data-seed", "data_seed", dict(type=int, help="seed of the data order and augmentation "
                                                      "(default: --seed)")),
     ("--keep-points", "keep_points", dict(type=_ints, help="iterations of level 0 whose weights "

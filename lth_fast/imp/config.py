@@ -157,11 +157,19 @@ class PruningConfig:
     # every evaluation, to the older ones is below early_bird); None trains level 0 to the end
     early_bird: Optional[float] = None
     early_bird_window: int = 5
+    # pruning at initialisation (lth_fast.imp.branches.pai, lth_fast.imp.criteria): the pruned
+    # levels its branches train at (empty: every one); what snip and grasp read (examples per
+    # class, or a language model's first training batches); SynFlow's rounds and float64 pass
+    pai_levels: Tuple[int, ...] = ()
+    pai_examples: int = 10
+    synflow_rounds: int = 100
+    synflow_float64: bool = False
 
     def __post_init__(self) -> None:
         self.ignore = tuple(self.ignore)
         self.controls = tuple(self.controls)
         self.rewind_candidates = tuple(int(k) for k in self.rewind_candidates)
+        self.pai_levels = tuple(int(v) for v in self.pai_levels)
         self.layer_rates = dict(self.layer_rates)
 
     @property
@@ -205,6 +213,27 @@ class PruningConfig:
              f"{{0}} (eps) must be a distance in (0, 1], got {self.early_bird}", "early_bird")
         need(self.early_bird_window >= 2, f"{{0}} must be >= 2, got {self.early_bird_window}",
              "early_bird_window")
+        self._check_pai(BRANCHES, CRITERIA)
+
+    def _check_pai(self, branches, criteria) -> None:
+        """The pruning-at-init options: in range, and read by a branch or criterion the run
+        uses (a Branch's `criterion`, a Criterion's `reads`)."""
+        pai = [branches[c].criterion for c in self.controls if branches[c].criterion]
+        need(all(1 <= v <= self.levels for v in self.pai_levels), f"{{0}} must be pruned "
+             f"levels in 1..{{1}} ({self.levels}), got {list(self.pai_levels)}", "pai_levels",
+             "levels")
+        need(not self.pai_levels or pai, "{0} chooses the levels of the pruning-at-init "
+             "branches, and {1} names none", "pai_levels", "controls")
+        read = {r for c in pai + [self.criterion] for r in criteria[c].reads}
+        default = PruningConfig()
+        for name, option in (("pai_examples", "examples"), ("synflow_rounds", "rounds"),
+                             ("synflow_float64", "float64")):
+            need(getattr(self, name) == getattr(default, name) or option in read,
+                 f"{{0}} applies to a criterion that reads it; neither {{1}} nor {{2}} "
+                 f"uses one", name, "criterion", "controls")
+        for name in ("pai_examples", "synflow_rounds"):
+            need(getattr(self, name) >= 1, f"{{0}} must be >= 1, got {getattr(self, name)}",
+                 name)
 
 
     def _check_auto(self) -> None:

@@ -42,7 +42,7 @@ from ..pruning.selection import UnmatchedItem, transformer_weights
 from ..pruning.mask_set import MaskSet
 from . import rewind_probe, streams
 from .branches import BRANCHES
-from .criteria import CRITERIA, Scoring
+from .criteria import CRITERIA, scoring
 from .matching import first_below, level_results
 from .report import headline, summary_rows, write_layer_plot, write_plot, write_summary_csv
 from .config import IMPConfig
@@ -217,12 +217,18 @@ class IMPRun:
         par.barrier()  # nobody writes before every rank has read what was there
         if new_config and par.main:
             self.files.write_config(cfg)
-        per_pruned = sum(BRANCHES[b].iterations(cfg) for b in ("ticket",) + cfg.pruning.controls)
-        todo = sum(cfg.training.iterations if lv == 0 else per_pruned
+        todo = sum(cfg.training.iterations if lv == 0 else
+                   sum(BRANCHES[b].iterations(cfg) for b in self.branches_at(lv))
                    for lv in range(len(done), cfg.pruning.levels + 1))
         self.bar = tqdm(total=todo, desc="IMP", unit="it", disable=not self.progress,
                         dynamic_ncols=True, leave=False, position=position,
                         mininterval=0.1 if sys.stderr.isatty() else 10.0)  # logs: fewer lines
+
+    def branches_at(self, level: int) -> List[str]:
+        """The branches pruned level `level` trains: the ticket, then the controls that run
+        there (Branch.runs_at)."""
+        return ["ticket"] + [b for b in self.cfg.pruning.controls
+                             if BRANCHES[b].runs_at(self.cfg, level)]
 
     def run_level(self, level: int) -> dict:
         """Trains, saves and reports level `level` (the next one not finished)."""
@@ -306,9 +312,9 @@ class IMPRun:
         the run's criterion and rule, then rewind (but with rewind "lr")."""
         cfg = self.cfg
         t0 = time.perf_counter()
-        scores = CRITERIA[cfg.pruning.criterion].scores(Scoring(
+        scores = CRITERIA[cfg.pruning.criterion].scores(scoring(
             self.pruner, streams.branch(cfg.seed, BRANCHES["ticket"].tag, level), self.task,
-            self.device))
+            self.device, cfg.pruning))
         secs["prune"] += time.perf_counter() - t0
         rewind = cfg.pruning.rewind != "lr"  # learning-rate rewinding keeps the trained weights
         next_level(self.pruner, cfg.pruning.rule.args(self.rates), rewind=rewind,
@@ -414,7 +420,7 @@ class IMPRun:
         t_level = time.perf_counter()
         secs = {"prune": 0.0, "rewind": 0.0}
         results = {name: BRANCHES[name].train(self, level, secs)
-                   for name in ("ticket",) + self.cfg.pruning.controls}
+                   for name in self.branches_at(level)}
         return self._metrics(level, results, secs, time.perf_counter() - t_level)
 
     def _metrics(self, level: int, results: Dict[str, RunResult], secs: Dict[str, float],

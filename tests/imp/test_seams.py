@@ -31,11 +31,14 @@ def mnist(tmp_path_factory):
 
 # -- registries ---------------------------------------------------------------------------------
 def test_registries_hold_todays_entries_in_table_order():
-    assert list(BRANCHES) == ["ticket", "init", "reinit", "random"]
-    assert BRANCHES.names(control=True) == ["init", "reinit", "random"]
-    assert list(CRITERIA) == ["magnitude", "random"]
+    pai = [c + v for c in ("snip", "grasp", "grasp_abs", "synflow", "magnitude_init")
+           for v in ("", "_shuffled", "_reinit")]
+    assert list(BRANCHES) == ["ticket", "init", "reinit", "random"] + pai
+    assert BRANCHES.names(control=True) == ["init", "reinit", "random"] + pai
+    assert list(CRITERIA) == ["magnitude", "random", "snip", "grasp", "grasp_abs", "synflow",
+                              "magnitude_init"]
     assert list(ANALYSES) == ["ticket", "seeds", "export", "instability"]
-    assert len({BRANCHES[b].tag for b in BRANCHES}) == 4
+    assert len({BRANCHES[b].tag for b in BRANCHES}) == 4 + len(pai)
 
 
 def test_a_registry_refuses_twins_and_names_the_known_ones():
@@ -62,7 +65,7 @@ def test_unknown_names_are_one_line_errors_listing_the_known(capsys):
         main(["imp", "--controls", "nope", "--no-progress"])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown controls ['nope']; known: init, reinit, random" in err
+    assert "unknown controls ['nope']; known: init, reinit, random, snip," in err
     assert err.count("\n") == 1
     with pytest.raises(SystemExit) as e:
         main(["imp", "--criterion", "nope", "--no-progress"])

@@ -7,10 +7,12 @@ A branch is a Branch record (base.py): its `name`, a `tag` (its own random strea
 lth_fast.imp.streams.branch), a `label` (plots and tables) and `train(run, level, secs) ->
 RunResult`, where `run` is the IMPRun (lth_fast.imp.driver lists what a branch may use of it);
 optionally a `style`, `check(pruning)` (a ConfigError where it does not apply to a run's
-pruning settings) and `iterations(cfg)` (what it trains per level, for the progress bar)."""
+pruning settings), `iterations(cfg)` (what it trains per level, for the progress bar) and
+`runs_at(cfg, level)` (the pruned levels it trains at)."""
 from __future__ import annotations
 
 from .base import BRANCHES, Branch
-from . import ticket, init, reinit, random  # noqa: F401  (each registers itself; table order)
+# each registers itself, in table order; pai: pruning at initialisation and its two ablations
+from . import ticket, init, reinit, random, pai  # noqa: F401
 
 __all__ = ["BRANCHES", "Branch"]

@@ -16,13 +16,21 @@ def applies(pruning) -> None:
     """A branch that applies to every run's settings."""
 
 
+def every_level(cfg, level: int) -> bool:
+    """A branch that trains at every pruned level."""
+    return True
+
+
 @dataclass(frozen=True)
 class Branch:
     """name; tag: its own stream, lth_fast.imp.streams.branch(seed, tag, level); label: in
     plots and tables; train(run, level, secs) -> RunResult; style: matplotlib color, line
     style and marker; control: False for the ticket; check(pruning): raises ConfigError
     (lth_fast.pruning.rule.need) where it does not apply; iterations(cfg): what it trains per
-    pruned level (the progress bar); short: its name in tables over seeds (default: label)."""
+    pruned level (the progress bar); short: its name in tables over seeds (default: label);
+    runs_at(cfg, level): whether it trains at that pruned level (a level it skips has no
+    result for it); criterion: for a pruning-at-init branch, the criterion whose masks it
+    trains (lth_fast.imp.branches.pai)."""
     name: str
     tag: int
     label: str
@@ -32,6 +40,8 @@ class Branch:
     check: Callable[[object], None] = applies
     iterations: Callable[[object], int] = after_rewind
     short: str = ""
+    runs_at: Callable[[object, int], bool] = every_level
+    criterion: str = ""
 
     def __post_init__(self) -> None:
         if not self.short:
