@@ -35,6 +35,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from ..tracking import LevelLog
 from .levels import IMPLevels
+from .lightning_pruning import ModelPruning  # noqa: F401  (Lightning's, on the fused selection)
 
 
 class LotteryTicket(Callback):
