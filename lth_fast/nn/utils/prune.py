@@ -14,8 +14,9 @@ structured methods, `identity`, `custom_from_mask`, `remove`, `is_pruned`, `Base
 
 The module state is torch's. A pruned tensor has torch's `<name>_orig` parameter, float
 `<name>_mask` buffer and forward pre-hook, and iterative pruning goes through torch's
-`PruningContainer`. `global_unstructured` ends as torch's does, with `custom_from_mask` on every
-parameter, so each hook's history holds a `CustomFromMask`. So `remove`, `state_dict`, pickling,
+`PruningContainer`. `global_unstructured` ends as torch's does, as if by `custom_from_mask` on
+every parameter, so each hook's history holds a `CustomFromMask` (holding a bool mask where
+torch's holds a float one). So `remove`, `state_dict`, pickling,
 `deepcopy` and code that reads `weight_mask` keep working, and a model pruned with one module
 can be pruned further with the other.
 
@@ -209,14 +210,36 @@ def _global_fused(parameters, method, importance_scores) -> bool:
     del flat
     for (module, name), p, old in zip(parameters, params, olds):
         kp = keep.pop(0)
-        if old is None:
-            final = kp.to(dtype)
-        else:
-            # torch leaves entries that were not exactly 1 as they were
-            final = old.detach().reshape(-1).to(dtype, copy=True)
-            final.masked_fill_(~kp & (final == 1), 0)
+        if old is None and not _hooked(module, name):
+            _first_reparametrization(module, name, kp.view_as(p))
+            continue
+        # torch's own code combines the new mask with the old one; it leaves entries that
+        # were not exactly 1 as they were
+        final = old.detach().reshape(-1).to(dtype, copy=True)
+        final.masked_fill_(~kp & (final == 1), 0)
         custom_from_mask(module, name, mask=final.view_as(p))
     return True
+
+
+def _hooked(module, name) -> bool:
+    return any(isinstance(h, BasePruningMethod) and h._tensor_name == name
+               for h in module._forward_pre_hooks.values())
+
+
+def _first_reparametrization(module, name, keep) -> None:
+    """What torch's custom_from_mask(module, name, keep) does to a tensor not yet pruned (the
+    steps of BasePruningMethod.apply: `<name>_orig`, the float `<name>_mask` buffer, the pruned
+    tensor, the hook), without its mask of ones and its multiplication by it: the buffer is
+    the mask in the parameter's dtype, as torch's, and the CustomFromMask in the hook holds
+    the bool mask (torch's holds the float one it was given; only its values are ever read)."""
+    method = CustomFromMask(keep)
+    method._tensor_name = name
+    orig = getattr(module, name)
+    module.register_parameter(name + "_orig", orig)
+    del module._parameters[name]
+    module.register_buffer(name + "_mask", keep.to(orig.dtype))
+    setattr(module, name, method.apply_mask(module))
+    module.register_forward_pre_hook(method)
 
 
 def _random_scores(keep: torch.Tensor, alive: int, dtype) -> torch.Tensor:

@@ -1,0 +1,194 @@
+"""The drop-ins against what they replace, in one run: torch.nn.utils.prune.global_unstructured
+(L1) against lth_fast.nn.utils.prune's, on Linear- and conv-shaped models of 10M and 50M
+parameters, and Lightning's ModelPruning.apply_pruning (global L1) against ours at 10M.
+
+Each measurement runs in a fresh process on a fresh model (the first pruning, which builds
+torch's reparametrization: weight_orig, a float weight_mask and the pruned weight), after a
+warm-up on a small model. Times are medians over --repeats fresh models. Peak extra memory is
+the process's peak resident size during the call (VmHWM, reset through /proc/self/clear_refs)
+minus its resident size before, on the first model only, so freed memory cannot be reused.
+
+Two more rows split our time: `reparam` is torch's reparametrization alone (custom_from_mask on
+every tensor, from bool masks already made) and `select` the fused selection alone (prune_).
+
+    python benchmarks/prune_dropin.py [--repeats 3] [--out benchmarks/results/PREFIX]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import torch
+from torch import nn
+
+CASES = [("linear", "10M"), ("conv", "10M"), ("linear", "50M"), ("conv", "50M")]
+IMPLS = ["torch", "ours", "reparam", "select"]
+AMOUNT = 0.2
+
+
+def layers(shape: str, size: str):
+    """linear: Linear(d, d) layers; conv: Conv2d(c, c, 3) layers; about `size` weights."""
+    if shape == "linear":
+        d, n = (1000, 10) if size == "10M" else (2048, 12)
+        return [nn.Linear(d, d, bias=False) for _ in range(n)]
+    c, n = (256, 17) if size == "10M" else (512, 21)
+    return [nn.Conv2d(c, c, 3, bias=False) for _ in range(n)]
+
+
+def model(shape: str, size: str) -> nn.Sequential:
+    torch.manual_seed(0)
+    with torch.no_grad():
+        return nn.Sequential(*layers(shape, size))
+
+
+def _status(field: str) -> int:
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _call(impl: str, net: nn.Sequential):
+    """What is timed for `impl`, prepared: returns the call."""
+    import torch.nn.utils.prune as tp
+
+    import lth_fast
+    import lth_fast.nn.utils.prune as lp
+    params = [(m, "weight") for m in net]
+    if impl == "torch":
+        return lambda: tp.global_unstructured(params, pruning_method=tp.L1Unstructured,
+                                              amount=AMOUNT)
+    if impl == "ours":
+        return lambda: lp.global_unstructured(params, pruning_method=lp.L1Unstructured,
+                                              amount=AMOUNT)
+    masks = [torch.ones(m.weight.shape, dtype=torch.bool) for m in net]
+    if impl == "select":
+        weights = [m.weight.detach() for m in net]
+        return lambda: lth_fast.prune_(weights, masks, AMOUNT)
+    if impl == "reparam":
+        lth_fast.prune_([m.weight.detach() for m in net], masks, AMOUNT)
+        return lambda: [tp.custom_from_mask(m, "weight", k.to(m.weight.dtype))
+                        for m, k in zip(net, masks)]
+    if impl in ("lightning", "lightning_ours"):
+        import lightning as L
+        if impl == "lightning":
+            from lightning.pytorch.callbacks import ModelPruning
+        else:
+            from lth_fast.integrations.lightning import ModelPruning
+
+        class Module(L.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.net = net
+        cb = ModelPruning("l1_unstructured", amount=AMOUNT, use_global_unstructured=True,
+                          parameter_names=["weight"], verbose=0)
+        cb.setup(None, Module(), "fit")
+        return lambda: cb.apply_pruning(AMOUNT)
+    raise ValueError(impl)
+
+
+def one(impl: str, shape: str, size: str, repeats: int) -> dict:
+    torch.set_num_threads(os.cpu_count() or 1)
+    _call(impl, nn.Sequential(nn.Linear(64, 64, bias=False), nn.Linear(64, 64, bias=False)))()
+    times, peak = [], None
+    for r in range(repeats):
+        fn = _call(impl, model(shape, size))
+        before = _status("VmRSS")
+        _reset_peak()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if r == 0:
+            peak = _status("VmHWM") - before
+    return {"seconds": statistics.median(times), "all_seconds": times, "peak_extra_bytes": peak}
+
+
+def run(impl: str, shape: str, size: str, repeats: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--one", impl, shape, size,
+                          "--repeats", str(repeats)], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{impl} {shape} {size} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(rows) -> str:
+    lines = ["| model | params | torch.nn.utils.prune | lth_fast | speed-up | torch reparam. "
+             "alone | fused selection alone | reparam. share of ours | peak extra: torch | "
+             "ours | ours / torch's reparam. |", "|" + "---|" * 11]
+    for r in rows:
+        if r["shape"] == "lightning":
+            continue
+        t, o, p, s = (r[i] for i in IMPLS)
+        lines.append(
+            f"| {r['shape']} | {r['size']} | {t['seconds'] * 1e3:.0f} ms | "
+            f"{o['seconds'] * 1e3:.1f} ms | {t['seconds'] / o['seconds']:.0f}x | "
+            f"{p['seconds'] * 1e3:.1f} ms | {s['seconds'] * 1e3:.1f} ms | "
+            f"{p['seconds'] / o['seconds']:.0%} | {t['peak_extra_bytes'] / 2**20:.0f} MiB | "
+            f"{o['peak_extra_bytes'] / 2**20:.0f} MiB | "
+            f"{o['peak_extra_bytes'] / p['peak_extra_bytes']:.2f} |")
+    lt = next(r for r in rows if r["shape"] == "lightning")
+    a, b = lt["lightning"], lt["lightning_ours"]
+    lines += ["", "| Lightning ModelPruning.apply_pruning (global L1, 10M, Linear) | Lightning's "
+              "| ours | speed-up |", "|---|---|---|---|",
+              f"| time | {a['seconds'] * 1e3:.0f} ms | {b['seconds'] * 1e3:.1f} ms | "
+              f"{a['seconds'] / b['seconds']:.0f}x |"]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", help="write OUT.json and OUT.md")
+    p.add_argument("--one", nargs=3, metavar=("IMPL", "SHAPE", "SIZE"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.one:
+        print(json.dumps(one(*args.one, args.repeats)))
+        return 0
+    sys.path.insert(0, os.path.dirname(__file__))
+    from machine import cpu_model
+
+    import lth_fast
+    rows = []
+    for shape, size in CASES:
+        row = {"shape": shape, "size": size}
+        for impl in IMPLS:
+            row[impl] = run(impl, shape, size, args.repeats)
+            print(shape, size, impl, f"{row[impl]['seconds'] * 1e3:.1f} ms",
+                  f"{row[impl]['peak_extra_bytes'] / 2**20:.0f} MiB", flush=True)
+        rows.append(row)
+    row = {"shape": "lightning", "size": "10M"}
+    for impl in ("lightning", "lightning_ours"):
+        row[impl] = run(impl, "linear", "10M", args.repeats)
+        print("lightning", impl, f"{row[impl]['seconds'] * 1e3:.1f} ms", flush=True)
+    rows.append(row)
+    text = table(rows)
+    print(text)
+    if args.out:
+        meta = {"cpu": cpu_model(), "isa": lth_fast.cpu_isa(), "threads": os.cpu_count(),
+                "torch": torch.__version__, "lth_fast": lth_fast.__version__,
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "command": "python benchmarks/prune_dropin.py " + " ".join(argv or sys.argv[1:]),
+                "amount": AMOUNT, "repeats": args.repeats}
+        with open(args.out + ".json", "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+        with open(args.out + ".md", "w") as f:
+            f.write(f"# The pruning drop-ins against torch.nn.utils.prune and Lightning\n\n"
+                    f"{meta['cpu']} ({meta['isa']}, {meta['threads']} cores), torch "
+                    f"{meta['torch']}, lth_fast {meta['lth_fast']}, {meta['date']}.\n"
+                    f"`{meta['command']}`: first global L1 pruning of {AMOUNT:.0%} of a fresh "
+                    f"model, median of {args.repeats}.\n\n{text}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
