@@ -116,6 +116,16 @@ def check_early_bird(scope):
     assert isinstance(scope["bird"], lth_fast.EarlyBird)
 
 
+def check_torch_prune(scope):
+    import torch.nn.utils.prune as torch_prune
+    model = scope["model"]
+    hooks = {h._tensor_name: h for h in model[0]._forward_pre_hooks.values()}
+    assert isinstance(hooks["weight"], torch_prune.CustomFromMask)
+    assert isinstance(hooks["bias"], torch_prune.L1Unstructured)
+    assert int((model[0].weight_mask == 0).sum()) > 0 and int((model[0].bias_mask == 0).sum()) == 3
+    assert not hasattr(model[2], "weight_orig") and (model[2].weight == 0).any()
+
+
 RUNS = {  # example: (the names it assumes, what it must have done)
     "pruner-loop": (loop_scope, check_loop),
     "pruner-loop-annotated": (loop_scope, check_loop),
@@ -125,6 +135,7 @@ RUNS = {  # example: (the names it assumes, what it must have done)
     "presets-python": (imp_scope, check_imp),
     "attach": (attach_scope, check_attach),
     "early-bird": (early_bird_scope, check_early_bird),
+    "torch-prune-dropin": (attach_scope, check_torch_prune),
 }
 
 
