@@ -181,11 +181,12 @@ def _global_fused(parameters, method, importance_scores) -> bool:
     if not params or len({(id(m), n) for m, n in parameters}) != len(parameters):
         return False
     device = params[0].device
-    for p, s, old in zip(params, scores, olds):
+    for (module, name), p, s, old in zip(parameters, params, scores, olds):
         if not (isinstance(p, torch.Tensor) and isinstance(s, torch.Tensor)
                 and s.dtype in _FLOATS and s.numel() == p.numel()
                 and p.device == device and s.device == device
-                and (old is None or (old.device == device and old.numel() == p.numel()))):
+                and (old is None or (old.device == device and old.numel() == p.numel()))
+                and len(_hooks(module, name)) == (old is not None)):
             return False
     # torch ranks one concatenation, so in the dtype all the scores promote to (exactly)
     dtype = functools.reduce(torch.promote_types, [s.dtype for s in scores])
@@ -194,11 +195,13 @@ def _global_fused(parameters, method, importance_scores) -> bool:
     keep = [torch.ones(p.numel(), dtype=torch.bool, device=device) if old is None
             else old.detach().reshape(-1) == 1 for p, old in zip(params, olds)]
     counts = [p.numel() if old is None else None for p, old in zip(params, olds)]
+    binary = [True] * len(params)
     pending = [i for i, c in enumerate(counts) if c is None]
-    if pending:
-        sums = torch.stack([keep[i].sum() for i in pending]).tolist()
-        for i, c in zip(pending, sums):
-            counts[i] = int(c)
+    if pending:  # alive entries, and whether the old mask holds only 0 and 1 (one sync)
+        sums = torch.stack([torch.stack([keep[i].count_nonzero(), olds[i].count_nonzero()])
+                            for i in pending]).tolist()
+        for i, (ones, nonzero) in zip(pending, sums):
+            counts[i], binary[i] = int(ones), ones == nonzero
     alive = sum(counts)
     k = _compute_nparams_toprune(method.amount, alive)
     _validate_pruning_amount(k, alive)
@@ -208,36 +211,44 @@ def _global_fused(parameters, method, importance_scores) -> bool:
         if not _select(flat, keep, k):
             return False
     del flat
-    for (module, name), p, old in zip(parameters, params, olds):
-        kp = keep.pop(0)
-        if old is None and not _hooked(module, name):
-            _first_reparametrization(module, name, kp.view_as(p))
+    for (module, name), p, old, is_binary in zip(parameters, params, olds, binary):
+        kp = keep.pop(0).view_as(p)
+        if is_binary:
+            # torch's new mask, old * (old with the newly pruned entries 0), is keep itself
+            _reparametrize(module, name, kp, kp.to(p.dtype))
             continue
-        # torch's own code combines the new mask with the old one; it leaves entries that
-        # were not exactly 1 as they were
+        # torch's own code for a mask with other values, which it leaves as they were
         final = old.detach().reshape(-1).to(dtype, copy=True)
-        final.masked_fill_(~kp & (final == 1), 0)
+        final.masked_fill_(~kp.view(-1) & (final == 1), 0)
         custom_from_mask(module, name, mask=final.view_as(p))
     return True
 
 
-def _hooked(module, name) -> bool:
-    return any(isinstance(h, BasePruningMethod) and h._tensor_name == name
-               for h in module._forward_pre_hooks.values())
+def _hooks(module, name):
+    return [k for k, h in module._forward_pre_hooks.items()
+            if isinstance(h, BasePruningMethod) and h._tensor_name == name]
 
 
-def _first_reparametrization(module, name, keep) -> None:
-    """What torch's custom_from_mask(module, name, keep) does to a tensor not yet pruned (the
-    steps of BasePruningMethod.apply: `<name>_orig`, the float `<name>_mask` buffer, the pruned
-    tensor, the hook), without its mask of ones and its multiplication by it: the buffer is
-    the mask in the parameter's dtype, as torch's, and the CustomFromMask in the hook holds
-    the bool mask (torch's holds the float one it was given; only its values are ever read)."""
+def _reparametrize(module, name, keep, mask) -> None:
+    """What torch's custom_from_mask(module, name, keep) does, step for step as in
+    BasePruningMethod.apply (the `<name>_orig` parameter on the first pruning, a CustomFromMask
+    added to the tensor's PruningContainer on later ones, the `<name>_mask` buffer, the pruned
+    tensor, the hook), given the buffer it computes: `mask`. So it skips torch's mask of ones,
+    its copies of the old mask and its multiplications by them. The CustomFromMask holds the
+    bool mask (torch's holds the float one it was given; only its values are ever read)."""
     method = CustomFromMask(keep)
     method._tensor_name = name
-    orig = getattr(module, name)
-    module.register_parameter(name + "_orig", orig)
-    del module._parameters[name]
-    module.register_buffer(name + "_mask", keep.to(orig.dtype))
+    hooks = _hooks(module, name)
+    if hooks:
+        old = module._forward_pre_hooks.pop(hooks[0])
+        container = old if isinstance(old, PruningContainer) else PruningContainer(old)
+        container.add_pruning_method(method)
+        method = container
+    else:
+        orig = getattr(module, name)
+        module.register_parameter(name + "_orig", orig)
+        del module._parameters[name]
+    module.register_buffer(name + "_mask", mask)
     setattr(module, name, method.apply_mask(module))
     module.register_forward_pre_hook(method)
 
