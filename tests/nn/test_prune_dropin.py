@@ -303,3 +303,16 @@ def test_import_needs_no_lightning():
     code = ("import sys, lth_fast, lth_fast.nn.utils.prune; "
             "assert 'lightning' not in sys.modules and 'pytorch_lightning' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_masks_with_other_values_than_0_and_1_are_combined_as_torch_does():
+    """torch prunes among the entries whose mask is exactly 1 and multiplies the old mask in."""
+    ours, theirs, g = both("cpu", torch.float32)
+    odd = torch.ones_like(ours[0].weight)
+    odd[0, :4] = torch.tensor([0.5, 2.0, 0.0, -1.0])
+    for mod, model in ((lp, ours), (tp, theirs)):
+        mod.custom_from_mask(model[0], "weight", odd)
+        for _ in range(2):
+            mod.global_unstructured(targets(model), pruning_method=mod.L1Unstructured, amount=0.3)
+    assert_same_model(ours, theirs)
+    assert ours[0].weight_mask[0, 0] == 0.5 ** 4 and ours[0].weight_mask[0, 1] == 2.0 ** 4
