@@ -274,7 +274,9 @@ CLI_FLAGS = {
     "--schedule": (["step", "cosine"], lambda c: True),
     "--min-lr": (["0", "0.0001"], lambda c: c.training.min_lr == 0 or
                  c.training.schedule == "cosine"),
-    "--rewind": (["init", "iteration", "lr"], lambda c: True),
+    "--rewind": (["init", "iteration", "lr", "auto"], lambda c: True),
+    "--rewind-candidates": (["0,25", "5,5", "5000"], lambda c: c.pruning.rewind == "auto"),
+    "--stable-below": (["0.02", "0"], lambda c: c.pruning.rewind == "auto"),
     "--rewind-iteration": (["0", "5", "5000"], lambda c: c.pruning.rewind_iteration == 0 or
                            c.pruning.rewind != "init"),
     "--controls": (["none", "reinit", "init", "random,reinit", "bogus"], lambda c: True),
