@@ -1,7 +1,8 @@
 """Random sequences of pruning calls, each run with lth_fast.nn.utils.prune on one model and with
 torch.nn.utils.prune on its twin: after every call both models hold the same state (masks,
 weights, buffers, hook types), or both calls raised the same error type. Scores are tie-free,
-so torch's order of ties never decides. A few hundred derandomized sequences in CI; 10,000 with
+and random draws nearly so (not drawn in 16-bit dtypes), so torch's order of ties never
+decides. A few hundred derandomized sequences in CI; 10,000 with
 LTH_FAST_FUZZ=long (tests/test_fuzz.py)."""
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ def call(mod, model, kind, amount, which, seed):
 
 def check(case, tally):
     dtype, sequence = case
+    if dtype in (torch.float16, torch.bfloat16):
+        # their draws of torch.rand take 2^11 or 2^8 values: ties, which torch orders its own way
+        sequence = [step for step in sequence if "random" not in step[0]]
     ours, theirs, _ = both("cpu", dtype)
     for kind, amount, which, seed in sequence:
         outcomes = []
