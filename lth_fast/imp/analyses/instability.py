@@ -101,12 +101,14 @@ def instability(run_dir, levels: Sequence[int], ks: Sequence[int], repeats: int 
         model = new_model(cfg, task, seed, device)
         return model, new_pruner(model, cfg)
 
-    has_bn = bool(batchnorms(make(0)[0]))
+    shape = make(0)   # the architecture, to check the flags and the masks against
+    has_bn = bool(batchnorms(shape[0]))
     if (bn != "recompute" or bn_batches is not None) and not has_bn:
         raise InstabilityUsageError(f"the BatchNorm flags apply to models with BatchNorm; "
                                     f"{cfg.model.name} has none")
     bn_batches = BN_BATCHES if bn_batches is None else bn_batches
-    masks = {lv: _masks(files, lv, make) for lv in levels if lv > 0}
+    masks = {lv: _masks(files, lv, shape[1].names) for lv in levels if lv > 0}
+    treatment = bn_treatment(shape[0], bn, bn_batches)
     root = RunDir(run_dir).analysis_dir(NAME)   # only now: bad input wrote nothing
     kept = set(done[0].get("points", ()))
     tidy, info = [], {}
@@ -125,7 +127,7 @@ def instability(run_dir, levels: Sequence[int], ks: Sequence[int], repeats: int 
                                     log)
             info[(lv, k)] = {"remaining": round(done[lv]["remaining"], 3), "repeats": repeats,
                              "points": points,
-                             "batchnorm": bn_treatment(make(0)[0], bn, bn_batches)}
+                             "batchnorm": treatment}
     tidy.sort(key=lambda r: (levels.index(r["level"]), ks.index(r["k"]), r["repeat"],
                              SPLITS.index(r["split"]), r["alpha"]))
     threshold = DEFAULT_THRESHOLD if stable_below is None else stable_below
@@ -138,10 +140,10 @@ def instability(run_dir, levels: Sequence[int], ks: Sequence[int], repeats: int 
     return summary
 
 
-def _masks(files: RunDir, level: int, make):
+def _masks(files: RunDir, level: int, names):
     """A level's masks and their checksum, checked against the model's pruned tensors."""
     saved = files.load_masks(level)
-    names = list(make(0)[1].names)
+    names = list(names)
     if list(saved.names) != names:
         raise InstabilityUsageError(f"level {level}'s masks are for {list(saved.names)[:3]}..., "
                                     f"not the model's pruned tensors {names[:3]}...")
