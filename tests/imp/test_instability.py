@@ -199,3 +199,20 @@ def test_batchnorm_statistics_recomputed_or_interpolated(tmp_path):
     record = read_record(_out(str(d), "level_00", "k_000002"), 0)
     end = [r for r in out["interpolate"][1] if r["alpha"] == 1.0 and r["split"] == "test"][0]
     assert record["metrics"]["test"] == {"error": end["error"], "loss": end["loss"]}
+
+
+def test_a_language_model_reads_as_next_character_error_and_a_loss_rule(tmp_path):
+    from lth_fast.imp import preset
+    d = tmp_path / "gpt"
+    run_imp(preset("gpt_pydoc", n_layer=1, n_head=2, n_embd=8, block_size=16, batch_size=8,
+                   iterations=6, eval_every=3, warmup=2, rewind_iteration=2, levels=1,
+                   controls=()), d, **QUIET)
+    summary = instability(d, [1], [2], repeats=1, points=3, log=lambda s: None)
+    tidy = read_tidy(_out(str(d), "instability.csv"))
+    record = read_record(_out(str(d), "level_01", "k_000002"), 0)
+    end = [r for r in tidy if r["alpha"] == 1.0 and r["split"] == "test"][0]
+    assert end["loss"] == record["final_eval"][3]   # the run's own test loss, bit for bit
+    assert 0.0 < end["error"] < 1.0 and record["metrics"]["test"]["error"] == end["error"]
+    s = summary[0]
+    assert s["rule"] == "test loss barrier < 0.02 x endpoint loss"
+    assert s["stable"] == (s["test_loss_barrier_mean"] < 0.02 * s["test_loss_ends_mean"])
