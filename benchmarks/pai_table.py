@@ -54,9 +54,10 @@ def main() -> None:
     rows = combine(args.run_dirs)
     with open(os.path.join(args.run_dirs[0], "level_00", "metrics.json")) as f:
         n_test = json.load(f).get("test_examples", 1000)
-    pai = [b for b in BRANCHES if BRANCHES[b].criterion and rows[-1].get(f"{b}_{FIELD}")]
+    ran = [b for b in BRANCHES if any(r.get(f"{b}_{FIELD}") for r in rows)]
+    pai = [b for b in ran if BRANCHES[b].criterion]
     levels = [r for r in rows if any(r.get(f"{b}_{FIELD}") for b in pai)]
-    shown = [b for b in ("ticket", "reinit", "random") if rows[-1].get(f"{b}_{FIELD}")] + pai
+    shown = [b for b in ("ticket", "reinit", "random") if b in ran] + pai
     head = ["branch"] + [f"level {r['level'][0]:.0f}: {r['remaining'][0]:.1f}%" for r in levels]
     lines = [f"| {' | '.join(head)} |", "|---|" + "---:|" * len(levels)]
     for b in shown:

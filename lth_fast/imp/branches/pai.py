@@ -36,7 +36,7 @@ from .base import BRANCHES, Branch
 # each criterion's tags: its own (the scores' stream), then its shuffle's and its reinit's
 TAGS = {"snip": 20, "grasp": 23, "grasp_abs": 26, "synflow": 29, "magnitude_init": 32}
 COLORS = {"snip": "C4", "grasp": "C5", "grasp_abs": "C6", "synflow": "C8", "magnitude_init": "C9"}
-LABELS = {"snip": "SNIP", "grasp": "GraSP", "grasp_abs": "|GraSP|", "synflow": "SynFlow",
+LABELS = {"snip": "SNIP", "grasp": "GraSP", "grasp_abs": "GraSP (abs)", "synflow": "SynFlow",
           "magnitude_init": "magnitude at init"}
 
 
