@@ -150,3 +150,17 @@ def test_a_gpt_run_trains_every_criterion(tmp_path):
     assert set(levels[1]["branches"]) == {"ticket", *tiny_gpt["controls"]}
     for b in levels[1]["branches"].values():
         assert b["early_stop_val_loss"] > 0
+
+
+def test_the_seeds_table_shows_them_with_spreads_where_they_ran(data_dir, tmp_path):
+    from lth_fast.imp.analyses.seeds import combine, format_markdown
+    dirs = []
+    for seed in (0, 1):
+        cfg = tiny(data_dir, levels=2, iterations=20, controls=("random", "snip"),
+                   pai_levels=(2,), seed=seed)
+        run_imp(cfg, tmp_path / f"s{seed}", progress=False, log=lambda s: None)
+        dirs.append(str(tmp_path / f"s{seed}"))
+    table = format_markdown(combine(dirs)).splitlines()
+    assert table[0].startswith("| level | weights left | ticket | random pruning | SNIP |")
+    level1, level2 = table[3].split("|"), table[4].split("|")
+    assert level1[5].strip() == "–" and "±" in level2[5]
