@@ -9,8 +9,10 @@ warm-up on a small model. Times are medians over --repeats fresh models. Peak ex
 the process's peak resident size during the call (VmHWM, reset through /proc/self/clear_refs)
 minus its resident size before, on the first model only, so freed memory cannot be reused.
 
-Two more rows split our time: `reparam` is torch's reparametrization alone (custom_from_mask on
-every tensor, from bool masks already made) and `select` the fused selection alone (prune_).
+Two more rows split the work: `select` is the fused selection alone (prune_ on the weights and
+bool masks), so the rest of ours is building torch's state (the float weight_mask and the pruned
+weight); `reparam` is torch's own custom_from_mask on every tensor from bool masks already made
+(what torch's reparametrization alone costs in time and memory).
 
     python benchmarks/prune_dropin.py [--repeats 3] [--out benchmarks/results/PREFIX]
 """
@@ -126,27 +128,29 @@ def run(impl: str, shape: str, size: str, repeats: int) -> dict:
 
 
 def table(rows) -> str:
-    lines = ["| model | params | torch.nn.utils.prune | lth_fast | speed-up | torch reparam. "
-             "alone | fused selection alone | reparam. share of ours | peak extra: torch | "
-             "ours | ours / torch's reparam. |", "|" + "---|" * 11]
+    lines = ["| model | params | torch.nn.utils.prune | lth_fast | speed-up | of which fused "
+             "selection | of which torch's state (float mask, pruned weight) | torch's "
+             "custom_from_mask alone | peak extra: torch | ours | torch's custom_from_mask "
+             "alone | ours / custom_from_mask alone |", "|" + "---|" * 12]
     for r in rows:
         if r["shape"] == "lightning":
             continue
         t, o, p, s = (r[i] for i in IMPLS)
+        mib = [x["peak_extra_bytes"] / 2**20 for x in (t, o, p)]
         lines.append(
             f"| {r['shape']} | {r['size']} | {t['seconds'] * 1e3:.0f} ms | "
-            f"{o['seconds'] * 1e3:.1f} ms | {t['seconds'] / o['seconds']:.0f}x | "
-            f"{p['seconds'] * 1e3:.1f} ms | {s['seconds'] * 1e3:.1f} ms | "
-            f"{p['seconds'] / o['seconds']:.0%} | {t['peak_extra_bytes'] / 2**20:.0f} MiB | "
-            f"{o['peak_extra_bytes'] / 2**20:.0f} MiB | "
-            f"{o['peak_extra_bytes'] / p['peak_extra_bytes']:.2f} |")
+            f"{o['seconds'] * 1e3:.0f} ms | {t['seconds'] / o['seconds']:.1f}x | "
+            f"{s['seconds'] * 1e3:.0f} ms ({s['seconds'] / o['seconds']:.0%}) | "
+            f"{(o['seconds'] - s['seconds']) * 1e3:.0f} ms "
+            f"({1 - s['seconds'] / o['seconds']:.0%}) | {p['seconds'] * 1e3:.0f} ms | "
+            f"{mib[0]:.0f} MiB | {mib[1]:.0f} MiB | {mib[2]:.0f} MiB | {mib[1] / mib[2]:.2f} |")
     lt = next(r for r in rows if r["shape"] == "lightning")
     lines += ["", "| Lightning ModelPruning.apply_pruning (global L1, 10M, Linear) | Lightning's "
               "| ours | speed-up |", "|---|---|---|---|"]
     for when, suffix in (("first pruning", ""), ("second pruning", "_again")):
         a, b = lt["lightning_torch" + suffix], lt["lightning_ours" + suffix]
-        lines.append(f"| {when} | {a['seconds'] * 1e3:.0f} ms | {b['seconds'] * 1e3:.1f} ms | "
-                     f"{a['seconds'] / b['seconds']:.0f}x |")
+        lines.append(f"| {when} | {a['seconds'] * 1e3:.0f} ms | {b['seconds'] * 1e3:.0f} ms | "
+                     f"{a['seconds'] / b['seconds']:.1f}x |")
     return "\n".join(lines)
 
 
