@@ -14,8 +14,9 @@ A resumed run takes the probe from level 1's metrics (or probe.json, while level
 is the one it was computed from), never running it again.
 
 PROBE_REPEATS = 1 and PROBE_POINTS = 11: the children are the probe's whole cost (two trainings
-from k to the end per candidate and repeat), so one pair per candidate keeps the probe of four
-candidates near 1.9 training runs of a level; 11 alphas (steps of 0.1) include 0.5, where the
+from k to the end per candidate and repeat), so one pair per candidate: gpt_pydoc's candidates
+0, 25, 100, 400 then cost 7.5 trainings of a level, 12.4% of a 2-seed sweep over them
+(docs/instability.md); 11 alphas (steps of 0.1) include 0.5, where the
 barrier of two minima is usually highest, and cost evaluations only."""
 from __future__ import annotations
 
