@@ -5,9 +5,10 @@ pruning and its second (which goes through torch's PruningContainer in both).
 
 Each measurement runs in a fresh process on a fresh model (the first pruning, which builds
 torch's reparametrization: weight_orig, a float weight_mask and the pruned weight), after a
-warm-up on a small model. Times are medians over --repeats fresh models. Peak extra memory is
-the process's peak resident size during the call (VmHWM, reset through /proc/self/clear_refs)
-minus its resident size before, on the first model only, so freed memory cannot be reused.
+warm-up on a small model, so no memory freed by an earlier model is there to reuse. Times and
+memory are medians over --repeats processes. Peak extra memory is the process's peak resident
+size during the call (VmHWM, reset through /proc/self/clear_refs) minus its resident size
+before.
 
 Two more rows split the work: `select` is the fused selection alone (prune_ on the weights and
 bool masks), so the rest of ours is building torch's state (the float weight_mask and the pruned
@@ -103,28 +104,31 @@ def _call(impl: str, net: nn.Sequential):
     raise ValueError(impl)
 
 
-def one(impl: str, shape: str, size: str, repeats: int) -> dict:
+def one(impl: str, shape: str, size: str) -> dict:
+    """One measurement in this (fresh) process: no memory freed by an earlier model to reuse."""
     torch.set_num_threads(os.cpu_count() or 1)
     _call(impl, nn.Sequential(nn.Linear(64, 64, bias=False), nn.Linear(64, 64, bias=False)))()
-    times, peak = [], None
-    for r in range(repeats):
-        fn = _call(impl, model(shape, size))
-        before = _status("VmRSS")
-        _reset_peak()
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if r == 0:
-            peak = _status("VmHWM") - before
-    return {"seconds": statistics.median(times), "all_seconds": times, "peak_extra_bytes": peak}
+    fn = _call(impl, model(shape, size))
+    before = _status("VmRSS")
+    _reset_peak()
+    t0 = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "peak_extra_bytes": _status("VmHWM") - before}
 
 
 def run(impl: str, shape: str, size: str, repeats: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--one", impl, shape, size,
-                          "--repeats", str(repeats)], capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(f"{impl} {shape} {size} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """Medians over `repeats` fresh processes."""
+    got = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, __file__, "--one", impl, shape, size],
+                             capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit(f"{impl} {shape} {size} failed:\n{out.stderr}")
+        got.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {"seconds": statistics.median(g["seconds"] for g in got),
+            "peak_extra_bytes": statistics.median(g["peak_extra_bytes"] for g in got),
+            "all_seconds": [g["seconds"] for g in got]}
 
 
 def table(rows) -> str:
@@ -161,7 +165,7 @@ def main(argv=None) -> int:
     p.add_argument("--one", nargs=3, metavar=("IMPL", "SHAPE", "SIZE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
-        print(json.dumps(one(*args.one, args.repeats)))
+        print(json.dumps(one(*args.one)))
         return 0
     sys.path.insert(0, os.path.dirname(__file__))
     from machine import cpu_model

@@ -215,7 +215,8 @@ def _global_fused(parameters, method, importance_scores) -> bool:
         kp = keep.pop(0).view_as(p)
         if is_binary:
             # torch's new mask, old * (old with the newly pruned entries 0), is keep itself
-            _reparametrize(module, name, kp, kp.to(p.dtype))
+            # (bool to float through uint8: the same values, several times faster on CPU)
+            _reparametrize(module, name, kp, kp.view(torch.uint8).to(p.dtype))
             continue
         # torch's own code for a mask with other values, which it leaves as they were
         final = old.detach().reshape(-1).to(dtype, copy=True)
