@@ -48,7 +48,7 @@ def _nm(text: str):
 
 
 def _controls(text: str) -> List[str]:
-    items = _csv(text)
+    items = [c for c in _csv(text) if c != "ticket"]  # may be named; it always runs
     known = BRANCHES.names(control=True)
     bad = [c for c in items if c not in known]
     if bad:
@@ -114,7 +114,8 @@ _OVERRIDES = [
                                                                      "monitor compares (5)")),
     ("--controls", "controls", dict(type=_controls, help=f"branches trained beside the ticket "
                                     f"at every pruned level: any of "
-                                    f"{','.join(BRANCHES.names(control=True))} (or none); init: "
+                                    f"{','.join(BRANCHES.names(control=True))} (or none; naming ticket, which "
+                                    f"always runs, changes nothing); init: "
                                     f"the ticket's masks rewound to init")),
     ("--criterion", "criterion", dict(choices=list(CRITERIA), help="what ranks the weights "
                                                                    "(default magnitude)")),

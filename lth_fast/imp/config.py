@@ -167,7 +167,8 @@ class PruningConfig:
 
     def __post_init__(self) -> None:
         self.ignore = tuple(self.ignore)
-        self.controls = tuple(self.controls)
+        # the ticket always runs: naming it among the controls changes nothing
+        self.controls = tuple(c for c in self.controls if c != "ticket")
         self.rewind_candidates = tuple(int(k) for k in self.rewind_candidates)
         self.pai_levels = tuple(int(v) for v in self.pai_levels)
         self.layer_rates = dict(self.layer_rates)

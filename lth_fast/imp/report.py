@@ -35,13 +35,15 @@ def headline(branch: dict) -> str:
 
 
 def summary_rows(levels: Sequence[dict]) -> List[dict]:
-    """One flat row per level from the levels' metrics.json contents: the branches' results,
-    then the percentage of weights left in every pruned tensor."""
+    """One flat row per level from the levels' metrics.json contents: the results of every
+    branch that ran at some level (in the registry's order; empty where it did not run), then
+    the percentage of weights left in every pruned tensor."""
     fields = fields_of(levels)
+    ran = [b for b in BRANCHES if any(b in m["branches"] for m in levels)]
     rows = []
     for m in levels:
         row = {"level": m["level"], "remaining": round(m["remaining"], 3)}
-        for b in BRANCHES:
+        for b in ran:
             r = m["branches"].get(b)
             for f in fields:
                 row[f"{b}_{f}"] = None if r is None else r[f]

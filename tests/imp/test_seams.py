@@ -236,3 +236,10 @@ def test_the_extending_example_runs_as_written(tmp_path, monkeypatch):
         BRANCHES._entries.update(saved[0])
         CRITERIA._entries.clear()
         CRITERIA._entries.update(saved[1])
+
+
+def test_the_ticket_may_be_named_among_the_controls():
+    """It always runs, so naming it (as in `--controls ticket,reinit,random`) changes nothing."""
+    from lth_fast.imp.cli import _controls
+    assert _controls("ticket,reinit,random") == ["reinit", "random"]
+    assert IMPConfig.of(controls=("ticket", "random")).pruning.controls == ("random",)
