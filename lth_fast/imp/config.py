@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from ..pruning.rule import ConfigError, PruneRule, check_rule, need
+from .streams import SEEDS
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 REWINDS = ("init", "iteration", "lr", "auto")
@@ -53,8 +54,9 @@ class DataConfig:
              f"{{0}} applies to mnist5k only ({self.dataset} has its own test set)", "test_size")
         need((self.dataset == "text") == (self.text_file is not None),
              "dataset 'text' reads a text file, {0} (and only it does)", "text_file")
-        need(self.data_seed is None or self.data_seed >= 0,
-             f"{{0}} must be >= 0 (or None: the run's seed), got {self.data_seed}", "data_seed")
+        need(self.data_seed is None or 0 <= self.data_seed < SEEDS,
+             f"{{0}} must be in [0, {SEEDS:,}) (or None: the run's seed), got {self.data_seed}",
+             "data_seed")
 
 
 @dataclass
@@ -265,7 +267,7 @@ class RunConfig:
         self.keep_points = tuple(int(k) for k in self.keep_points)
 
     def check(self) -> None:
-        need(self.seed >= 0, f"{{0}} must be >= 0, got {self.seed}", "seed")
+        need(0 <= self.seed < SEEDS, f"{{0}} must be in [0, {SEEDS:,}), got {self.seed}", "seed")
         need(_parses_as_device(self.device), f"{{0}} must be cpu, cuda or cuda:N (a torch "
                                              f"device), got {self.device!r}", "device")
         need(all(k >= 0 for k in self.keep_points), f"{{0}} must be >= 0: {self.keep_points}",

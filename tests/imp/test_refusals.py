@@ -61,6 +61,9 @@ def _refused(capsys, argv, message):
     (["--scope", "nm", "--stop-below", "1"], "--stop-below stops IMP between levels; --scope nm"),
     (["--dataset", "text", "--text-file", "/etc/hostname"],
      "--dataset 'text' is text: it trains --model 'gpt', not 'lenet_300_100'"),
+    # every stream of a seed must fit torch.Generator's 64 bits (lth_fast.imp.streams)
+    (["--seed", "10000000"], "--seed must be in [0, 10,000,000), got 10000000"),
+    (["--data-seed", "20000000"], "--data-seed must be in [0, 10,000,000)"),
 ])
 def test_flags_that_do_not_apply_are_refused_before_the_data_loads(capsys, tmp_path, flags,
                                                                    message):
