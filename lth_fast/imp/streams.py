@@ -49,9 +49,9 @@ def branch(seed: int, tag: int, level: int) -> int:
 # run's own data seed (< CHILD_BASE) and small enough that every data stream's seed fits the
 # 64 bits torch.Generator takes ((1.8e7 * DATA_RADIX + 3) * INDEX_RADIX < 2**64)
 CHILD_BASE, CHILDREN, CHILD_SEEDS = 10_000_000, 200, 40_000
-# a run's seed and data seed: below the children's, and small enough that every stream derived
-# from them fits torch.Generator's 64 bits (lth_fast.imp.config refuses larger ones)
-SEEDS = CHILD_BASE
+# every seed and data seed (a run's, a child's): small enough that every stream derived from it
+# fits torch.Generator's 64 bits (lth_fast.imp.config refuses larger ones)
+SEEDS = CHILD_BASE + CHILD_SEEDS * CHILDREN
 
 
 def child(data_seed: int, index: int) -> int:

@@ -62,8 +62,8 @@ def _refused(capsys, argv, message):
     (["--dataset", "text", "--text-file", "/etc/hostname"],
      "--dataset 'text' is text: it trains --model 'gpt', not 'lenet_300_100'"),
     # every stream of a seed must fit torch.Generator's 64 bits (lth_fast.imp.streams)
-    (["--seed", "10000000"], "--seed must be in [0, 10,000,000), got 10000000"),
-    (["--data-seed", "20000000"], "--data-seed must be in [0, 10,000,000)"),
+    (["--seed", "18000000"], "--seed must be in [0, 18,000,000), got 18000000"),
+    (["--data-seed", "20000000"], "--data-seed must be in [0, 18,000,000)"),
 ])
 def test_flags_that_do_not_apply_are_refused_before_the_data_loads(capsys, tmp_path, flags,
                                                                    message):

@@ -55,6 +55,10 @@ def test_auto_is_the_run_rewound_to_the_chosen_k(mnist, auto, tmp_path):
         assert all(torch.equal(ours.masks[n], theirs.masks[n]) for n in ours.names)
     # each pruned level names the point it rewound to as what it read
     assert f"points/iteration_{probe['chosen']:06d}.safetensors" in levels[2]["files"]
+    # and lth-fast ticket names that point as the file to retrain from
+    from lth_fast.imp.analyses.ticket import rewind_rel
+    assert rewind_rel(d, 2) == f"points/iteration_{probe['chosen']:06d}.safetensors"
+    assert rewind_rel(str(tmp_path / "fixed"), 2) == "rewind_point.safetensors"
 
 
 def test_a_resumed_run_reuses_the_probe(mnist, auto, tmp_path, monkeypatch):

@@ -26,6 +26,19 @@ def _test_examples(run_dir: str) -> Optional[int]:
         return None
 
 
+def rewind_rel(run_dir: str, level: int) -> str:
+    """The rewind point `level` was rewound to: what its metrics list among the files it read,
+    a kept point of level 0 under --rewind auto, else rewind_point.safetensors."""
+    try:
+        with open(os.path.join(run_dir, RunDir.level_rel(level, METRICS)),
+                  encoding="utf-8") as f:
+            files = json.load(f).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return REWIND_POINT
+    points = [rel for rel in files if rel.startswith("points/")] if level > 0 else []
+    return points[0] if len(points) == 1 else REWIND_POINT
+
+
 def ticket_lines(run_dirs: List[str], delta: float) -> List[str]:
     check_seeds(run_dirs)
     runs = [read_summary(d) for d in run_dirs]
@@ -38,7 +51,7 @@ def ticket_lines(run_dirs: List[str], delta: float) -> List[str]:
     for d in run_dirs:
         for rel, what in ((RunDir.level_rel(best.level, MASKS), "masks, 1 bit per weight"),
                           (RunDir.level_rel(best.level, CHECKPOINT), "the trained ticket"),
-                          (REWIND_POINT, "the rewind point, to retrain it")):
+                          (rewind_rel(d, best.level), "the rewind point, to retrain it")):
             path = os.path.join(d, rel)
             size = f"{os.path.getsize(path):,} bytes" if os.path.exists(path) else "missing"
             lines.append(f"  {path}  ({what}; {size})")
@@ -70,4 +83,4 @@ ANALYSES.register(Analysis(
     add_arguments=add_arguments, run=run))
 
 
-__all__ = ["ticket_lines"]
+__all__ = ["rewind_rel", "ticket_lines"]
