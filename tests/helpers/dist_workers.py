@@ -280,3 +280,32 @@ def bad_placements(rank, world, case):
     except ValueError as e:
         errors["front door"] = str(e)
     return errors
+
+
+def dropin_on_dtensors(rank, world, case):
+    """lth_fast.nn.utils.prune and torch.nn.utils.prune on a fully_shard model's DTensor
+    weights: what each call gave (its local mask, or the type of the error it raised)."""
+    import torch.nn.utils.prune as tp
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    import lth_fast.nn.utils.prune as lp
+    mesh = init_device_mesh("cpu", (world,))
+    out = {}
+    for label, mod in (("ours", lp), ("torch", tp)):
+        for call in ("local", "global"):
+            model = _model(case)
+            fully_shard(model, mesh=mesh)
+            torch.manual_seed(0)
+            try:
+                if call == "local":
+                    mod.l1_unstructured(model[0], "weight", amount=case["amount"])
+                else:
+                    mod.global_unstructured([(m, "weight") for m in model],
+                                            pruning_method=mod.L1Unstructured,
+                                            amount=case["amount"])
+                mask = model[0].weight_mask
+                out[label, call] = (mask.to_local() if hasattr(mask, "to_local") else mask).clone()
+            except Exception as e:  # noqa: BLE001  (what torch does is the oracle)
+                out[label, call] = type(e).__name__
+    return out

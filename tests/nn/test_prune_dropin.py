@@ -316,3 +316,15 @@ def test_masks_with_other_values_than_0_and_1_are_combined_as_torch_does():
             mod.global_unstructured(targets(model), pruning_method=mod.L1Unstructured, amount=0.3)
     assert_same_model(ours, theirs)
     assert ours[0].weight_mask[0, 0] == 0.5 ** 4 and ours[0].weight_mask[0, 1] == 2.0 ** 4
+
+
+def test_sharded_tensors_take_torchs_path():
+    """On FSDP2's DTensor weights (2 gloo ranks) the drop-in does what torch's module does."""
+    from tests.helpers.dist import run_ranks
+    from tests.helpers.dist_workers import dropin_on_dtensors
+    case = {"seed": 0, "dims": [(6, 8), (8, 4)], "amount": 0.3}
+    for result in run_ranks(2, dropin_on_dtensors, case):
+        for call in ("local", "global"):
+            ours, theirs = result["ours", call], result["torch", call]
+            assert type(ours) is type(theirs), (call, ours, theirs)
+            assert ours == theirs if isinstance(ours, str) else torch.equal(ours, theirs), call

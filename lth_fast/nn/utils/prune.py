@@ -36,10 +36,11 @@ they are different (equally uniform) numbers from torch's.
 
 Where the kernel cannot take the input, torch's own code runs, so behaviour is torch's: scores
 that are not float32/float16/bfloat16/float64 (integer tensors), a NaN among them, scores,
-parameters and masks on different devices, scores whose size differs from their parameter's, a
-parameter listed twice, a pruning method that is not L1Unstructured or RandomUnstructured (a
-custom method or subclass in `global_unstructured`), and a `compute_mask` replaced on either
-class (as `mock.patch` does) in `global_unstructured`."""
+parameters and masks on different devices, sharded (DTensor) tensors, scores whose size
+differs from their parameter's, a parameter listed twice, a pruning method that is not
+L1Unstructured or RandomUnstructured (a custom method or subclass in `global_unstructured`),
+and a `compute_mask` replaced on either class (as `mock.patch` does) in
+`global_unstructured`."""
 from __future__ import annotations
 
 import functools
@@ -70,6 +71,7 @@ from torch.nn.utils.prune import (  # noqa: F401  (torch's own objects, re-expor
 )
 
 from ...ops import prune_
+from ...ops.dtensors import is_dtensor
 
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -88,7 +90,7 @@ def _select(scores: List[torch.Tensor], keep: List[torch.Tensor], k: int) -> boo
 def _kept(scores: torch.Tensor, k: int) -> Optional[torch.Tensor]:
     """Flat bool mask of the entries of `scores` that survive pruning the k smallest |score|, or
     None where the kernel cannot take them."""
-    if scores.dtype not in _FLOATS:
+    if scores.dtype not in _FLOATS or is_dtensor(scores):
         return None
     keep = torch.ones(scores.numel(), dtype=torch.bool, device=scores.device)
     return keep if _select([scores.detach().reshape(-1).contiguous()], [keep], k) else None
@@ -128,9 +130,11 @@ class RandomUnstructured(_torch.RandomUnstructured):
         k = _count(self.amount, t)
         if k == 0 or t.dtype not in _FLOATS or t.device != default_mask.device:
             return super().compute_mask(t, default_mask)
+        if is_dtensor(t):
+            return super().compute_mask(t, default_mask)
         keep = torch.ones(t.numel(), dtype=torch.bool, device=t.device)
         if not _select([torch.rand_like(t).reshape(-1).neg_().add_(1)], [keep], k):
-            raise AssertionError("prune_ refused finite scores of one device")
+            return super().compute_mask(t, default_mask)  # torch's code, on draws of its own
         return _clear(default_mask, keep)
 
 
@@ -183,6 +187,7 @@ def _global_fused(parameters, method, importance_scores) -> bool:
     device = params[0].device
     for (module, name), p, s, old in zip(parameters, params, scores, olds):
         if not (isinstance(p, torch.Tensor) and isinstance(s, torch.Tensor)
+                and not is_dtensor(p) and not is_dtensor(s)
                 and s.dtype in _FLOATS and s.numel() == p.numel()
                 and p.device == device and s.device == device
                 and (old is None or (old.device == device and old.numel() == p.numel()))
