@@ -48,7 +48,8 @@ def _nm(text: str):
 
 
 def _controls(text: str) -> List[str]:
-    items = [c for c in _csv(text) if c != "ticket"]  # may be named; it always runs
+    # the ticket (the one branch that is no control) may be named; it always runs
+    items = [c for c in _csv(text) if c not in BRANCHES.names(control=False)]
     known = BRANCHES.names(control=True)
     bad = [c for c in items if c not in known]
     if bad:

@@ -169,8 +169,10 @@ class PruningConfig:
 
     def __post_init__(self) -> None:
         self.ignore = tuple(self.ignore)
-        # the ticket always runs: naming it among the controls changes nothing
-        self.controls = tuple(c for c in self.controls if c != "ticket")
+        from .branches import BRANCHES
+        # the ticket (the one branch that is no control) always runs: naming it changes nothing
+        ticket = BRANCHES.names(control=False)
+        self.controls = tuple(c for c in self.controls if c not in ticket)
         self.rewind_candidates = tuple(int(k) for k in self.rewind_candidates)
         self.pai_levels = tuple(int(v) for v in self.pai_levels)
         self.layer_rates = dict(self.layer_rates)

@@ -137,7 +137,7 @@ def test_data_seed_changes_the_order_and_not_the_initialisation(mnist, tmp_path)
     for k in runs["a_w0"]:
         assert torch.equal(runs["a_w0"][k], runs["b_w0"][k])   # one initialisation
     assert any(not torch.equal(runs["a_end"][k], runs["b_end"][k]) for k in runs["a_end"])
-    with pytest.raises(ValueError, match="data.data_seed must be >= 0"):
+    with pytest.raises(ValueError, match=r"data.data_seed must be in \[0, 18,000,000\)"):
         tiny(mnist, data_seed=-1)
 
 
