@@ -115,8 +115,8 @@ _OVERRIDES = [
                                                                      "monitor compares (5)")),
     ("--controls", "controls", dict(type=_controls, help=f"branches trained beside the ticket "
                                     f"at every pruned level: any of "
-                                    f"{','.join(BRANCHES.names(control=True))} (or none; naming ticket, which "
-                                    f"always runs, changes nothing); init: "
+                                    f"{','.join(BRANCHES.names(control=True))} (or none; "
+                                    f"naming ticket, which always runs, changes nothing); init: "
                                     f"the ticket's masks rewound to init")),
     ("--criterion", "criterion", dict(choices=list(CRITERIA), help="what ranks the weights "
                                                                    "(default magnitude)")),

@@ -128,9 +128,8 @@ class RandomUnstructured(_torch.RandomUnstructured):
 
     def compute_mask(self, t, default_mask):
         k = _count(self.amount, t)
-        if k == 0 or t.dtype not in _FLOATS or t.device != default_mask.device:
-            return super().compute_mask(t, default_mask)
-        if is_dtensor(t):
+        if (k == 0 or t.dtype not in _FLOATS or is_dtensor(t)
+                or t.device != default_mask.device):
             return super().compute_mask(t, default_mask)
         keep = torch.ones(t.numel(), dtype=torch.bool, device=t.device)
         if not _select([torch.rand_like(t).reshape(-1).neg_().add_(1)], [keep], k):
