@@ -53,6 +53,14 @@ from .tasks import load_task
 from .train import RunResult, train_run
 
 
+def _same_branches(old: IMPConfig, new: IMPConfig) -> bool:
+    """Whether every branch trains at the same levels under both configs, among the levels the
+    old one had (so its finished levels are what the new one would have made)."""
+    return old.pruning.controls == new.pruning.controls and all(
+        BRANCHES[b].runs_at(old, level) == BRANCHES[b].runs_at(new, level)
+        for b in old.pruning.controls for level in range(1, old.pruning.levels + 1))
+
+
 def new_model(cfg: IMPConfig, task, seed: int, device=None) -> nn.Module:
     torch.manual_seed(seed)
     return task.new_model().to(device or cfg.run.device)
@@ -137,13 +145,16 @@ class IMPRun:
         if old is None:
             return True
         # more (or fewer) levels leave the earlier ones as they are: a run can be extended; the
-        # same text read by another Python (its checksum is compared) is the same experiment
-        diff = [d for d in old.differences(self.cfg)
-                if not d.startswith(("pruning.levels:", "data.text_python:"))]
+        # same text read by another Python (its checksum is compared) is the same experiment;
+        # the levels some branches train at (--pai-levels) may change beyond the run's levels
+        extends = ("pruning.levels:", "data.text_python:") + (
+            ("pruning.pai_levels:",) if _same_branches(old, self.cfg) else ())
+        diff = [d for d in old.differences(self.cfg) if not d.startswith(extends)]
         if diff:
             raise ValueError(f"{self.dir} holds a different experiment ({'; '.join(diff)}); "
                              f"give another run directory, the same settings, or --overwrite")
-        return old.pruning.levels != self.cfg.pruning.levels
+        return (old.pruning.levels, old.pruning.pai_levels) != (
+            self.cfg.pruning.levels, self.cfg.pruning.pai_levels)
 
     def _finished(self) -> List[dict]:
         """The finished levels to keep. A smaller --levels than those finished is refused: it

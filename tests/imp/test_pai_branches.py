@@ -17,7 +17,7 @@ from lth_fast.imp.tasks import load_task
 from lth_fast.pruning import ticket
 from lth_fast.pruning.rule import ConfigError
 
-from tests.helpers.imp import learnable_mnist, tiny
+from tests.helpers.imp import learnable_mnist, tiny, without_times
 
 PAI = ("snip", "snip_shuffled", "snip_reinit", "synflow", "grasp", "magnitude_init_reinit")
 
@@ -164,3 +164,26 @@ def test_the_seeds_table_shows_them_with_spreads_where_they_ran(data_dir, tmp_pa
     assert table[0].startswith("| level | weights left | ticket | random pruning | SNIP |")
     level1, level2 = table[3].split("|"), table[4].split("|")
     assert level1[5].strip() == "–" and "±" in level2[5]
+
+
+def test_pai_levels_may_be_added_beyond_a_finished_run(data_dir, tmp_path):
+    """A run extended to more levels may name pruning-at-init levels among the new ones (the
+    finished levels are kept, not redone), and the result is the run made in one go; a change
+    at a level the run already had is another experiment."""
+    kw = dict(iterations=20, controls=("snip",))
+    run_imp(tiny(data_dir, levels=1, pai_levels=(1,), **kw), tmp_path / "run", progress=False,
+            log=lambda s: None)
+    mtime = (tmp_path / "run" / "level_01" / "metrics.json").stat().st_mtime_ns
+    with pytest.raises(ValueError, match=r"different experiment \(pruning\.pai_levels: "
+                                         r"\[1\] != \[2\]\)"):
+        run_imp(tiny(data_dir, levels=2, pai_levels=(2,), **kw), tmp_path / "run",
+                progress=False, log=lambda s: None)
+    longer = run_imp(tiny(data_dir, levels=2, pai_levels=(1, 2), **kw), tmp_path / "run",
+                     progress=False, log=lambda s: None)
+    assert (tmp_path / "run" / "level_01" / "metrics.json").stat().st_mtime_ns == mtime
+    whole = run_imp(tiny(data_dir, levels=2, pai_levels=(1, 2), **kw), tmp_path / "whole",
+                    progress=False, log=lambda s: None)
+    assert without_times(longer) == without_times(whole)
+    assert set(longer[2]["branches"]) == {"ticket", "snip"}
+    assert (tmp_path / "run" / "config.json").read_text() == \
+        (tmp_path / "whole" / "config.json").read_text()
