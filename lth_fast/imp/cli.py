@@ -249,9 +249,6 @@ def checked_config(args: argparse.Namespace):
     unused = flags_not_applying(args, cfg)
     if unused:
         raise UsageError(unused)
-    if cfg.pruning.rewind == "auto" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise UsageError("--rewind auto probes in one process: run it without torchrun, or "
-                         "give the k it chose with --rewind iteration --rewind-iteration K")
     if args.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
         raise UsageError("--fsdp shards the model over the ranks torchrun starts; run it under "
                          "torchrun --nproc-per-node N (N >= 2)")

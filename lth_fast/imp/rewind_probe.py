@@ -51,6 +51,7 @@ def resolve(run) -> None:
     running it; then run.cfg rewinds to that k, and the Pruner's snapshot is W_k."""
     if not is_auto(run.cfg):
         return
+    run.par.barrier()   # under torchrun: level 0's files, which rank 0 wrote, are there
     record = _recorded(run)
     if record is None:
         record = _probe(run)
@@ -106,7 +107,7 @@ def _probe(run) -> dict:
     for k in p.rewind_candidates:
         w_k = run.files.load_state(RunDir.point_rel(k), 0, "cpu")
         sub = Subnetwork(cfg, run.task, k, w_k, masks, run.new_model, run.device,
-                         {"weights": atomic.content_sha256(w_k), "masks": m_sum})
+                         {"weights": atomic.content_sha256(w_k), "masks": m_sum}, run.par)
         folder = os.path.join(run.files.file(PROBE_DIR), f"k_{k:06d}")
         rows += subnetwork_rows(sub, folder, 1, PROBE_REPEATS, PROBE_POINTS, "recompute", 10,
                                 ("test",), run.log)

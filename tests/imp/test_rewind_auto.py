@@ -125,12 +125,3 @@ def test_flags_that_do_not_apply_are_refused(capsys, tmp_path, flags, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not run.exists()
-
-
-def test_auto_under_torchrun_is_refused(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    run = tmp_path / "run"
-    assert main(["imp", "--run-dir", str(run), "--no-progress", "--rewind", "auto",
-                 "--rewind-candidates", "0,25"]) == 2
-    assert "--rewind auto probes in one process" in capsys.readouterr().err
-    assert not run.exists()

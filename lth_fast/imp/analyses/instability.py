@@ -10,7 +10,8 @@ error,loss), summary.csv (per level and k: the barriers' mean and std over repea
 errors, stable or not), barrier.png, paths.png; and level_LL/k_KKKKKK/, the children's weights
 and lines, so a killed analysis restarted with the same command ends with the same files.
 
-In one process only: under torchrun it is refused (docs/instability.md)."""
+Under torchrun the children train one after another, each data-parallel over the ranks (DDP) as
+a run's level does; rank 0 writes (docs/instability.md)."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ from ..instability.children import Subnetwork
 from ..instability.line import SPLITS, batchnorms
 from ..instability.pairs import BN_MODES, bn_treatment, subnetwork_rows
 from ..instability.plots import barrier_plot, path_plot
+from ..parallel import Parallel
 from ..points import weights_at
 from ..run_dir import RunDir
 from ..tasks import load_task
@@ -40,9 +42,6 @@ class InstabilityUsageError(ValueError):
 
 
 def _check(run_dir, levels, ks, repeats, points, bn, bn_batches, stable_below):
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise InstabilityUsageError("runs in one process: start it without torchrun (its "
-                                    "children train one after another)")
     if not os.path.isdir(run_dir):
         raise InstabilityUsageError(f"{run_dir}: no such run directory")
     if not levels or any(lv < 0 for lv in levels) or len(set(levels)) != len(levels):
@@ -90,16 +89,18 @@ def instability(run_dir, levels: Sequence[int], ks: Sequence[int], repeats: int 
     run_dir, levels, ks = os.fspath(run_dir), list(levels), list(ks)
     files, cfg, done = _check(run_dir, levels, ks, repeats, points, bn,
                               BN_BATCHES if bn_batches is None else bn_batches, stable_below)
-    device = cfg.run.device
-    check_device(device)
+    check_device(cfg.run.device)
+    par = Parallel.from_env(False, cfg.run.device)
+    device = par.device(cfg.run.device)
+    log = log if par.main else (lambda _: None)
     task = load_task(cfg)
     corpus = getattr(task, "corpus", None)
     if corpus is not None:   # the text the run read, or a one-line error
         cfg = cfg.with_corpus(corpus.sha256, corpus.python)
 
     def make(seed):
-        model = new_model(cfg, task, seed, device)
-        return model, new_pruner(model, cfg)
+        model = par.wrap(new_model(cfg, task, seed, device))
+        return model, new_pruner(par.inner(model), cfg)
 
     shape = make(0)   # the architecture, to check the flags and the masks against
     has_bn = bool(batchnorms(shape[0]))
@@ -121,7 +122,7 @@ def instability(run_dir, levels: Sequence[int], ks: Sequence[int], repeats: int 
             m = masks.get(lv)
             source = {"weights": w_sum, "masks": None if m is None else m[1]}
             sub = Subnetwork(cfg, task, k, w_k, None if m is None else m[0], make, device,
-                             source)
+                             source, par)
             log(f"instability: level {lv} ({done[lv]['remaining']:.1f}% left), k={k}")
             tidy += subnetwork_rows(sub, folder, lv, repeats, points, bn, bn_batches, SPLITS,
                                     log)
@@ -132,11 +133,13 @@ def instability(run_dir, levels: Sequence[int], ks: Sequence[int], repeats: int 
                              SPLITS.index(r["split"]), r["alpha"]))
     threshold = DEFAULT_THRESHOLD if stable_below is None else stable_below
     summary = summary_rows(tidy, task.kind, threshold, info)
-    write_csv(os.path.join(root, "instability.csv"), tidy, TIDY)
-    write_csv(os.path.join(root, "summary.csv"), summary)
-    title = f"instability: {cfg.model.name} on {cfg.data.dataset}, seed {cfg.seed}"
-    barrier_plot(os.path.join(root, "barrier.png"), summary, task.kind, threshold, title)
-    path_plot(os.path.join(root, "paths.png"), tidy, title)
+    if par.main:
+        write_csv(os.path.join(root, "instability.csv"), tidy, TIDY)
+        write_csv(os.path.join(root, "summary.csv"), summary)
+        title = f"instability: {cfg.model.name} on {cfg.data.dataset}, seed {cfg.seed}"
+        barrier_plot(os.path.join(root, "barrier.png"), summary, task.kind, threshold, title)
+        path_plot(os.path.join(root, "paths.png"), tidy, title)
+    par.barrier()
     return summary
 
 
@@ -207,8 +210,11 @@ def run(args: argparse.Namespace) -> int:
                               "interpolate" if args.interpolated_bn else "recompute",
                               args.bn_batches, args.stable_below)
     except InstabilityUsageError as e:
-        print(f"lth-fast instability: {e}", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:   # under torchrun rank 0 reports
+            print(f"lth-fast instability: {e}", file=sys.stderr)
         return 2
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     for line in summary_lines(summary):
         print(line)
     print(f"wrote {RunDir(args.run_dir).file('analyses/' + NAME)}/ (instability.csv, "

@@ -5,16 +5,21 @@ differ only in the order they see the data (and its augmentation, where the task
 
 Each child's final weights are kept (CHILD_FILE) with a record of what it was trained from and
 its own metrics (CHILD_RECORD, written last: its presence marks the child done), so a killed
-analysis trains only the children it had not finished. A child trains as a run's level does, in
-one process: its weights are a pure function of (W_k, masks, data seed), so one trained again
-after a kill is the same child bit for bit."""
+analysis trains only the children it had not finished. A child trains as a run's level does:
+its weights are a pure function of (W_k, masks, data seed), so one trained again after a kill is
+the same child bit for bit.
+
+Under torchrun the children train one after another, each data-parallel over all the ranks as
+a run's level does (Subnetwork.par: each rank takes its part of every global batch, through the
+model `make` wraps); every rank evaluates, rank 0 alone writes, and the ranks meet after each
+write, so all of them read the same files."""
 from __future__ import annotations
 
 import copy
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
 
 import torch
@@ -45,6 +50,13 @@ class Subnetwork:
     make: Callable
     device: object
     source: dict
+    par: Parallel = field(default_factory=Parallel)
+
+    def write(self, fn: Callable[[], None]) -> None:
+        """fn() on rank 0 alone (one process: here), then every rank meets the others."""
+        if self.par.main:
+            fn()
+        self.par.barrier()
 
 
 def child_config(cfg: IMPConfig, index: int) -> IMPConfig:
@@ -102,22 +114,26 @@ def child(sub: Subnetwork, folder: str, index: int, log=None) -> Dict[str, torch
                 return weights
         except (OSError, ValueError):
             pass  # damaged or foreign: trained again, below
-        if log is not None:
+        if log is not None and sub.par.main:
             log(f"{record_path}: not a child of this subnetwork; training it again")
     t0 = time.perf_counter()
     model, pruner = build(sub, sub.weights)
     task = _task_for(sub.task, cfg)
-    result = train_run(model, pruner, task, cfg, start=sub.k)
-    weights = {n: v.cpu().clone() for n, v in Parallel().full_state(model).items()}
-    os.makedirs(folder, exist_ok=True)
-    atomic.save_tensors(path, weights)
+    result = train_run(model, pruner, task, cfg, start=sub.k, parallel=sub.par)
+    weights = {n: v.cpu().clone() for n, v in sub.par.full_state(model).items()}
     last = result.evals[-1]
-    atomic.write_json(record_path, {
+    record = {
         **want, "sha256": atomic.content_sha256(weights), "metrics": own_metrics(model, task),
         # the run's own final evaluation of the child: [iteration, val loss, val accuracy (a
         # classifier), test accuracy or test loss]
-        "final_eval": last[:4], "seconds": time.perf_counter() - t0})
-    if log is not None:
+        "final_eval": last[:4], "seconds": time.perf_counter() - t0}
+
+    def keep():
+        os.makedirs(folder, exist_ok=True)
+        atomic.save_tensors(path, weights)
+        atomic.write_json(record_path, record)
+    sub.write(keep)
+    if log is not None and sub.par.main:
         log(f"  child {index} of k={sub.k}: trained {sub.cfg.training.iterations - sub.k} "
             f"iterations in {time.perf_counter() - t0:.1f} s")
     return weights

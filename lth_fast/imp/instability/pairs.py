@@ -56,7 +56,7 @@ def pair(sub: Subnetwork, folder: str, repeat: int, points: int, bn: str, bn_bat
     if kept is not None and kept.get("settings") == want:
         return kept["rows"]
     rows = line(sub, w1, w2, points, bn, bn_batches, splits)
-    atomic.write_json(path, {"settings": want, "rows": rows})
+    sub.write(lambda: atomic.write_json(path, {"settings": want, "rows": rows}))
     return rows
 
 
