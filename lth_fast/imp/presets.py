@@ -72,7 +72,12 @@ DEFAULT_PRESET = "lenet_mnist5k"
 
 
 def preset(name: str, **overrides) -> IMPConfig:
-    """IMPConfig of preset `name` with `overrides` (flat field names, IMPConfig.of) applied."""
+    """IMPConfig of preset `name` with `overrides` (flat field names, IMPConfig.of) applied. A
+    preset's rewind iteration belongs to its rewind mode: overriding the mode with one that has
+    no iteration (init, auto) drops it, unless rewind_iteration is given too (then refused)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    return IMPConfig.of(**{**PRESETS[name], **overrides})
+    base = dict(PRESETS[name])
+    if overrides.get("rewind") not in (None, "iteration", "lr"):
+        base.pop("rewind_iteration", None)
+    return IMPConfig.of(**{**base, **overrides})

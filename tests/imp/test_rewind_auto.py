@@ -125,3 +125,18 @@ def test_flags_that_do_not_apply_are_refused(capsys, tmp_path, flags, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert not run.exists()
+
+
+def test_a_late_rewinding_preset_takes_auto_or_init_and_drops_its_k():
+    """gpt_pydoc rewinds to iteration 100; --rewind auto (or init) replaces that mode, so the
+    preset's k goes with it; a k given with them is still refused."""
+    from lth_fast.imp import preset
+    from lth_fast.pruning.rule import ConfigError
+    auto = preset("gpt_pydoc", rewind="auto", rewind_candidates=(0, 25), controls=())
+    assert (auto.pruning.rewind, auto.pruning.rewind_iteration) == ("auto", 0)
+    assert preset("gpt_pydoc", rewind="init", controls=()).pruning.rewind_iteration == 0
+    assert preset("gpt_pydoc", rewind="lr", controls=()).pruning.rewind_iteration == 100
+    assert preset("gpt_pydoc").pruning.rewind_iteration == 100
+    with pytest.raises(ConfigError, match="rewind_iteration=100 needs"):
+        preset("gpt_pydoc", rewind="auto", rewind_candidates=(0,), rewind_iteration=100,
+               controls=())
