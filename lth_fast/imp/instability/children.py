@@ -114,7 +114,7 @@ def child(sub: Subnetwork, folder: str, index: int, log=None) -> Dict[str, torch
                 return weights
         except (OSError, ValueError):
             pass  # damaged or foreign: trained again, below
-        if log is not None and sub.par.main:
+        if log is not None:
             log(f"{record_path}: not a child of this subnetwork; training it again")
     t0 = time.perf_counter()
     model, pruner = build(sub, sub.weights)
@@ -133,7 +133,7 @@ def child(sub: Subnetwork, folder: str, index: int, log=None) -> Dict[str, torch
         atomic.save_tensors(path, weights)
         atomic.write_json(record_path, record)
     sub.write(keep)
-    if log is not None and sub.par.main:
+    if log is not None:
         log(f"  child {index} of k={sub.k}: trained {sub.cfg.training.iterations - sub.k} "
             f"iterations in {time.perf_counter() - t0:.1f} s")
     return weights
