@@ -10,6 +10,7 @@ from ..pruning.rule import SCOPES, ConfigError
 from .branches import BRANCHES
 from .config import FLAT, OPTIMIZERS, REWINDS, SCHEDULES
 from .criteria import CRITERIA
+from .parallel import reports
 from .presets import DEFAULT_PRESET, PRESETS, preset
 from .report import format_table, summary_rows, time_share
 from .same_experiment import check_against
@@ -214,7 +215,7 @@ class UsageError(Exception):
 
 def _refuse(message: str) -> int:
     """A usage or config error: one line on stderr (under torchrun, by rank 0 alone), 2."""
-    if int(os.environ.get("RANK", "0")) == 0:
+    if reports():
         print(f"lth-fast imp: {message}", file=sys.stderr)
     return 2
 
@@ -291,7 +292,7 @@ def run_imp_command(args: argparse.Namespace) -> int:
         if e.name not in ("tensorboard", "mlxtend"):
             raise
         return _refuse(str(e))
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports
+    if not reports():  # under torchrun rank 0 reports
         return 0
     print_summary(runs, dirs, args.stop_below, args.against)
     return 0

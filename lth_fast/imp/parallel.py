@@ -22,6 +22,12 @@ from ..ops.dtensors import is_dtensor, is_sharded, local
 from ..pruning.state import model_tensors
 
 
+def reports() -> bool:
+    """Whether this process prints what a command reports: rank 0 under torchrun, or the one
+    process without it (read from the environment, so it holds before the group is joined)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @dataclass
 class Parallel:
     world: int = 1

@@ -27,7 +27,7 @@ from ..instability.children import Subnetwork
 from ..instability.line import SPLITS, batchnorms
 from ..instability.pairs import BN_MODES, bn_treatment, subnetwork_rows
 from ..instability.plots import barrier_plot, path_plot
-from ..parallel import Parallel
+from ..parallel import Parallel, reports
 from ..points import weights_at
 from ..run_dir import RunDir
 from ..tasks import load_task
@@ -210,10 +210,10 @@ def run(args: argparse.Namespace) -> int:
                               "interpolate" if args.interpolated_bn else "recompute",
                               args.bn_batches, args.stable_below)
     except InstabilityUsageError as e:
-        if int(os.environ.get("RANK", "0")) == 0:   # under torchrun rank 0 reports
+        if reports():   # under torchrun rank 0 reports
             print(f"lth-fast instability: {e}", file=sys.stderr)
         return 2
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not reports():
         return 0
     for line in summary_lines(summary):
         print(line)
