@@ -17,7 +17,7 @@ import torch
 
 from lth_fast import atomic, mask_distance
 from lth_fast.imp import preset
-from lth_fast.imp.driver import level_rates, new_model, new_pruner
+from lth_fast.imp.build import level_rates, new_model, new_pruner
 from lth_fast.imp.tasks import load_task
 from lth_fast.imp.train import train_run
 from lth_fast.pruning.early_bird import EarlyBird

@@ -26,7 +26,7 @@ import lth_fast
 from lth_fast import atomic
 from lth_fast.imp import preset
 from lth_fast.imp.criteria import CRITERIA, Scoring
-from lth_fast.imp.driver import level_rates, new_model, new_pruner
+from lth_fast.imp.build import level_rates, new_model, new_pruner
 from lth_fast.imp.tasks import load_task
 from lth_fast.imp.train import train_run
 from lth_fast.pruning import Pruner

@@ -1,16 +1,6 @@
 """The IMP level loop: train -> prune -> rewind -> retrain, with controls at every pruned level,
-all artifacts in one run directory, resumable after a kill:
-
-    run_dir/config.json                 the IMPConfig (a restart must match it)
-    run_dir/rewind_point.safetensors    the whole model at the rewind point (iteration 0 or k)
-    run_dir/level_LL/masks.safetensors  the level's masks, bit-packed (lth_fast.pruning.ticket.load_masks)
-    run_dir/level_LL/checkpoint.safetensors  the ticket's weights at the end of its training
-    run_dir/level_LL/metrics.json       every branch's evaluations and timings, and the checksums
-                                        of the level's files; written last, so its presence
-                                        marks the level finished (lth_fast.imp.run_dir)
-    run_dir/summary.csv, run_dir/imp.png   the table and plot (lth_fast.imp.report)
-    run_dir/layers.png                  the weights left in each pruned tensor, per level
-    run_dir/points/, run_dir/analyses/  kept points of level 0, analyses' output (run_dir.py)
+all artifacts in one run directory (its files are documented in lth_fast.imp.run_dir),
+resumable after a kill.
 
 Level 0 trains the dense network and takes the rewind point (iteration 0 or k; and any other
 iterations run.keep_points names). Level L >= 1 runs the ticket branch (the level step of
@@ -31,64 +21,25 @@ from torch import nn
 from .. import atomic
 from ..tracking import LevelLog
 from ..devices import check_device
-from ..distributed import shard_of, unsharded
-from ..models import output_layer
+from ..distributed import shard_of
 from ..ops.dtensors import is_sharded
-from ..pruning import Pruner, ticket
+from ..pruning import Pruner
 from ..pruning.early_bird import EarlyBird
 from ..pruning.level import next_level
-from ..pruning.rule import ConfigError
-from ..pruning.selection import UnmatchedItem, transformer_weights
-from ..pruning.mask_set import MaskSet
 from . import rewind_probe, streams
 from .branches import BRANCHES
 from .criteria import CRITERIA, scoring
 from .matching import first_below, level_results
 from .report import headline, summary_rows, write_layer_plot, write_plot, write_summary_csv
+from .build import level_rates, new_model, new_pruner
 from .config import IMPConfig
+from .level_record import level_metrics, save_level
 from .parallel import Parallel
-from .run_dir import (CHECKPOINT, LAYER_PLOT, MASKS, METRICS, PLOT, REWIND_POINT, SUMMARY,
+from .same_experiment import same_branches
+from .run_dir import (CHECKPOINT, LAYER_PLOT, MASKS, PLOT, REWIND_POINT, SUMMARY,
                       RunDir, RunFileError)
 from .tasks import load_task
 from .train import RunResult, train_run
-
-
-def _same_branches(old: IMPConfig, new: IMPConfig) -> bool:
-    """Whether every branch trains at the same levels under both configs, among the levels the
-    old one had (so its finished levels are what the new one would have made)."""
-    return old.pruning.controls == new.pruning.controls and all(
-        BRANCHES[b].runs_at(old, level) == BRANCHES[b].runs_at(new, level)
-        for b in old.pruning.controls for level in range(1, old.pruning.levels + 1))
-
-
-def new_model(cfg: IMPConfig, task, seed: int, device=None) -> nn.Module:
-    torch.manual_seed(seed)
-    return task.new_model().to(device or cfg.run.device)
-
-
-def new_pruner(model: nn.Module, cfg: IMPConfig) -> Pruner:
-    """The model's pruned tensors: its own selection rule if it declares one (a GPT: the
-    Linear weights of its blocks, lth_fast.pruning.selection.transformer_weights), else every
-    Linear / Conv weight; pruning.ignore leaves more dense."""
-    include = None
-    if getattr(type(model), "SELECTION", None) == "transformer":
-        include = transformer_weights(model)
-    try:
-        return Pruner(model, include=include, exclude=list(cfg.pruning.ignore) or None)
-    except UnmatchedItem as e:  # a name in pruning.ignore that is not a pruned weight
-        raise ConfigError(f"{{0}} names {e.item!r}, which is not a weight {cfg.model.name} "
-                          f"prunes; they are {e.eligible}", "pruning.ignore",
-                          prefix="IMPConfig: ") from None
-
-
-def level_rates(cfg: IMPConfig, model: nn.Module, pruner: Pruner) -> Optional[Dict[str, float]]:
-    """Per-layer rates for scope='layer' (the output layer at pruning.output_rate), else None;
-    a pruning.layer_rates name that is not pruned is an error."""
-    out = output_layer(model) if hasattr(type(model), "OUTPUT_LAYER") else None
-    try:
-        return cfg.pruning.rule.rates(pruner.names, out)
-    except ConfigError as e:
-        raise e.within("pruning", "IMPConfig: ") from None
 
 
 class IMPRun:
@@ -148,7 +99,7 @@ class IMPRun:
         # same text read by another Python (its checksum is compared) is the same experiment;
         # the levels some branches train at (--pai-levels) may change beyond the run's levels
         extends = ("pruning.levels:", "data.text_python:") + (
-            ("pruning.pai_levels:",) if _same_branches(old, self.cfg) else ())
+            ("pruning.pai_levels:",) if same_branches(old, self.cfg) else ())
         diff = [d for d in old.differences(self.cfg) if not d.startswith(extends)]
         if diff:
             raise ValueError(f"{self.dir} holds a different experiment ({'; '.join(diff)}); "
@@ -411,7 +362,7 @@ class IMPRun:
             None, None)
         result = self.train(self.model, self.pruner, 0, 0, "dense", self._at_iteration,
                             after_eval)
-        metrics = self._metrics(0, {"ticket": result}, {"prune": 0.0, "rewind": 0.0},
+        metrics = level_metrics(self, 0, {"ticket": result}, {"prune": 0.0, "rewind": 0.0},
                                 time.perf_counter() - t_level)
         if bird is not None:
             stopped = result.evals[-1][0]
@@ -432,44 +383,10 @@ class IMPRun:
         secs = {"prune": 0.0, "rewind": 0.0}
         results = {name: BRANCHES[name].train(self, level, secs)
                    for name in self.branches_at(level)}
-        return self._metrics(level, results, secs, time.perf_counter() - t_level)
-
-    def _metrics(self, level: int, results: Dict[str, RunResult], secs: Dict[str, float],
-                 wall: float) -> dict:
-        report = self.pruner.report()  # a sharded model's counts summed over its ranks
-        alive_l = self.par.sum_ints([r["alive"] for r in report])
-        total_l = self.par.sum_ints([r["total"] for r in report])
-        for r, a, t in zip(report, alive_l, total_l):
-            r.update(alive=a, total=t, remaining=100.0 * a / t if t else 100.0)
-        alive, total = sum(alive_l), sum(total_l)
-        for r in results.values():
-            for k, v in r.seconds.items():
-                secs[k] = secs.get(k, 0.0) + v
-        secs["level"] = wall
-        test = getattr(getattr(self.task, "data", None), "test", None)
-        return {"level": level, "remaining": 100.0 * alive / total, "alive": alive,
-                "total": total, "layers": {r["name"]: r["remaining"] for r in report},
-                # a classifier's test set size: the sampling error of one seed's accuracy
-                **({"test_examples": len(test)} if test is not None else {}),
-                "branches": {b: {**r.summary(), "seconds": r.seconds, "evals": r.evals}
-                             for b, r in results.items()},
-                "seconds": secs}
+        return level_metrics(self, level, results, secs, time.perf_counter() - t_level)
 
     def _save_level(self, level: int, metrics: dict) -> None:
-        rel, par = RunDir.level_rel, self.par
-        params = dict(par.inner(self.model).named_parameters())
-        ms = self.pruner.mask_set
-        masks = MaskSet(ms.names, {n: unsharded(ms.masks[n], params[n])
-                                   if is_sharded(params[n]) else ms.masks[n] for n in ms.names})
-        state = par.full_state(self.model)  # every rank: collectives under FSDP2
-        if par.main:
-            ticket.save_masks(self.files.file(rel(level, MASKS)), masks)
-            atomic.save_tensors(self.files.file(rel(level, CHECKPOINT)), state)
-            metrics["files"] = self.files.level_files(
-                level, [RunDir.point_rel(k) for k in metrics.get("points", ())],
-                rewind=self.rewind_rel)
-            atomic.write_json(self.files.file(rel(level, METRICS)), metrics)  # last: done
-            write_summary_csv(self.files.file(SUMMARY), summary_rows(self.metrics + [metrics]))
+        save_level(self, level, metrics, self.metrics)
         self.metrics.append(metrics)
 
 

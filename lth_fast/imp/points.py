@@ -11,7 +11,7 @@ import torch
 
 from . import streams
 from .config import IMPConfig
-from .driver import new_model, new_pruner
+from .build import new_model, new_pruner
 from .parallel import Parallel
 from .tasks import load_task
 from .train import train_run

@@ -10,8 +10,18 @@ any earlier level is found on resume, and a level computed from files that have 
 The checksum is SHA-256 over a safetensors file's metadata and tensors, not its bytes:
 safetensors writes the metadata in no fixed order, so equal files can differ byte for byte.
 
-Besides the levels (the layout is in lth_fast.imp.driver):
+The layout (lth_fast.imp.driver writes the levels, lth_fast.imp.level_record each level's files):
 
+    run_dir/config.json                 the IMPConfig (a restart must match it)
+    run_dir/rewind_point.safetensors    the whole model at the rewind point (iteration 0 or k)
+    run_dir/level_LL/masks.safetensors  the level's masks, bit-packed
+                                        (lth_fast.pruning.ticket.load_masks)
+    run_dir/level_LL/checkpoint.safetensors  the ticket's weights at the end of its training
+    run_dir/level_LL/metrics.json       every branch's evaluations and timings, and the checksums
+                                        of the level's files; written last, so its presence
+                                        marks the level finished
+    run_dir/summary.csv, run_dir/imp.png   the table and plot (lth_fast.imp.report)
+    run_dir/layers.png                  the weights left in each pruned tensor, per level
     run_dir/points/iteration_KKKKKK.safetensors   the whole model at iteration K of level 0,
                                         for each K of run.keep_points (level 0's metrics.json
                                         lists them under "points" and checks them)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import List, Sequence, Tuple
 
+from .branches import BRANCHES
 from .config import IMPConfig
 from .run_dir import RunDir
 
@@ -19,6 +20,14 @@ SEED_FIELDS = ("run.seed", "data.data_seed", "data.text_python", "run.device",
 # its seeds are the same, so that its masks are comparable
 AGAINST_FIELDS = ("data.text_python", "run.device", "run.keep_points", "pruning.levels",
                   "pruning.early_bird", "pruning.early_bird_window")
+
+
+def same_branches(old: IMPConfig, new: IMPConfig) -> bool:
+    """Whether every branch trains at the same levels under both configs, among the levels the
+    old one had (so its finished levels are what the new one would have made)."""
+    return old.pruning.controls == new.pruning.controls and all(
+        BRANCHES[b].runs_at(old, level) == BRANCHES[b].runs_at(new, level)
+        for b in old.pruning.controls for level in range(1, old.pruning.levels + 1))
 
 
 def read_config(run_dir) -> IMPConfig:
@@ -78,4 +87,4 @@ def check_against(cfg: IMPConfig, against) -> IMPConfig:
     return other
 
 
-__all__ = ["check_against", "check_seeds", "first_difference", "read_config"]
+__all__ = ["check_against", "check_seeds", "first_difference", "read_config", "same_branches"]

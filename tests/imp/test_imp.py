@@ -166,7 +166,7 @@ def test_rewind_modes(data_dir, tmp_path, monkeypatch, mode):
     """The level-1 ticket starts from: init x mask at iteration 0 (init); the dense network's
     weights at iteration k x mask, at k (iteration); the trained level-0 weights x mask, at k,
     with the learning-rate schedule replayed from k (lr, Renda et al.)."""
-    from lth_fast.imp.driver import new_model, new_pruner
+    from lth_fast.imp.build import new_model, new_pruner
     from lth_fast.imp.tasks import load_task
     from lth_fast.imp.train import train_run
 
@@ -324,7 +324,7 @@ def test_report_table_and_time_share():
 
 @pytest.mark.parametrize("name", sorted(__import__("lth_fast.imp", fromlist=["PRESETS"]).PRESETS))
 def test_every_preset_builds_its_model_and_rates(name):
-    from lth_fast.imp.driver import level_rates, new_pruner
+    from lth_fast.imp.build import level_rates, new_pruner
     from lth_fast.models import build_model, output_layer
 
     cfg = preset(name)

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from lth_fast.imp import preset, run_imp
-from lth_fast.imp import driver
+from lth_fast.imp import build, driver
 from lth_fast.pruning import ticket
 
 from tests.helpers import ROOT
@@ -119,8 +119,8 @@ def test_clipping_sees_only_the_alive_gradient(monkeypatch):
     cfg = preset("gpt_pydoc", **{**TINY, "iterations": 1, "levels": 0, "warmup": 0,
                                  "rewind_iteration": 0, "rewind": "init", "controls": ()})
     task = driver.load_task(cfg)
-    model = driver.new_model(cfg, task, 0)
-    pruner = driver.new_pruner(model, cfg)
+    model = build.new_model(cfg, task, 0)
+    pruner = build.new_pruner(model, cfg)
     pruner.prune(0.5)
     seen = {}
 

@@ -56,7 +56,7 @@ def test_the_ends_are_the_children_and_the_barrier_is_max_minus_mean(run):
     cfg = RunDir(run).read_config()
     task = load_task(cfg)
     task.start("cpu")
-    from lth_fast.imp.driver import new_model
+    from lth_fast.imp.build import new_model
     for level in (0, 2):
         for k in (0, 4):
             folder = _out(run, f"level_{level:02d}", f"k_{k:06d}")

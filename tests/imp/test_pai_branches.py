@@ -11,7 +11,7 @@ import torch
 from lth_fast.imp import BRANCHES, preset, run_imp, streams
 from lth_fast.imp.branches.pai import TAGS
 from lth_fast.imp.criteria import CRITERIA, scoring
-from lth_fast.imp.driver import new_model, new_pruner
+from lth_fast.imp.build import new_model, new_pruner
 from lth_fast.imp.report import format_table, summary_rows
 from lth_fast.imp.tasks import load_task
 from lth_fast.pruning import ticket

@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence
 
 from ... import atomic
 from ...devices import check_device
-from ..driver import new_model, new_pruner
+from ..build import new_model, new_pruner
 from ..instability.barrier import DEFAULT_THRESHOLD, TIDY, summary_rows, write_csv
 from ..instability.children import Subnetwork
 from ..instability.line import SPLITS, batchnorms
