@@ -1,6 +1,6 @@
 """Iterative magnitude pruning end to end: IMPConfig (in groups, and the papers' presets), the
 level loop with its branches (the ticket and the controls), criteria and analyses as registries
-of small files, resumable runs in a directory (see driver.py for its layout, and
+of small files, resumable runs in a directory (see run_dir.py for its layout, and
 docs/architecture.md for the whole).
 
     from lth_fast.imp import preset, run_imp
