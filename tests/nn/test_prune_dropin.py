@@ -87,6 +87,45 @@ def test_global_l1_equals_torch_over_rounds(target, dtype, amount):
     assert pruned == total - alive
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_global_l1_equals_torch_on_tensors_widened_range_by_range(target, dtype):
+    """Tensors of more than 4,096 entries, whose new mask buffers are widened from the bools
+    in their first bytes range by range; the buffer is the one mask a first pruning makes."""
+    def make():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(300, 70), nn.Conv2d(16, 33, 3)).to(target, dtype)
+    models = make(), make()
+    params = [[(m[0], "weight"), (m[1], "weight"), (m[0], "bias")] for m in models]
+    sizes = [getattr(m, n).numel() for m, n in params[0]]
+    g = torch.Generator().manual_seed(1)  # distinct magnitudes, exact in both dtypes
+    mags = (torch.randperm(sum(sizes), generator=g) + 1).to(dtype)
+    signs = torch.randint(0, 2, (sum(sizes),), generator=g).to(dtype) * 2 - 1
+    with torch.no_grad():
+        for plist in params:
+            for (m, n), v in zip(plist, (mags * signs).split(sizes)):
+                getattr(m, n).copy_(v.view_as(getattr(m, n)))
+    for rnd in range(3):
+        lp.global_unstructured(params[0], pruning_method=lp.L1Unstructured, amount=0.3)
+        tp.global_unstructured(params[1], pruning_method=tp.L1Unstructured, amount=0.3)
+        assert_same_model(*models)
+        if rnd == 0:
+            for m, n in params[0]:
+                hook, = [h for h in m._forward_pre_hooks.values() if h._tensor_name == n]
+                assert hook.mask is getattr(m, n + "_mask")
+
+
+@pytest.mark.parametrize("dtype", DTYPES + [torch.complex64, torch.int32])
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4095, 4096, 4097, 16385, 100_003])
+def test_widen_makes_the_leading_bools_the_buffers_values_in_place(target, dtype, n):
+    from lth_fast.nn.utils.prune import _bools_in, _widen_
+    buffer = torch.full((n,), 7, dtype=dtype, device=target)
+    want = torch.rand(n, generator=torch.Generator().manual_seed(n)) < 0.5
+    _bools_in(buffer).copy_(want.to(target))
+    at = buffer.data_ptr()
+    assert _widen_(buffer) is buffer and buffer.data_ptr() == at
+    assert torch.equal(buffer.cpu(), want.to(dtype))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_global_importance_scores_equal_torch(target, dtype):
     ours, theirs, _ = both(target, dtype)

@@ -15,10 +15,10 @@ structured methods, `identity`, `custom_from_mask`, `remove`, `is_pruned`, `Base
 The module state is torch's. A pruned tensor has torch's `<name>_orig` parameter, float
 `<name>_mask` buffer and forward pre-hook, and iterative pruning goes through torch's
 `PruningContainer`. `global_unstructured` ends as torch's does, as if by `custom_from_mask` on
-every parameter, so each hook's history holds a `CustomFromMask` (holding a bool mask where
-torch's holds a float one). So `remove`, `state_dict`, pickling,
-`deepcopy` and code that reads `weight_mask` keep working, and a model pruned with one module
-can be pruned further with the other.
+every parameter, so each hook's history holds a `CustomFromMask` (holding the mask buffer
+itself where torch's holds an equal tensor). So `remove`, `state_dict`, pickling, `deepcopy`
+and code that reads `weight_mask` keep working, and a model pruned with one module can be
+pruned further with the other.
 
 Semantics are torch's. The number pruned is torch's `_compute_nparams_toprune` of the entries
 still unpruned (mask == 1); amounts are validated by torch's helpers, with torch's error types;
@@ -195,9 +195,14 @@ def _global_fused(parameters, method, importance_scores) -> bool:
     # torch ranks one concatenation, so in the dtype all the scores promote to (exactly)
     dtype = functools.reduce(torch.promote_types, [s.dtype for s in scores])
     flat = [s.detach().reshape(-1).to(dtype).contiguous() for s in scores]
-    # torch prunes among the entries whose mask is exactly 1
-    keep = [torch.ones(p.numel(), dtype=torch.bool, device=device) if old is None
-            else old.detach().reshape(-1) == 1 for p, old in zip(params, olds)]
+    # torch prunes among the entries whose mask is exactly 1. The selection writes its bool mask
+    # into the first bytes of the new mask buffer, which are widened in place after
+    buffers = [_mask_buffer(p) for p in params]
+    keep = [torch.ones(p.numel(), dtype=torch.bool, device=device) if b is None and old is None
+            else old.detach().reshape(-1) == 1 if b is None
+            else _bools_in(b).fill_(True) if old is None
+            else torch.eq(old.detach().reshape(-1), 1, out=_bools_in(b))
+            for p, old, b in zip(params, olds, buffers)]
     counts = [p.numel() if old is None else None for p, old in zip(params, olds)]
     binary = [True] * len(params)
     pending = [i for i, c in enumerate(counts) if c is None]
@@ -215,12 +220,14 @@ def _global_fused(parameters, method, importance_scores) -> bool:
         if not _select(flat, keep, k):
             return False
     del flat
-    for (module, name), p, old, is_binary in zip(parameters, params, olds, binary):
+    for (module, name), p, old, is_binary, buffer in zip(parameters, params, olds, binary,
+                                                          buffers):
         kp = keep.pop(0).view_as(p)
         if is_binary:
             # torch's new mask, old * (old with the newly pruned entries 0), is keep itself
             # (bool to float through uint8: the same values, several times faster on CPU)
-            _reparametrize(module, name, kp, kp.view(torch.uint8).to(p.dtype))
+            mask = _widen_(buffer) if buffer is not None else kp.view(torch.uint8).to(p.dtype)
+            _reparametrize(module, name, mask.view_as(p))
             continue
         # torch's own code for a mask with other values, which it leaves as they were
         final = old.detach().reshape(-1).to(dtype, copy=True)
@@ -234,14 +241,43 @@ def _hooks(module, name):
             if isinstance(h, BasePruningMethod) and h._tensor_name == name]
 
 
-def _reparametrize(module, name, keep, mask) -> None:
-    """What torch's custom_from_mask(module, name, keep) does, step for step as in
+def _mask_buffer(p: torch.Tensor) -> Optional[torch.Tensor]:
+    """A new flat `<name>_mask` buffer for p (torch's is of p's dtype), to be filled by
+    _widen_; None where p's elements are single bytes, too narrow to widen into."""
+    if p.element_size() < 2:
+        return None
+    return torch.empty(p.numel(), dtype=p.dtype, device=p.device)
+
+
+def _bools_in(buffer: torch.Tensor) -> torch.Tensor:
+    """The first numel bytes of a flat buffer, as bools."""
+    return buffer.view(torch.uint8)[:buffer.numel()].view(torch.bool)
+
+
+def _widen_(buffer: torch.Tensor) -> torch.Tensor:
+    """buffer[i] = _bools_in(buffer)[i] for every i, in place: the new mask buffer is the only
+    memory the mask takes (new memory is what building torch's state costs; its first touch
+    dominates it). Ranges go from the back, each [lo, hi) with lo * size >= hi, so the bytes it
+    writes lie after those it reads, and after every byte still to be read."""
+    raw, size = buffer.view(torch.uint8), buffer.element_size()
+    hi = buffer.numel()
+    while hi > 4096:
+        lo = -(-hi // size)
+        buffer[lo:hi].copy_(raw[lo:hi])
+        hi = lo
+    buffer[:hi].copy_(raw[:hi].clone())
+    return buffer
+
+
+def _reparametrize(module, name, mask) -> None:
+    """What torch's custom_from_mask(module, name, mask) does, step for step as in
     BasePruningMethod.apply (the `<name>_orig` parameter on the first pruning, a CustomFromMask
     added to the tensor's PruningContainer on later ones, the `<name>_mask` buffer, the pruned
     tensor, the hook), given the buffer it computes: `mask`. So it skips torch's mask of ones,
     its copies of the old mask and its multiplications by them. The CustomFromMask holds the
-    bool mask (torch's holds the float one it was given; only its values are ever read)."""
-    method = CustomFromMask(keep)
+    buffer itself (torch's holds an equal tensor; only its values are ever read, and only when it is
+    applied, as it is here)."""
+    method = CustomFromMask(mask)
     method._tensor_name = name
     hooks = _hooks(module, name)
     if hooks:
