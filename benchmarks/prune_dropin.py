@@ -6,14 +6,16 @@ pruning and its second (which goes through torch's PruningContainer in both).
 Each measurement runs in a fresh process on a fresh model (the first pruning, which builds
 torch's reparametrization: weight_orig, a float weight_mask and the pruned weight), after a
 warm-up on a small model, so no memory freed by an earlier model is there to reuse. Times and
-memory are medians over --repeats processes. Peak extra memory is the process's peak resident
-size during the call (VmHWM, reset through /proc/self/clear_refs) minus its resident size
-before.
+memory are medians over --repeats processes, the implementations taking turns. Peak extra
+memory is the process's peak resident size during the call (VmHWM, reset through
+/proc/self/clear_refs) minus its resident size before.
 
-Two more rows split the work: `select` is the fused selection alone (prune_ on the weights and
+Three more rows split the work: `select` is the fused selection alone (prune_ on the weights and
 bool masks), so the rest of ours is building torch's state (the float weight_mask and the pruned
 weight); `reparam` is torch's own custom_from_mask on every tensor from bool masks already made
-(what torch's reparametrization alone costs in time and memory).
+(what torch's reparametrization alone costs in time and memory); `floor` allocates the new
+memory torch's state takes (a mask and a pruned weight per tensor, 8 bytes per fp32 weight) and
+writes it once: no drop-in can build that state in less.
 
     python benchmarks/prune_dropin.py [--repeats 3] [--out benchmarks/results/PREFIX]
 """
@@ -32,7 +34,7 @@ import torch
 from torch import nn
 
 CASES = [("linear", "10M"), ("conv", "10M"), ("linear", "50M"), ("conv", "50M")]
-IMPLS = ["torch", "ours", "reparam", "select"]
+IMPLS = ["torch", "ours", "reparam", "select", "floor"]
 LIGHTNING = ["lightning_torch", "lightning_ours", "lightning_torch_again", "lightning_ours_again"]
 AMOUNT = 0.2
 
@@ -76,6 +78,8 @@ def _call(impl: str, net: nn.Sequential):
     if impl == "ours":
         return lambda: lp.global_unstructured(params, pruning_method=lp.L1Unstructured,
                                               amount=AMOUNT)
+    if impl == "floor":
+        return lambda: [torch.empty_like(m.weight).fill_(1) for m in net for _ in range(2)]
     masks = [torch.ones(m.weight.shape, dtype=torch.bool) for m in net]
     if impl == "select":
         weights = [m.weight.detach() for m in net]
@@ -117,29 +121,41 @@ def one(impl: str, shape: str, size: str) -> dict:
     return {"seconds": seconds, "peak_extra_bytes": _status("VmHWM") - before}
 
 
-def run(impl: str, shape: str, size: str, repeats: int) -> dict:
-    """Medians over `repeats` fresh processes."""
-    got = []
+def _once(impl: str, shape: str, size: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--one", impl, shape, size],
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{impl} {shape} {size} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(impls, shape: str, size: str, repeats: int) -> dict:
+    """Medians over `repeats` fresh processes per impl, the impls taking turns (a slow spell of
+    the machine falls on all of them, not on one)."""
+    got = {impl: [] for impl in impls}
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, __file__, "--one", impl, shape, size],
-                             capture_output=True, text=True)
-        if out.returncode:
-            raise SystemExit(f"{impl} {shape} {size} failed:\n{out.stderr}")
-        got.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return {"seconds": statistics.median(g["seconds"] for g in got),
-            "peak_extra_bytes": statistics.median(g["peak_extra_bytes"] for g in got),
-            "all_seconds": [g["seconds"] for g in got]}
+        for impl in impls:
+            got[impl].append(_once(impl, shape, size))
+    row = {}
+    for impl, g in got.items():
+        row[impl] = {"seconds": statistics.median(x["seconds"] for x in g),
+                     "peak_extra_bytes": statistics.median(x["peak_extra_bytes"] for x in g),
+                     "all_seconds": [x["seconds"] for x in g]}
+        print(shape, size, impl, f"{row[impl]['seconds'] * 1e3:.1f} ms",
+              f"{row[impl]['peak_extra_bytes'] / 2**20:.0f} MiB", flush=True)
+    return row
 
 
 def table(rows) -> str:
     lines = ["| model | params | torch.nn.utils.prune | lth_fast | speed-up | of which fused "
              "selection | of which torch's state (float mask, pruned weight) | torch's "
              "custom_from_mask alone | peak extra: torch | ours | torch's custom_from_mask "
-             "alone | ours / custom_from_mask alone |", "|" + "---|" * 12]
+             "alone | ours / custom_from_mask alone | the state's new memory, written once "
+             "(floor) | ours / floor |", "|" + "---|" * 14]
     for r in rows:
         if r["shape"] == "lightning":
             continue
-        t, o, p, s = (r[i] for i in IMPLS)
+        t, o, p, s, f = (r[i] for i in IMPLS)
         mib = [x["peak_extra_bytes"] / 2**20 for x in (t, o, p)]
         lines.append(
             f"| {r['shape']} | {r['size']} | {t['seconds'] * 1e3:.0f} ms | "
@@ -147,7 +163,8 @@ def table(rows) -> str:
             f"{s['seconds'] * 1e3:.0f} ms ({s['seconds'] / o['seconds']:.0%}) | "
             f"{(o['seconds'] - s['seconds']) * 1e3:.0f} ms "
             f"({1 - s['seconds'] / o['seconds']:.0%}) | {p['seconds'] * 1e3:.0f} ms | "
-            f"{mib[0]:.0f} MiB | {mib[1]:.0f} MiB | {mib[2]:.0f} MiB | {mib[1] / mib[2]:.2f} |")
+            f"{mib[0]:.0f} MiB | {mib[1]:.0f} MiB | {mib[2]:.0f} MiB | {mib[1] / mib[2]:.2f} | "
+            f"{f['seconds'] * 1e3:.0f} ms | {o['seconds'] / f['seconds']:.2f} |")
     lt = next(r for r in rows if r["shape"] == "lightning")
     lines += ["", "| Lightning ModelPruning.apply_pruning (global L1, 10M, Linear) | Lightning's "
               "| ours | speed-up |", "|---|---|---|---|"]
@@ -173,17 +190,9 @@ def main(argv=None) -> int:
     import lth_fast
     rows = []
     for shape, size in CASES:
-        row = {"shape": shape, "size": size}
-        for impl in IMPLS:
-            row[impl] = run(impl, shape, size, args.repeats)
-            print(shape, size, impl, f"{row[impl]['seconds'] * 1e3:.1f} ms",
-                  f"{row[impl]['peak_extra_bytes'] / 2**20:.0f} MiB", flush=True)
-        rows.append(row)
-    row = {"shape": "lightning", "size": "10M"}
-    for impl in LIGHTNING:
-        row[impl] = run(impl, "linear", "10M", args.repeats)
-        print("lightning", impl, f"{row[impl]['seconds'] * 1e3:.1f} ms", flush=True)
-    rows.append(row)
+        rows.append({"shape": shape, "size": size, **run(IMPLS, shape, size, args.repeats)})
+    rows.append({"shape": "lightning", "size": "10M",
+                 **run(LIGHTNING, "linear", "10M", args.repeats)})
     text = table(rows)
     print(text)
     if args.out:
