@@ -275,8 +275,8 @@ def _reparametrize(module, name, mask) -> None:
     added to the tensor's PruningContainer on later ones, the `<name>_mask` buffer, the pruned
     tensor, the hook), given the buffer it computes: `mask`. So it skips torch's mask of ones,
     its copies of the old mask and its multiplications by them. The CustomFromMask holds the
-    buffer itself (torch's holds an equal tensor; only its values are ever read, and only when it is
-    applied, as it is here)."""
+    buffer itself (torch's holds an equal tensor; only its values are ever read, and only when
+    it is applied, as it is here)."""
     method = CustomFromMask(mask)
     method._tensor_name = name
     hooks = _hooks(module, name)
