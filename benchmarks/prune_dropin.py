@@ -15,7 +15,7 @@ bool masks), so the rest of ours is building torch's state (the float weight_mas
 weight); `reparam` is torch's own custom_from_mask on every tensor from bool masks already made
 (what torch's reparametrization alone costs in time and memory); `floor` allocates the new
 memory torch's state takes (a mask and a pruned weight per tensor, 8 bytes per fp32 weight) and
-writes it once: no drop-in can build that state in less.
+writes it once, as any drop-in must (its first touch, a page fault per page, is most of it).
 
     python benchmarks/prune_dropin.py [--repeats 3] [--out benchmarks/results/PREFIX]
 """
