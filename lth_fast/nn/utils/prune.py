@@ -198,11 +198,13 @@ def _global_fused(parameters, method, importance_scores) -> bool:
     # torch prunes among the entries whose mask is exactly 1. The selection writes its bool mask
     # into the first bytes of the new mask buffer, which are widened in place after
     buffers = [_mask_buffer(p) for p in params]
-    keep = [torch.ones(p.numel(), dtype=torch.bool, device=device) if b is None and old is None
-            else old.detach().reshape(-1) == 1 if b is None
-            else _bools_in(b).fill_(True) if old is None
-            else torch.eq(old.detach().reshape(-1), 1, out=_bools_in(b))
-            for p, old, b in zip(params, olds, buffers)]
+    keep = [torch.empty(p.numel(), dtype=torch.bool, device=device) if b is None
+            else _bools_in(b) for p, b in zip(params, buffers)]
+    for kp, old in zip(keep, olds):
+        if old is None:
+            kp.fill_(True)
+        else:
+            torch.eq(old.detach().reshape(-1), 1, out=kp)
     counts = [p.numel() if old is None else None for p, old in zip(params, olds)]
     binary = [True] * len(params)
     pending = [i for i, c in enumerate(counts) if c is None]
