@@ -16,6 +16,9 @@ weight); `reparam` is torch's own custom_from_mask on every tensor from bool mas
 (what torch's reparametrization alone costs in time and memory); `floor` allocates the new
 memory torch's state takes (a mask and a pruned weight per tensor, 8 bytes per fp32 weight) and
 writes it once, as any drop-in must (its first touch, a page fault per page, is most of it).
+So torch's time over floor + select estimates the speed-up of a drop-in that did nothing but
+rank the weights and write torch's state on this machine (an estimate: medians of separate
+processes); the table gives it beside the speed-up of each turn.
 
     python benchmarks/prune_dropin.py [--repeats 3] [--out benchmarks/results/PREFIX]
 """
@@ -146,12 +149,20 @@ def run(impls, shape: str, size: str, repeats: int) -> dict:
     return row
 
 
+def _per_turn(a: dict, b: dict) -> str:
+    """a's time over b's in each turn, lowest to highest (the spread the median hides)."""
+    ratios = sorted(x / y for x, y in zip(a["all_seconds"], b["all_seconds"]))
+    return ", ".join(f"{r:.1f}" for r in ratios)
+
+
 def table(rows) -> str:
     lines = ["| model | params | torch.nn.utils.prune | lth_fast | speed-up | of which fused "
              "selection | of which torch's state (float mask, pruned weight) | torch's "
              "custom_from_mask alone | peak extra: torch | ours | torch's custom_from_mask "
              "alone | ours / custom_from_mask alone | the state's new memory, written once "
-             "(floor) | ours / floor |", "|" + "---|" * 14]
+             "(floor) | ours / floor | speed-up per turn | at the floor: torch / (floor + "
+             "selection) |",
+             "|" + "---|" * 16]
     for r in rows:
         if r["shape"] == "lightning":
             continue
@@ -164,14 +175,15 @@ def table(rows) -> str:
             f"{(o['seconds'] - s['seconds']) * 1e3:.0f} ms "
             f"({1 - s['seconds'] / o['seconds']:.0%}) | {p['seconds'] * 1e3:.0f} ms | "
             f"{mib[0]:.0f} MiB | {mib[1]:.0f} MiB | {mib[2]:.0f} MiB | {mib[1] / mib[2]:.2f} | "
-            f"{f['seconds'] * 1e3:.0f} ms | {o['seconds'] / f['seconds']:.2f} |")
+            f"{f['seconds'] * 1e3:.0f} ms | {o['seconds'] / f['seconds']:.2f} | "
+            f"{_per_turn(t, o)} | {t['seconds'] / (f['seconds'] + s['seconds']):.1f}x |")
     lt = next(r for r in rows if r["shape"] == "lightning")
     lines += ["", "| Lightning ModelPruning.apply_pruning (global L1, 10M, Linear) | Lightning's "
-              "| ours | speed-up |", "|---|---|---|---|"]
+              "| ours | speed-up | speed-up per turn |", "|---|---|---|---|---|"]
     for when, suffix in (("first pruning", ""), ("second pruning", "_again")):
         a, b = lt["lightning_torch" + suffix], lt["lightning_ours" + suffix]
         lines.append(f"| {when} | {a['seconds'] * 1e3:.0f} ms | {b['seconds'] * 1e3:.0f} ms | "
-                     f"{a['seconds'] / b['seconds']:.1f}x |")
+                     f"{a['seconds'] / b['seconds']:.1f}x | {_per_turn(a, b)} |")
     return "\n".join(lines)
 
 
