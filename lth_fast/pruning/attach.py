@@ -17,7 +17,7 @@ path; attach costs the optimizer's own step plus one pass over the masked weight
 (and one over the masked gradients, unless zero_grads=False)."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -171,3 +171,27 @@ class AttachedMasks:
     def _after_load(self, optimizer) -> None:
         self._state_key = ()
         self._zero_weights_and_state()
+
+
+def masker(items) -> Callable[[], None]:
+    """Zeroes the pruned entries of the (name, parameter, mask) items, with the lists built
+    once: Pruner.masker()."""
+    groups: Dict[tuple, tuple] = {}
+    strided = []
+    for _, p, m in items:
+        p = local(p.detach())
+        if p.is_contiguous():
+            ps, ms = groups.setdefault((p.device, p.dtype), ([], []))
+            ps.append(p)
+            ms.append(m)
+        else:
+            strided.append((p, m))
+    calls = [zero_pruned(ps, ms) for ps, ms in groups.values()]
+
+    @torch.no_grad()
+    def mask() -> None:
+        for call in calls:
+            call()
+        for p, m in strided:
+            p.masked_fill_(~m, 0)
+    return mask

@@ -26,6 +26,17 @@ class PruneReport(list):
         return "\n".join([fmt(head)] + [fmt(x) for x in rows])
 
 
+class ParamMasks(dict):
+    """{parameter: mask} that also knows each parameter's qualified name (for messages)."""
+
+    def __init__(self, items):
+        super().__init__((p, m) for _, p, m in items)
+        self._items = items  # names looked up only for a message, not at every step
+
+    def name_of(self, param: Tensor) -> str:
+        return next((n for n, p, _ in self._items if p is param), "?")
+
+
 class MaskSet:
     def __init__(self, names: Sequence[str], masks: Mapping[str, Tensor],
                  snapshot: Optional[Mapping[str, Tensor]] = None,

@@ -31,35 +31,15 @@ import torch
 from torch import Tensor, nn
 
 from ..ops import NM, PruneStats
-from ..ops.api import rewind_, zero_pruned
+from ..ops.api import rewind_
 from ..ops.dtensors import is_dtensor, local
 from ..ops.nm import read_scope
 from . import rank, ticket, ticket_io, torch_prune
-from .attach import AttachedMasks, unwrap_optimizer
-from .mask_set import MaskSet, PruneReport
+from .attach import AttachedMasks, masker, unwrap_optimizer
+from .mask_set import MaskSet, ParamMasks, PruneReport
 from .schedule import SchedulePoint
 from .state import dense_state, placed, restore_dense
-from .selection import DEFAULT_TYPES, select_parameters
-
-
-def plain_module(model: nn.Module) -> nn.Module:
-    """The module a torch.compile wrapper (OptimizedModule, `_orig_mod`) compiles, else the
-    model: its parameter names are the plain model's, so masks and tickets move between the
-    compiled and the plain model (the parameters are the same tensors)."""
-    while isinstance(getattr(model, "_orig_mod", None), nn.Module):
-        model = model._orig_mod
-    return model
-
-
-class ParamMasks(dict):
-    """{parameter: mask} that also knows each parameter's qualified name (for messages)."""
-
-    def __init__(self, items):
-        super().__init__((p, m) for _, p, m in items)
-        self._items = items  # names looked up only for a message, not at every step
-
-    def name_of(self, param: Tensor) -> str:
-        return next((n for n, p, _ in self._items if p is param), "?")
+from .selection import DEFAULT_TYPES, plain_module, select_parameters
 
 
 class Pruner:
@@ -305,26 +285,7 @@ class Pruner:
         """apply() with the parameters and masks looked up once: a callable for the end of every
         optimizer step in a training loop (about half the cost of apply() on small models).
         Make a new one after moving the model or replacing its parameters."""
-        items = self._resolved()
-        groups: Dict[tuple, tuple] = {}
-        strided = []
-        for _, p, m in items:
-            p = local(p.detach())
-            if p.is_contiguous():
-                ps, ms = groups.setdefault((p.device, p.dtype), ([], []))
-                ps.append(p)
-                ms.append(m)
-            else:
-                strided.append((p, m))
-        calls = [zero_pruned(ps, ms) for ps, ms in groups.values()]
-
-        @torch.no_grad()
-        def mask() -> None:
-            for call in calls:
-                call()
-            for p, m in strided:
-                p.masked_fill_(~m, 0)
-        return mask
+        return masker(self._resolved())
 
     def rewind(self, optimizer: Optional[torch.optim.Optimizer] = None,
                scheduler=None) -> None:

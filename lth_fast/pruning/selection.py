@@ -161,3 +161,12 @@ def transformer_weights(model: nn.Module, types: Sequence[type] = (nn.Linear,)) 
         raise ValueError(f"transformer_weights: {type(model).__name__} has no "
                          f"{[t.__name__ for t in types]} weight inside numbered blocks")
     return chosen
+
+
+def plain_module(model: nn.Module) -> nn.Module:
+    """The module a torch.compile wrapper (OptimizedModule, `_orig_mod`) compiles, else the
+    model: its parameter names are the plain model's, so masks and tickets move between the
+    compiled and the plain model (the parameters are the same tensors)."""
+    while isinstance(getattr(model, "_orig_mod", None), nn.Module):
+        model = model._orig_mod
+    return model
