@@ -2,7 +2,7 @@
 executable spec) on clones of the same inputs, checking masks bit for bit, the returned
 PruneStats, and invariants that follow from docs/semantics.md ("Magnitude selection") without
 either implementation (weights untouched, dead entries stay dead, exactly k pruned, pruned |w|
-<= kept |w|, ties cut by position)."""
+<= kept |w|, ties cut by position); random_weights and nm_inputs, the inputs of the N:M tests."""
 from __future__ import annotations
 
 import os
@@ -117,3 +117,26 @@ def run_and_compare(weights, masks, amount, scope="global", device="cpu"):
         for i, (m, c) in enumerate(zip(got, cpu_m)):
             assert torch.equal(m, c), f"masks[{i}]: {device} differs from cpu"
     return got, stats
+
+
+def random_weights(shapes, dtype, gen, kind="normal"):
+    """Float64 draws scaled by a random power of two, cast to dtype (kind="ties": few distinct
+    magnitudes, both zeros and both infinities)."""
+    out = []
+    for s in shapes:
+        if kind == "ties":  # few distinct magnitudes, both zeros, infinities
+            vals = torch.tensor([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, float("inf"), -float("inf")],
+                                dtype=torch.float64)
+            x = vals[torch.randint(0, len(vals), s, generator=gen)]
+        else:
+            x = torch.randn(s, generator=gen, dtype=torch.float64)
+            x *= 2.0 ** float(torch.randint(-6, 7, (1,), generator=gen))
+        out.append(x.to(dtype))
+    return out
+
+
+def nm_inputs(gen):
+    """float32 weights of a Linear, a conv and a 1-D shape, N:M-groupable by 2 and 4, and masks
+    with about 80% alive."""
+    weights = random_weights([(3, 8), (2, 4, 3, 3), (12,)], torch.float32, gen)
+    return weights, [torch.rand(w.shape, generator=gen) < 0.8 for w in weights]
