@@ -1,6 +1,5 @@
-"""PruningConfig: the pruning group of IMPConfig (lth_fast.imp.config), which says how levels
-prune (lth_fast.pruning.rule), score (a criterion), rewind, and which branches train beside the
-ticket. Its checks name its fields; IMPConfig.check adds those between groups."""
+"""PruningConfig, the pruning group of IMPConfig (lth_fast.imp.config), with its own checks;
+IMPConfig.check adds the checks between groups."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -14,7 +14,9 @@ Adagrad, RMSprop, Lion- or Muon-style ones), through the optimizer's own step ho
 
 MaskedSGD/MaskedAdam/MaskedAdamW do all of this inside their one fused step and stay the fast
 path; attach costs the optimizer's own step plus one pass over the masked weights and state
-(and one over the masked gradients, unless zero_grads=False)."""
+(and one over the masked gradients, unless zero_grads=False).
+
+masker() builds Pruner.masker(): the weights' zeroing alone, for a loop that calls it itself."""
 from __future__ import annotations
 
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
