@@ -2,7 +2,7 @@
 executable spec) on clones of the same inputs, checking masks bit for bit, the returned
 PruneStats, and invariants that follow from docs/semantics.md ("Magnitude selection") without
 either implementation (weights untouched, dead entries stay dead, exactly k pruned, pruned |w|
-<= kept |w|, ties cut by position); random_weights and nm_inputs, the inputs of the N:M tests."""
+<= kept |w|, ties cut by position); nm_random_weights and nm_inputs, the inputs of the N:M tests."""
 from __future__ import annotations
 
 import os
@@ -119,12 +119,12 @@ def run_and_compare(weights, masks, amount, scope="global", device="cpu"):
     return got, stats
 
 
-def random_weights(shapes, dtype, gen, kind="normal"):
+def nm_random_weights(shapes, dtype, gen, kind="normal"):
     """Float64 draws scaled by a random power of two, cast to dtype (kind="ties": few distinct
     magnitudes, both zeros and both infinities)."""
     out = []
     for s in shapes:
-        if kind == "ties":  # few distinct magnitudes, both zeros, infinities
+        if kind == "ties":
             vals = torch.tensor([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, float("inf"), -float("inf")],
                                 dtype=torch.float64)
             x = vals[torch.randint(0, len(vals), s, generator=gen)]
@@ -138,5 +138,5 @@ def random_weights(shapes, dtype, gen, kind="normal"):
 def nm_inputs(gen):
     """float32 weights of a Linear, a conv and a 1-D shape, N:M-groupable by 2 and 4, and masks
     with about 80% alive."""
-    weights = random_weights([(3, 8), (2, 4, 3, 3), (12,)], torch.float32, gen)
+    weights = nm_random_weights([(3, 8), (2, 4, 3, 3), (12,)], torch.float32, gen)
     return weights, [torch.rand(w.shape, generator=gen) < 0.8 for w in weights]

@@ -13,7 +13,7 @@ import lth_fast
 from lth_fast import NM, reference
 
 from tests.helpers.ops import bits
-from tests.helpers.prune import assert_masks_equal, nm_inputs, random_weights
+from tests.helpers.prune import assert_masks_equal, nm_inputs, nm_random_weights
 from tests.helpers.targets import DTYPES, needs_cuda
 
 RULES = [(2, 4), (1, 4), (3, 4), (4, 4), (1, 2), (4, 8), (2, 8), (1, 1), (2, 3), (5, 16),
@@ -88,7 +88,7 @@ def test_random_matches_reference(target, dtype, rule, gen):
     n, m = rule
     for alive_p in (1.0, 0.7, 0.3):
         shapes = shapes_for(m, gen)
-        weights = random_weights(shapes, dtype, gen)
+        weights = nm_random_weights(shapes, dtype, gen)
         masks = [torch.rand(s, generator=gen) < alive_p for s in shapes]
         got, stats = run_and_compare(weights, masks, n, m, target)
         if alive_p == 1.0:  # fresh masks: exactly n of every m kept
@@ -103,7 +103,7 @@ def test_ties_zeros_and_infinities(target, dtype, rule, gen):
     n, m = rule
     for alive_p in (1.0, 0.6):
         shapes = shapes_for(m, gen)
-        weights = random_weights(shapes, dtype, gen, kind="ties")
+        weights = nm_random_weights(shapes, dtype, gen, kind="ties")
         masks = [torch.rand(s, generator=gen) < alive_p for s in shapes]
         run_and_compare(weights, masks, n, m, target)
 
@@ -113,11 +113,11 @@ def test_vector_tails_and_parallel_runs(target, dtype, gen):
     """2:4 on contiguous rows (the vector loops) of every length mod 16, and tensors large
     enough to be cut into runs for several threads."""
     shapes = [(1, 4 * g) for g in range(1, 20)] + [(700, 512), (3, 4 * 100_003)]
-    weights = random_weights(shapes, dtype, gen)
+    weights = nm_random_weights(shapes, dtype, gen)
     masks = [torch.rand(s, generator=gen) < 0.9 for s in shapes]
     run_and_compare(weights, masks, 2, 4, target)
     run_and_compare(weights, masks, 1, 4, target)
-    conv = random_weights([(64, 128, 3, 3)], dtype, gen)
+    conv = nm_random_weights([(64, 128, 3, 3)], dtype, gen)
     run_and_compare(conv, [torch.rand(conv[0].shape, generator=gen) < 0.9], 2, 4, target)
 
 
@@ -126,7 +126,7 @@ def test_reference_is_the_literal_rule(rule, gen):
     n, m = rule
     for kind in ("normal", "ties"):
         shapes = [(3, 2 * m), (2, m, 2, 3), (3 * m,), (2, m, 5)]
-        weights = random_weights(shapes, torch.float32, gen, kind)
+        weights = nm_random_weights(shapes, torch.float32, gen, kind)
         masks = [torch.rand(s, generator=gen) < 0.75 for s in shapes]
         want = [literal_rule(w, mk, n, m) for w, mk in zip(weights, masks)]
         got = [mk.clone() for mk in masks]
@@ -176,7 +176,7 @@ def test_groups_with_few_alive_keep_them_all(target):
 @pytest.mark.parametrize("rule", [(2, 4), (1, 2), (3, 8)], ids=rule_id)
 def test_idempotent(target, rule, gen):
     n, m = rule
-    weights = random_weights(shapes_for(m, gen), torch.float32, gen)
+    weights = nm_random_weights(shapes_for(m, gen), torch.float32, gen)
     masks = [torch.rand(w.shape, generator=gen) < 0.9 for w in weights]
     once, _ = run_and_compare(weights, masks, n, m, target)
     twice, stats = run_and_compare(weights, once, n, m, target)
@@ -187,7 +187,7 @@ def test_idempotent(target, rule, gen):
 @pytest.mark.parametrize("rule", [(4, 4), (1, 1), (64, 64)], ids=rule_id)
 def test_n_equal_m_prunes_nothing(target, rule, gen):
     n, m = rule
-    weights = random_weights([(3, m), (m * 2,)], torch.float32, gen)
+    weights = nm_random_weights([(3, m), (m * 2,)], torch.float32, gen)
     masks = [torch.rand(w.shape, generator=gen) < 0.5 for w in weights]
     got, stats = run_and_compare(weights, masks, n, m, target)
     assert stats.pruned == 0 and all(torch.equal(a, b) for a, b in zip(got, masks))
@@ -195,7 +195,7 @@ def test_n_equal_m_prunes_nothing(target, rule, gen):
 
 def test_zero_size_and_empty(target, gen):
     shapes = [(0, 4), (4, 0), (0,), (2, 0, 3, 3), (0, 8, 3), (3, 4)]
-    weights = random_weights(shapes, torch.float32, gen)
+    weights = nm_random_weights(shapes, torch.float32, gen)
     masks = [torch.ones(s, dtype=torch.bool) for s in shapes]
     _, stats = run_and_compare(weights, masks, 2, 4, target)
     assert [(r.alive_before, r.pruned) for r in stats.layers] == [(0, 0)] * 5 + [(12, 6)]
@@ -208,7 +208,7 @@ def test_zero_size_and_empty(target, gen):
 def test_many_tensors(isa, dtype, gen):
     shapes = [(int(torch.randint(0, 5, (1,), generator=gen)), 4 * int(torch.randint(0, 9, (1,),
               generator=gen))) for _ in range(400)]
-    weights = random_weights(shapes, dtype, gen)
+    weights = nm_random_weights(shapes, dtype, gen)
     masks = [torch.rand(s, generator=gen) < 0.8 for s in shapes]
     run_and_compare(weights, masks, 2, 4)
 
@@ -239,7 +239,7 @@ def test_views_in_poisoned_buffers(isa, dtype, offset, gen):
 
 
 def test_threads_agree(gen):
-    weights = random_weights([(1000, 1024), (64, 64, 3, 3)], torch.float32, gen)
+    weights = nm_random_weights([(1000, 1024), (64, 64, 3, 3)], torch.float32, gen)
     masks = [torch.rand(w.shape, generator=gen) < 0.9 for w in weights]
     before = torch.get_num_threads()
     results = []
@@ -256,7 +256,7 @@ def test_threads_agree(gen):
 
 @needs_cuda
 def test_cuda_matches_cpu(gen):
-    weights = random_weights([(300, 256), (32, 64, 3, 3), (64,)], torch.float32, gen, "ties")
+    weights = nm_random_weights([(300, 256), (32, 64, 3, 3), (64,)], torch.float32, gen, "ties")
     masks = [torch.rand(w.shape, generator=gen) < 0.8 for w in weights]
     cpu = [mk.clone() for mk in masks]
     cuda = [mk.cuda() for mk in masks]
